@@ -1,0 +1,1 @@
+"""dcslog: DCS-compatible log management for self-run Redis fleets."""
