@@ -1,0 +1,79 @@
+"""What a DCS route needs before it runs: a session, the authenticated caller, the instance.
+
+``dcs_operation(role)`` wraps a handler: it authenticates the request, checks
+the project in the path against the credential and the caller's role, loads
+the ``{instance_id}`` of the path within that project, and hands the handler a
+``Context``. Handlers never see an unauthenticated request.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dcslog import errors
+from dcslog.auth import Caller, SignedRequest, authenticate
+from dcslog.config import Settings
+from dcslog.db.models import Instance
+from dcslog.keys import Keyring
+from dcslog.services.common import get_instance
+from dcslog.state import KEYRING, SESSIONMAKER, SETTINGS, STORE, WORKER
+
+PROJECT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+@dataclass
+class Context:
+    request: web.Request
+    session: AsyncSession
+    caller: Caller
+    instance: Instance | None
+
+    @property
+    def settings(self) -> Settings:
+        return self.request.app[SETTINGS]
+
+    @property
+    def keyring(self) -> Keyring:
+        return self.request.app[KEYRING]
+
+    @property
+    def store(self):
+        return self.request.app[STORE]
+
+    def wake_worker(self) -> None:
+        worker = self.request.app.get(WORKER)
+        if worker is not None:
+            worker.wake()
+
+
+Handler = Callable[[Context], Awaitable[web.StreamResponse]]
+
+
+def dcs_operation(role: str) -> Callable[[Handler], Callable[[web.Request], Awaitable[web.StreamResponse]]]:
+    def decorator(handler: Handler):
+        @functools.wraps(handler)
+        async def route(request: web.Request) -> web.StreamResponse:
+            async with request.app[SESSIONMAKER]() as session:
+                caller = await authenticate(
+                    SignedRequest(request.method, request.rel_url.raw_path, request.rel_url.raw_query_string,
+                                  request.headers, await request.read()),
+                    session, request.app[KEYRING], request.app[SETTINGS].clock_skew)
+                project_id = request.match_info["project_id"]
+                if not PROJECT_ID.fullmatch(project_id):
+                    raise errors.InvalidProjectId()
+                if project_id != caller.project_id:
+                    raise errors.ProjectMismatch()
+                if not caller.can(role):
+                    raise errors.Forbidden()
+                instance = None
+                if "instance_id" in request.match_info:
+                    instance = await get_instance(session, project_id, request.match_info["instance_id"])
+                return await handler(Context(request, session, caller, instance))
+        return route
+    return decorator

@@ -1,0 +1,44 @@
+"""Query-parameter parsing: every bad value becomes DCS.4800 ``Invalid {name} in the request.``"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+from multidict import MultiMapping
+
+from dcslog import errors
+
+JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
+
+
+def int_param(query: MultiMapping[str], name: str, default: int, *, minimum: int | None = None,
+              maximum: int | None = None, allowed: tuple[int, ...] | None = None) -> int:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise errors.InvalidParameter(name) from None
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum) \
+            or (allowed is not None and value not in allowed):
+        raise errors.InvalidParameter(name)
+    return value
+
+
+def choice_param(query: MultiMapping[str], name: str, allowed: tuple[str, ...], default: str | None = None) -> str:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        if default is None:
+            raise errors.InvalidParameter(name)
+        return default
+    if raw not in allowed:
+        raise errors.InvalidParameter(name)
+    return raw
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=json.dumps(body, separators=(",", ":")).encode(),
+                        headers={"Content-Type": JSON_CONTENT_TYPE})

@@ -1,0 +1,268 @@
+"""The ``dcslog`` command: the server, the worker-side admin commands, all against the configured database.
+
+Admin commands print JSON on stdout with ``--json`` (the contract scripts rely
+on) and a human table otherwise. Errors go to stderr with exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from datetime import timedelta
+from typing import Any, Awaitable, Callable
+
+from sqlalchemy import select
+
+from dcslog import errors
+from dcslog.auth import ROLES
+from dcslog.config import Settings
+from dcslog.db.models import Credential, Instance, Token
+from dcslog.db.session import create_engine, create_sessionmaker, upgrade
+from dcslog.keys import Keyring, hash_token, load_server_key, new_access_key, new_secret_key, new_token
+from dcslog.services import instances as instance_service
+from dcslog.services.common import get_instance, utcnow
+from dcslog.storage.local import open_object_store
+
+
+def _print(result: Any, as_json: bool, columns: list[str] | None = None) -> None:
+    if as_json:
+        print(json.dumps(result, indent=2, default=str))
+        return
+    rows = result if isinstance(result, list) else [result]
+    if not rows:
+        print("(none)")
+        return
+    columns = columns or [k for k in rows[0] if not isinstance(rows[0][k], (list, dict))]
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+    print("  ".join(c.upper().ljust(widths[c]) for c in columns))
+    for r in rows:
+        print("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns))
+
+
+async def _with_session(settings: Settings, work: Callable[..., Awaitable[Any]]) -> Any:
+    engine = create_engine(settings.effective_database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            return await work(session, Keyring(load_server_key(settings)))
+    finally:
+        await engine.dispose()
+
+
+def cmd_serve(args, settings: Settings) -> None:
+    from aiohttp import web
+
+    from dcslog.app import AccessLogger, create_app
+
+    if args.host:
+        settings.host = args.host
+    if args.port:
+        settings.port = args.port
+    try:
+        import uvloop
+        loop = uvloop.new_event_loop()
+    except ImportError:
+        loop = asyncio.new_event_loop()
+    web.run_app(create_app(settings, run_worker=not args.no_worker), host=settings.host, port=settings.port,
+                access_log_class=AccessLogger, loop=loop,
+                print=lambda *_: logging.getLogger("dcslog").info(
+                    "dcslog serving on http://%s:%s (data in %s)", settings.host, settings.port,
+                    settings.data_dir.resolve()))
+
+
+def cmd_db_upgrade(args, settings: Settings) -> dict:
+    return {"database": "upgraded"}
+
+
+def cmd_credentials_create(args, settings: Settings) -> dict:
+    secret_key = new_secret_key()
+
+    async def work(session, keyring):
+        credential = Credential(access_key=new_access_key(), secret_encrypted=keyring.encrypt(secret_key),
+                                project_id=args.project_id, role=args.role, created_at=utcnow())
+        session.add(credential)
+        await session.commit()
+        return {"access_key": credential.access_key, "secret_key": secret_key,
+                "project_id": credential.project_id, "role": credential.role}
+    return asyncio.run(_with_session(settings, work))
+
+
+def cmd_credentials_list(args, settings: Settings) -> list[dict]:
+    async def work(session, keyring):
+        query = select(Credential).order_by(Credential.created_at)
+        if args.project_id:
+            query = query.where(Credential.project_id == args.project_id)
+        return [{"access_key": c.access_key, "project_id": c.project_id, "role": c.role,
+                 "created_at": c.created_at.isoformat() + "Z"} for c in await session.scalars(query)]
+    return asyncio.run(_with_session(settings, work))
+
+
+def cmd_credentials_delete(args, settings: Settings) -> dict:
+    async def work(session, keyring):
+        credential = await session.get(Credential, args.access_key)
+        if credential is None:
+            raise errors.NotFound(f"No credential with access key {args.access_key}.")
+        await session.delete(credential)
+        await session.commit()
+        return {"access_key": args.access_key, "deleted": True}
+    return asyncio.run(_with_session(settings, work))
+
+
+def cmd_token_create(args, settings: Settings) -> dict:
+    token = new_token()
+
+    async def work(session, keyring):
+        now = utcnow()
+        row = Token(token_hash=hash_token(token), project_id=args.project_id, role=args.role, created_at=now,
+                    expires_at=now + timedelta(seconds=settings.token_ttl))
+        session.add(row)
+        await session.commit()
+        return {"token": token, "expires_at": row.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "project_id": row.project_id, "role": row.role}
+    return asyncio.run(_with_session(settings, work))
+
+
+def _parse_log_files(values: list[str]) -> dict[str, str]:
+    overrides = {}
+    for value in values:
+        address, sep, path = value.partition("=")
+        host, colon, port = address.rpartition(":")
+        if not sep or not colon or not host or not port.isdigit() or not path:
+            raise errors.DcsError(f"--log-file {value!r}: expected HOST:PORT=PATH")
+        overrides[address] = path
+    return overrides
+
+
+async def _instance_with_groups(session, instance: Instance) -> dict:
+    view = await instance_service.instance_view(session, instance)
+    view["group_list"] = await instance_service.group_list(session, instance)
+    return view
+
+
+def cmd_instances_import(args, settings: Settings) -> dict:
+    async def work(session, keyring):
+        instance = await instance_service.import_instance(
+            session, keyring, project_id=args.project_id, name=args.name, redis_url=args.redis,
+            log_file_overrides=_parse_log_files(args.log_file), timezone=args.timezone,
+            description=args.description, redis_timeout=settings.redis_timeout)
+        return await _instance_with_groups(session, instance)
+    return asyncio.run(_with_session(settings, work))
+
+
+async def _find_instance(session, args) -> Instance:
+    if args.project_id:
+        return await get_instance(session, args.project_id, args.instance_id)
+    instance = await session.get(Instance, args.instance_id)
+    if instance is None:
+        raise errors.InstanceNotFound()
+    return instance
+
+
+def cmd_instances_list(args, settings: Settings) -> list[dict]:
+    async def work(session, keyring):
+        query = select(Instance).order_by(Instance.created_at)
+        if args.project_id:
+            query = query.where(Instance.project_id == args.project_id)
+        return [await instance_service.instance_view(session, i) for i in await session.scalars(query)]
+    return asyncio.run(_with_session(settings, work))
+
+
+def cmd_instances_show(args, settings: Settings) -> dict:
+    async def work(session, keyring):
+        return await _instance_with_groups(session, await _find_instance(session, args))
+    return asyncio.run(_with_session(settings, work))
+
+
+def cmd_instances_refresh(args, settings: Settings) -> dict:
+    async def work(session, keyring):
+        instance = await instance_service.refresh_instance(
+            session, keyring, await _find_instance(session, args), redis_timeout=settings.redis_timeout)
+        return await _instance_with_groups(session, instance)
+    return asyncio.run(_with_session(settings, work))
+
+
+def cmd_instances_remove(args, settings: Settings) -> dict:
+    async def work(session, keyring):
+        keys = await instance_service.remove_instance(session, await _find_instance(session, args))
+        store = open_object_store(settings.effective_object_store)
+        for key in keys:
+            store.delete(key)
+        return {"instance_id": args.instance_id, "removed": True, "files_deleted": len(keys)}
+    return asyncio.run(_with_session(settings, work))
+
+
+INSTANCE_COLUMNS = ["instance_id", "name", "project_id", "status", "cache_mode", "ip", "port", "engine_version"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dcslog", description="DCS-compatible log management for Redis.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(subparsers, name: str, handler, help: str, columns=None, project_required=False):
+        p = subparsers.add_parser(name, help=help)
+        p.set_defaults(handler=handler, columns=columns)
+        if handler is not cmd_serve:
+            p.add_argument("--json", action="store_true", help="print JSON on stdout")
+        if project_required is not None:
+            p.add_argument("--project-id", required=project_required,
+                           help="project (1-64 of A-Z a-z 0-9 _ -)" if project_required else "limit to this project")
+        return p
+
+    serve = command(sub, "serve", cmd_serve, "run the HTTP API (and, unless --no-worker, the background worker)",
+                    project_required=None)
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--no-worker", action="store_true", help="API only; run `dcslog worker` elsewhere")
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
+    command(db, "upgrade", cmd_db_upgrade, "apply pending migrations", project_required=None)
+
+    creds = sub.add_parser("credentials", help="AK/SK credentials").add_subparsers(dest="sub", required=True)
+    create = command(creds, "create", cmd_credentials_create, "create an AK/SK pair", project_required=True)
+    create.add_argument("--role", choices=ROLES, default="admin")
+    command(creds, "list", cmd_credentials_list, "list access keys (never secrets)",
+            columns=["access_key", "project_id", "role", "created_at"])
+    delete = command(creds, "delete", cmd_credentials_delete, "delete a credential", project_required=None)
+    delete.add_argument("access_key")
+
+    token = sub.add_parser("token", help="X-Auth-Token tokens").add_subparsers(dest="sub", required=True)
+    create = command(token, "create", cmd_token_create, "create a token", project_required=True)
+    create.add_argument("--role", choices=ROLES, default="admin")
+
+    inst = sub.add_parser("instances", help="Redis deployments").add_subparsers(dest="sub", required=True)
+    imp = command(inst, "import", cmd_instances_import, "register a Redis deployment", project_required=True)
+    imp.add_argument("--name", required=True)
+    imp.add_argument("--redis", required=True, metavar="URL", help="redis://[user:pass@]host:port or rediss://…")
+    imp.add_argument("--log-file", action="append", default=[], metavar="HOST:PORT=PATH",
+                     help="the node's run-log path, when CONFIG GET cannot tell it (repeatable)")
+    imp.add_argument("--timezone", default="UTC", help="IANA zone Redis writes its log in (default UTC)")
+    imp.add_argument("--description", default="")
+    command(inst, "list", cmd_instances_list, "list instances", columns=INSTANCE_COLUMNS)
+    for name, handler, help in (("show", cmd_instances_show, "show an instance and its groups"),
+                                ("refresh", cmd_instances_refresh, "re-discover an instance's topology"),
+                                ("remove", cmd_instances_remove, "delete an instance and its files")):
+        p = command(inst, name, handler, help, columns=INSTANCE_COLUMNS if name != "remove" else None)
+        p.add_argument("instance_id")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        upgrade(settings.effective_database_url)
+        if args.handler is cmd_serve:
+            cmd_serve(args, settings)
+            return 0
+        _print(args.handler(args, settings), args.json, args.columns)
+        return 0
+    except errors.DcsError as exc:
+        print(f"error: {exc.error_msg}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""Tables. Times are naive UTC ``datetime`` values (the same on SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, BigInteger
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Credential(Base):
+    """An AK/SK pair. The SK is kept encrypted with the server key: HMAC checks need it back."""
+
+    __tablename__ = "credentials"
+    access_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Token(Base):
+    """An X-Auth-Token, stored only as its SHA-256."""
+
+    __tablename__ = "tokens"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Instance(Base):
+    __tablename__ = "instances"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(Text, default="")
+    # The connection URL may hold a password: encrypted like secret keys.
+    redis_url_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    log_file_overrides: Mapped[str] = mapped_column(Text, default="{}")  # JSON {"host:port": path}
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    status: Mapped[str] = mapped_column(String(16))
+    cache_mode: Mapped[str] = mapped_column(String(16))
+    engine_version: Mapped[str] = mapped_column(String(16))
+    ip: Mapped[str] = mapped_column(String(64))
+    port: Mapped[int] = mapped_column(Integer)
+    max_memory_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    used_memory_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    db_number: Mapped[int] = mapped_column(Integer, default=16)
+    access_user: Mapped[str] = mapped_column(String(128), default="")
+    no_password_access: Mapped[bool]
+    enable_ssl: Mapped[bool]
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Replication(Base):
+    """A Redis node of an instance. Ids are derived from the instance and address, so they survive re-discovery."""
+
+    __tablename__ = "replications"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), index=True)
+    group_id: Mapped[str] = mapped_column(String(36))
+    group_name: Mapped[str] = mapped_column(String(32))
+    group_index: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer)  # order inside the group: master first
+    role: Mapped[str] = mapped_column(String(8))
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer)
+    node_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    log_file: Mapped[str | None] = mapped_column(Text, nullable=True)
+    log_file_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Task(Base):
+    """A background task (DCS ListBackgroundTask); for CollectRunLog it is also the worker's job."""
+
+    __tablename__ = "tasks"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"))
+    project_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(64))
+    replication_id: Mapped[str] = mapped_column(String(36))
+    details: Mapped[str] = mapped_column(Text)  # JSON
+    params: Mapped[str] = mapped_column(Text)  # JSON string of the request's query
+    user_name: Mapped[str] = mapped_column(String(128))
+    user_id: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))  # running | succeed | failed
+    error_msg: Mapped[str | None] = mapped_column(Text, nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+    __table_args__ = (
+        Index("ix_tasks_instance_created", "instance_id", "created_at"),
+        Index("ix_tasks_status", "status"),
+    )
+
+
+class LogFile(Base):
+    """One collected run-log file: one per (replica, day)."""
+
+    __tablename__ = "log_files"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"))
+    project_id: Mapped[str] = mapped_column(String(64))
+    replication_id: Mapped[str] = mapped_column(String(36))
+    group_name: Mapped[str] = mapped_column(String(32))
+    replication_ip: Mapped[str] = mapped_column(String(255))
+    day: Mapped[str] = mapped_column(String(10))  # yyyy-MM-dd
+    status: Mapped[str] = mapped_column(String(16))  # creating | succeed | failed
+    task_id: Mapped[str] = mapped_column(String(36))
+    object_key: Mapped[str] = mapped_column(Text)
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error_msg: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+    __table_args__ = (
+        UniqueConstraint("instance_id", "replication_id", "day", name="uq_log_files_replica_day"),
+        Index("ix_log_files_listing", "instance_id", "day"),
+    )

@@ -1,0 +1,98 @@
+"""The server key and everything derived from it: secrets at rest, token hashes, link signatures."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from dcslog.config import Settings
+
+
+def load_server_key(settings: Settings) -> bytes:
+    """The Fernet key from DCSLOG_SERVER_KEY, else from <data_dir>/server.key, created once (mode 0600)."""
+    if settings.server_key:
+        return settings.server_key.encode()
+    path = Path(settings.data_dir) / "server.key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    # O_EXCL: two processes starting together agree on one key.
+    with os.fdopen(fd, "wb") as f:
+        f.write(Fernet.generate_key())
+    return path.read_bytes().strip()
+
+
+class Keyring:
+    """Encrypts secrets at rest and signs download links, all from one server key."""
+
+    def __init__(self, server_key: bytes):
+        self._fernet = Fernet(server_key)
+        # A separate key for links, so a link signature never doubles as anything else.
+        self._link_key = hmac.new(server_key, b"dcslog download link v1", hashlib.sha256).digest()
+
+    def encrypt(self, plaintext: str) -> bytes:
+        return self._fernet.encrypt(plaintext.encode())
+
+    def decrypt(self, ciphertext: bytes) -> str:
+        try:
+            return self._fernet.decrypt(ciphertext).decode()
+        except InvalidToken as exc:  # a different server key than the one that wrote it
+            raise RuntimeError("cannot decrypt a stored secret: DCSLOG_SERVER_KEY or server.key has changed") from exc
+
+    def sign_link(self, file_id: str, expires_at: int) -> str:
+        """An opaque link token: which file, until when, and an HMAC over both."""
+        payload = _b64(json.dumps({"f": file_id, "e": expires_at}, separators=(",", ":")).encode())
+        return f"{payload}.{self._link_mac(payload)}"
+
+    def verify_link(self, token: str, now: float | None = None) -> str | None:
+        """The file id if the token is authentic and unexpired, else None."""
+        payload, _, mac = token.partition(".")
+        if not payload or not mac or not hmac.compare_digest(mac, self._link_mac(payload)):
+            return None
+        try:
+            data = json.loads(_unb64(payload))
+            file_id, expires_at = str(data["f"]), int(data["e"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        if (now if now is not None else time.time()) >= expires_at:
+            return None
+        return file_id
+
+    def _link_mac(self, payload: str) -> str:
+        return _b64(hmac.new(self._link_key, payload.encode(), hashlib.sha256).digest())
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return "dcslog-" + secrets.token_urlsafe(32)
+
+
+def new_access_key() -> str:
+    # Upper-case alphanumerics, like the cloud's own AKs.
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    return "".join(secrets.choice(alphabet) for _ in range(20))
+
+
+def new_secret_key() -> str:
+    return secrets.token_urlsafe(30)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

@@ -1,0 +1,106 @@
+"""Running one CollectRunLog task: cut each requested day out of the node's run log and publish it.
+
+A file becomes ``succeed`` only after its bytes are complete, fsynced and
+renamed into place, with size and SHA-256 recorded in the same update; any
+failure leaves it ``failed`` with a reason and the staged bytes discarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+from datetime import date
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from dcslog.db.models import LogFile, Replication, Task
+from dcslog.runlog.slicer import write_day
+from dcslog.services.common import utcnow
+from dcslog.storage.local import LocalObjectStore
+
+log = logging.getLogger(__name__)
+
+HASH_CHUNK = 1 << 20
+
+
+def cut_day(store: LocalObjectStore, log_file: str, day: date, key: str) -> tuple[int, str]:
+    """Write one day to a staged file, hash it, fsync it, publish it under ``key``. Returns (size, sha256)."""
+    fd, staged = store.stage()
+    try:
+        try:
+            size = write_day(log_file, day, fd)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        digest = hashlib.sha256()
+        # Hash what actually landed on disk, not what we meant to write.
+        with open(staged, "rb") as f:
+            while chunk := f.read(HASH_CHUNK):
+                digest.update(chunk)
+        if os.path.getsize(staged) != size:
+            raise OSError(f"staged file has {os.path.getsize(staged)} bytes, expected {size}")
+        store.publish(staged, key)
+        return size, digest.hexdigest()
+    except BaseException:
+        store.discard(staged)
+        raise
+
+
+def describe_failure(exc: BaseException, log_file: str) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return f"Log file {log_file} (and rotated copies) not found on this machine."
+    if isinstance(exc, PermissionError):
+        return f"No permission to read log file {log_file}."
+    if isinstance(exc, OSError):
+        return f"Cannot read or store log file {log_file}: {exc.strerror or exc}."
+    return f"Collection failed: {type(exc).__name__}."
+
+
+async def run_collect_task(sessionmaker: async_sessionmaker[AsyncSession], store: LocalObjectStore, task_id: str) -> None:
+    """Collect every file of the task, then settle the task's status. Safe to run again after a crash."""
+    async with sessionmaker() as session:
+        task = await session.get(Task, task_id)
+        if task is None or task.status != "running":
+            return
+        replication = await session.get(Replication, task.replication_id)
+        files = list(await session.scalars(select(LogFile).where(
+            LogFile.task_id == task.id, LogFile.status == "creating").order_by(LogFile.day)))
+
+    if replication is None:
+        failure = "The replica no longer belongs to the instance."
+    elif replication.log_file is None:
+        failure = f"No log file for {replication.host}:{replication.port}: {replication.log_file_error}"
+    else:
+        failure = None
+
+    errors: list[str] = []
+    for row in files:
+        if failure is None:
+            try:
+                size, sha256 = await asyncio.to_thread(
+                    cut_day, store, replication.log_file, date.fromisoformat(row.day), row.object_key)
+            except Exception as exc:  # noqa: BLE001 - every failure must end as a readable reason
+                log.warning("collection of %s %s failed: %r", row.replication_ip, row.day, exc)
+                reason = describe_failure(exc, replication.log_file)
+                errors.append(f"{row.day}: {reason}")
+                values = {"status": "failed", "error_msg": reason}
+            else:
+                values = {"status": "succeed", "size": size, "sha256": sha256, "error_msg": None}
+        else:
+            errors.append(failure)
+            values = {"status": "failed", "error_msg": failure}
+        async with sessionmaker() as session:
+            await session.execute(update(LogFile).where(
+                LogFile.id == row.id, LogFile.task_id == task_id, LogFile.status == "creating",
+            ).values(updated_at=utcnow(), **values))
+            await session.commit()
+
+    async with sessionmaker() as session:
+        await session.execute(update(Task).where(Task.id == task_id).values(
+            status="failed" if errors else "succeed",
+            error_msg="; ".join(dict.fromkeys(errors)) or None,
+            lease_owner=None, lease_until=None, updated_at=utcnow()))
+        await session.commit()

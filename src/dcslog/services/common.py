@@ -1,0 +1,55 @@
+"""Small helpers shared by the services: clock, ids, DCS time formats, instance lookup."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dcslog import errors
+from dcslog.db.models import Instance
+
+# Derived ids (replications, nodes, groups) live under this namespace, so the
+# same node of the same instance always gets the same id.
+ID_NAMESPACE = uuid.UUID("5b0f0b52-3c38-4c42-9d0b-6f0a5d1e0c11")
+
+
+def utcnow() -> datetime:
+    """Naive UTC, as stored in the database."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def derived_id(*parts: str) -> str:
+    return str(uuid.uuid5(ID_NAMESPACE, "/".join(parts)))
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def dcs_time(value: datetime) -> str:
+    """``2017-03-31T12:24:46.297Z``"""
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def validate_instance_id(instance_id: str) -> str:
+    try:
+        return str(uuid.UUID(instance_id)) if len(instance_id) == 36 else _bad_instance_id()
+    except ValueError:
+        _bad_instance_id()
+
+
+def _bad_instance_id():
+    raise errors.InvalidInstanceId()
+
+
+async def get_instance(session: AsyncSession, project_id: str, instance_id: str) -> Instance:
+    """The instance, only if it belongs to the project: another project's gets the same 404 as a missing one."""
+    instance_id = validate_instance_id(instance_id)
+    instance = await session.scalar(
+        select(Instance).where(Instance.id == instance_id, Instance.project_id == project_id))
+    if instance is None:
+        raise errors.InstanceNotFound()
+    return instance

@@ -1,0 +1,212 @@
+"""Registering Redis deployments and describing them the way DCS does (ShowInstance, ListGroupReplicationInfo)."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dcslog import errors
+from dcslog.db.models import Instance, LogFile, Replication, Task
+from dcslog.keys import Keyring
+from dcslog.redis.discovery import DiscoveryError, Topology, discover
+from dcslog.services.common import dcs_time, derived_id, get_instance, new_id, utcnow
+
+MB = 1024 * 1024
+GB = 1024 * MB
+
+
+class ImportFailed(errors.DcsError):
+    """The deployment could not be imported (bad URL, unreachable, bad time zone)."""
+
+
+def _check_redis_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ImportFailed("The Redis URL must look like redis://[user:pass@]host:port or rediss://…")
+
+
+def _check_timezone(name: str) -> None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ImportFailed(f"Unknown time zone {name!r}: use an IANA name such as UTC or Europe/Berlin.") from None
+
+
+async def import_instance(session: AsyncSession, keyring: Keyring, *, project_id: str, name: str, redis_url: str,
+                          log_file_overrides: dict[str, str] | None = None, timezone: str = "UTC",
+                          description: str = "", redis_timeout: float = 5.0) -> Instance:
+    """Connect, discover the topology and register it. Fails (nothing stored) if Redis cannot be reached."""
+    if not name.strip():
+        raise ImportFailed("The instance name must not be empty.")
+    _check_redis_url(redis_url)
+    _check_timezone(timezone)
+    overrides = log_file_overrides or {}
+    try:
+        topology = await discover(redis_url, overrides, timeout=redis_timeout)
+    except DiscoveryError as exc:
+        raise ImportFailed(f"Cannot import: {exc}") from None
+    parts = urlsplit(redis_url)
+    now = utcnow()
+    instance = Instance(
+        id=new_id(), project_id=project_id, name=name, description=description,
+        redis_url_encrypted=keyring.encrypt(redis_url), log_file_overrides=json.dumps(overrides),
+        timezone=timezone, access_user=parts.username or "", no_password_access=parts.password is None,
+        enable_ssl=parts.scheme == "rediss", created_at=now, updated_at=now,
+    )
+    _apply_topology(instance, topology)
+    session.add(instance)
+    await session.flush()
+    await _store_replications(session, instance, topology)
+    await session.commit()
+    return instance
+
+
+async def refresh_instance(session: AsyncSession, keyring: Keyring, instance: Instance,
+                           redis_timeout: float = 5.0) -> Instance:
+    """Re-discover. Ids of nodes already known stay the same; an unreachable deployment is marked ERROR."""
+    try:
+        topology = await discover(keyring.decrypt(instance.redis_url_encrypted),
+                                  json.loads(instance.log_file_overrides), timeout=redis_timeout)
+    except DiscoveryError as exc:
+        instance.status, instance.last_error = "ERROR", str(exc)
+        for replication in await _replications(session, instance.id):
+            replication.status = "Inactive"
+    else:
+        _apply_topology(instance, topology)
+        await _store_replications(session, instance, topology)
+    instance.updated_at = utcnow()
+    await session.commit()
+    return instance
+
+
+async def remove_instance(session: AsyncSession, instance: Instance) -> list[str]:
+    """Delete the instance and all its records; returns the object keys of its files for the caller to delete."""
+    keys = list(await session.scalars(select(LogFile.object_key).where(LogFile.instance_id == instance.id)))
+    for model in (LogFile, Task, Replication):
+        await session.execute(delete(model).where(model.instance_id == instance.id))
+    await session.delete(instance)
+    await session.commit()
+    return keys
+
+
+def _apply_topology(instance: Instance, topology: Topology) -> None:
+    instance.status = "RUNNING"
+    instance.last_error = None
+    instance.cache_mode = topology.cache_mode
+    instance.engine_version = topology.engine_version
+    instance.ip, instance.port = topology.primary_host, topology.primary_port
+    instance.max_memory_bytes = topology.max_memory_bytes
+    instance.used_memory_bytes = topology.used_memory_bytes
+    instance.db_number = topology.db_number
+
+
+async def _replications(session: AsyncSession, instance_id: str) -> list[Replication]:
+    rows = await session.scalars(select(Replication).where(Replication.instance_id == instance_id)
+                                 .order_by(Replication.group_index, Replication.position))
+    return list(rows)
+
+
+async def _store_replications(session: AsyncSession, instance: Instance, topology: Topology) -> None:
+    existing = {r.id: r for r in await _replications(session, instance.id)}
+    seen = set()
+    for group_index, group in enumerate(topology.groups):
+        group_id = derived_id(instance.id, "group", group.shard_key)
+        for position, node in enumerate(group.nodes):
+            address = f"{node.host}:{node.port}"
+            replication_id = derived_id(instance.id, "replication", address)
+            row = existing.get(replication_id)
+            if row is None:
+                row = Replication(id=replication_id, instance_id=instance.id, host=node.host, port=node.port,
+                                  node_id=derived_id(instance.id, "node", address).replace("-", ""))
+                session.add(row)
+            row.group_id, row.group_name, row.group_index = group_id, f"group-{group_index}", group_index
+            row.position, row.role, row.status = position, node.role, node.status
+            row.log_file, row.log_file_error = node.log_file, node.log_file_error
+            seen.add(replication_id)
+    # Nodes that left the deployment: their collected files stay listed until retention.
+    for replication_id, row in existing.items():
+        if replication_id not in seen:
+            await session.delete(row)
+    await session.flush()
+
+
+async def list_instances(session: AsyncSession, project_id: str, *, offset: int = 0, limit: int = 10,
+                         name: str | None = None, status: str | None = None) -> tuple[int, list[Instance]]:
+    query = select(Instance).where(Instance.project_id == project_id)
+    if name:
+        query = query.where(Instance.name.contains(name, autoescape=True))
+    if status:
+        query = query.where(Instance.status == status)
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = await session.scalars(query.order_by(Instance.created_at.desc(), Instance.id).offset(offset).limit(limit))
+    return total or 0, list(rows)
+
+
+async def instance_view(session: AsyncSession, instance: Instance) -> dict:
+    """The DCS ShowInstance object (the subset in SPEC §2), plus documented extensions."""
+    replications = await _replications(session, instance.id)
+    groups = {r.group_index for r in replications}
+    per_group = max((sum(1 for r in replications if r.group_index == g) for g in groups), default=1)
+    return {
+        "instance_id": instance.id,
+        "name": instance.name,
+        "engine": "Redis",
+        "engine_version": instance.engine_version,
+        "status": instance.status,
+        "ip": instance.ip,
+        "port": instance.port,
+        "domain_name": instance.ip,
+        "cache_mode": instance.cache_mode,
+        "max_memory": instance.max_memory_bytes // MB,
+        "used_memory": instance.used_memory_bytes // MB,
+        "capacity": instance.max_memory_bytes // GB,
+        "capacity_minor": f"{instance.max_memory_bytes / GB:.2f}".rstrip("0").rstrip("."),
+        "replica_count": per_group,
+        "sharding_count": len(groups),
+        "description": instance.description,
+        "created_at": dcs_time(instance.created_at),
+        "updated_at": dcs_time(instance.updated_at),
+        "project_id": instance.project_id,
+        "access_user": instance.access_user,
+        "no_password_access": "true" if instance.no_password_access else "false",
+        "enable_ssl": instance.enable_ssl,
+        "support_slow_log_flag": "true",
+        "db_number": instance.db_number,
+        # Extensions
+        "timezone": instance.timezone,
+        "error_msg": instance.last_error,
+    }
+
+
+async def group_list(session: AsyncSession, instance: Instance) -> list[dict]:
+    """DCS ListGroupReplicationInfo ``group_list``: shards in a stable order, master first."""
+    groups: dict[int, dict] = {}
+    for r in await _replications(session, instance.id):
+        group = groups.setdefault(r.group_index, {
+            "group_id": r.group_id, "group_name": r.group_name, "replication_list": []})
+        group["replication_list"].append({
+            "replication_id": r.id,
+            "replication_role": r.role,
+            "replication_ip": r.host,
+            "is_replication": False,
+            "node_id": r.node_id,
+            "status": r.status,
+            "az_code": "local",
+            "dimensions": [
+                {"name": "dcs_instance_id", "value": instance.id},
+                {"name": "dcs_cluster_redis_node", "value": r.node_id},
+            ],
+            # Extensions
+            "replication_port": r.port,
+            "log_file": r.log_file,
+            "log_file_error": r.log_file_error,
+        })
+    return [groups[index] for index in sorted(groups)]
+
+
+async def show_instance(session: AsyncSession, project_id: str, instance_id: str) -> dict:
+    return await instance_view(session, await get_instance(session, project_id, instance_id))

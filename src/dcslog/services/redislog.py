@@ -1,0 +1,162 @@
+"""Run-log files: collection requests, the file list, download links (DCS Log Management)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dcslog import errors
+from dcslog.auth import Caller
+from dcslog.db.models import Instance, LogFile, Replication, Task
+from dcslog.keys import Keyring
+from dcslog.services.common import new_id, utcnow
+
+QUERY_TIMES = (0, 1, 3, 7)
+COLLECT_TASK = "CollectRunLog"
+
+
+def file_name(replication_ip: str, day: str) -> str:
+    return f"redis_{replication_ip}_{day}.log"
+
+
+def days_to_collect(query_time: int, tz: str, now: datetime) -> list[date]:
+    """The N calendar days ending today in the instance's time zone (0 and 1 both mean today), newest first."""
+    today = now.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(tz)).date()
+    return [today - timedelta(days=i) for i in range(max(query_time, 1))]
+
+
+async def _replication(session: AsyncSession, instance: Instance, replication_id: str | None) -> Replication:
+    replications = list(await session.scalars(select(Replication).where(Replication.instance_id == instance.id)))
+    if replication_id is None:
+        # Only a single-node instance may leave the replica implicit.
+        if len(replications) == 1:
+            return replications[0]
+        raise errors.InvalidParameter("replication_id")
+    for replication in replications:
+        if replication.id == replication_id:
+            return replication
+    raise errors.InvalidParameter("replication_id")
+
+
+async def create_redislog(session: AsyncSession, caller: Caller, instance: Instance, *, log_type: str,
+                          query_time: int, replication_id: str | None, retention_days: float) -> Task:
+    """Queue a collection: one task, one file per day in status ``creating``.
+
+    Files already held for those days are refreshed in place (same id). If any
+    of those days is being collected for the replica right now, nothing
+    changes and DCS.4017 is raised; the check is a conditional UPDATE, so two
+    requests racing each other cannot both win.
+    """
+    replication = await _replication(session, instance, replication_id)
+    now = utcnow()
+    days = days_to_collect(query_time, instance.timezone, now)
+    task = Task(
+        id=new_id(), instance_id=instance.id, project_id=instance.project_id, name=COLLECT_TASK,
+        replication_id=replication.id,
+        details=json.dumps({"group_name": replication.group_name, "replica_ip": replication.host,
+                            "replication_id": replication.id, "days": [d.isoformat() for d in days]}),
+        params=json.dumps({"log_type": log_type, "query_time": query_time, "replication_id": replication.id}),
+        user_name=caller.user_id, user_id=caller.user_id, status="running", attempts=0,
+        created_at=now, updated_at=now,
+    )
+    session.add(task)
+    expires_at = now + timedelta(days=retention_days)
+    try:
+        for day in days:
+            day_text = day.isoformat()
+            refreshed = await session.execute(
+                update(LogFile)
+                .where(LogFile.instance_id == instance.id, LogFile.replication_id == replication.id,
+                       LogFile.day == day_text, LogFile.status != "creating")
+                .values(status="creating", task_id=task.id, error_msg=None, updated_at=now,
+                        expires_at=expires_at, group_name=replication.group_name,
+                        replication_ip=replication.host))
+            if refreshed.rowcount:
+                continue
+            existing = await session.scalar(select(LogFile.id).where(
+                LogFile.instance_id == instance.id, LogFile.replication_id == replication.id,
+                LogFile.day == day_text))
+            if existing is not None:  # there, but creating: a collection is running
+                raise errors.CollectionRunning()
+            file_id = new_id()
+            session.add(LogFile(
+                id=file_id, instance_id=instance.id, project_id=instance.project_id,
+                replication_id=replication.id, group_name=replication.group_name,
+                replication_ip=replication.host, day=day_text, status="creating", task_id=task.id,
+                object_key=f"{instance.id}/{file_id}.log", created_at=now, updated_at=now,
+                expires_at=expires_at))
+            await session.flush()
+        await session.commit()
+    except IntegrityError:  # another request inserted the same (replica, day) first
+        await session.rollback()
+        raise errors.CollectionRunning() from None
+    except errors.CollectionRunning:
+        await session.rollback()
+        raise
+    return task
+
+
+def runlog_item(row: LogFile) -> dict:
+    item = {
+        "id": row.id,
+        "file_name": file_name(row.replication_ip, row.day),
+        "group_name": row.group_name,
+        "replication_ip": row.replication_ip,
+        "status": row.status,
+        "time": row.day,
+        "backup_id": row.task_id,
+    }
+    # Extensions: what a user needs to trust or diagnose a file.
+    if row.status == "succeed":
+        item["size"], item["sha256"] = row.size, row.sha256
+    if row.error_msg:
+        item["error_msg"] = row.error_msg
+    return item
+
+
+async def list_redislog(session: AsyncSession, instance: Instance, *, offset: int, limit: int) -> tuple[int, list[dict]]:
+    where = (LogFile.instance_id == instance.id, LogFile.project_id == instance.project_id)
+    total = await session.scalar(select(func.count()).select_from(LogFile).where(*where)) or 0
+    rows = await session.scalars(
+        select(LogFile).where(*where)
+        .order_by(LogFile.day.desc(), LogFile.group_name, LogFile.replication_ip, LogFile.id)
+        .offset(offset).limit(limit))
+    return total, [runlog_item(r) for r in rows]
+
+
+async def _log_file(session: AsyncSession, instance: Instance, file_id: str) -> LogFile:
+    row = await session.scalar(select(LogFile).where(
+        LogFile.id == file_id, LogFile.instance_id == instance.id, LogFile.project_id == instance.project_id))
+    if row is None:
+        raise errors.NotFound("The log file does not exist.")
+    return row
+
+
+async def create_redislog_download_link(session: AsyncSession, keyring: Keyring, instance: Instance, file_id: str,
+                                        *, public_url: str, link_ttl: int) -> dict:
+    row = await _log_file(session, instance, file_id)
+    if row.status != "succeed":
+        raise errors.FileNotReady(row.status)
+    now = utcnow()
+    # Never past retention: the file is gone then anyway.
+    expires_at = min(now + timedelta(seconds=link_ttl), row.expires_at)
+    expires_epoch = int((expires_at - datetime(1970, 1, 1)).total_seconds())
+    token = keyring.sign_link(row.id, expires_epoch)
+    return {"id": row.id, "backup_id": row.task_id, "link": f"{public_url}/downloads/{token}",
+            "expires_at": expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+async def file_for_download(session: AsyncSession, keyring: Keyring, token: str) -> LogFile:
+    """The file a link names, if the link is authentic, unexpired, and the file still there and complete."""
+    file_id = keyring.verify_link(token)
+    if file_id is None:
+        raise errors.LinkForbidden()
+    row = await session.get(LogFile, file_id)
+    if row is None or row.status != "succeed":
+        raise errors.NotFound("The log file no longer exists.")
+    return row

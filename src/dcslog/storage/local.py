@@ -1,0 +1,72 @@
+"""The embedded object store: a local directory, files published by rename."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+
+class LocalObjectStore:
+    """Keys are relative paths under ``root``. Staged files live in ``root/.staging``,
+    on the same filesystem, so publishing is one atomic ``rename``: a reader sees
+    the old file or the complete new one, never a partial one."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).resolve()
+        self.staging = self.root / ".staging"
+        self.staging.mkdir(parents=True, exist_ok=True)
+
+    def path(self, key: str) -> Path:
+        target = (self.root / key).resolve()
+        if self.root not in target.parents:
+            raise ValueError(f"object key escapes the store: {key!r}")
+        return target
+
+    def stage(self) -> tuple[int, str]:
+        """A new empty file to write into: (open fd, path)."""
+        return tempfile.mkstemp(dir=self.staging, suffix=".part")
+
+    def publish(self, staged_path: str, key: str) -> None:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged_path, target)
+        # The rename itself must survive a crash, not only the file's bytes.
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def discard(self, staged_path: str) -> None:
+        try:
+            os.unlink(staged_path)
+        except FileNotFoundError:
+            pass
+
+    def delete(self, key: str) -> None:
+        try:
+            self.path(key).unlink()
+        except FileNotFoundError:
+            pass
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def clean_staging(self, older_than: float) -> None:
+        """Remove staged files left by a crashed process. Only old ones: another
+        process sharing the directory may be writing a fresh one right now."""
+        cutoff = time.time() - older_than
+        for leftover in self.staging.glob("*.part"):
+            try:
+                if leftover.stat().st_mtime < cutoff:
+                    leftover.unlink()
+            except FileNotFoundError:
+                pass
+
+
+def open_object_store(url: str) -> LocalObjectStore:
+    if url.startswith("file://"):
+        return LocalObjectStore(url[len("file://"):])
+    raise ValueError(f"unsupported DCSLOG_OBJECT_STORE {url!r}: use file:///path")

@@ -1,0 +1,127 @@
+"""Background jobs: claim queued collections, run them under a lease, sweep expired files.
+
+A job is a ``tasks`` row in status ``running``. A worker claims it with a
+conditional UPDATE (free, or its lease expired) and renews the lease while it
+works, so a job whose worker died is taken over once the lease runs out and a
+live one is never run twice at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from datetime import timedelta
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from dcslog.config import Settings
+from dcslog.db.models import LogFile, Task
+from dcslog.services.collection import run_collect_task
+from dcslog.services.common import new_id, utcnow
+from dcslog.services.redislog import COLLECT_TASK
+from dcslog.storage.local import LocalObjectStore
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+
+
+class Worker:
+    def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], store: LocalObjectStore):
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+        self.store = store
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{new_id()[:8]}"
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look for jobs now instead of at the next poll (called after a collection request)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        self.store.clean_staging(older_than=self.settings.job_lease)
+        next_sweep = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                if loop.time() >= next_sweep:
+                    await self.sweep()
+                    next_sweep = loop.time() + self.settings.sweep_interval
+                while (task_id := await self.claim()) is not None:
+                    await self.run_job(task_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the loop must outlive a bad job or a database hiccup
+                log.exception("worker iteration failed")
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.settings.worker_poll_interval)
+            except asyncio.TimeoutError:
+                pass
+
+    async def claim(self) -> str | None:
+        """Take one runnable collection job, or None."""
+        now = utcnow()
+        async with self.sessionmaker() as session:
+            candidates = list(await session.scalars(
+                select(Task.id).where(Task.name == COLLECT_TASK, Task.status == "running",
+                                      or_(Task.lease_until.is_(None), Task.lease_until < now))
+                .order_by(Task.created_at).limit(10)))
+            for task_id in candidates:
+                claimed = await session.execute(
+                    update(Task).where(Task.id == task_id, Task.status == "running",
+                                       or_(Task.lease_until.is_(None), Task.lease_until < now))
+                    .values(lease_owner=self.owner, lease_until=now + timedelta(seconds=self.settings.job_lease),
+                            attempts=Task.attempts + 1, updated_at=now))
+                await session.commit()
+                if claimed.rowcount == 1:
+                    return task_id
+        return None
+
+    async def run_job(self, task_id: str) -> None:
+        async with self.sessionmaker() as session:
+            task = await session.get(Task, task_id)
+            if task.attempts > MAX_ATTEMPTS:
+                await self._give_up(session, task)
+                return
+        heartbeat = asyncio.create_task(self._heartbeat(task_id))
+        try:
+            await run_collect_task(self.sessionmaker, self.store, task_id)
+        finally:
+            heartbeat.cancel()
+
+    async def _heartbeat(self, task_id: str) -> None:
+        while True:
+            await asyncio.sleep(self.settings.job_lease / 3)
+            async with self.sessionmaker() as session:
+                await session.execute(update(Task).where(Task.id == task_id, Task.lease_owner == self.owner).values(
+                    lease_until=utcnow() + timedelta(seconds=self.settings.job_lease)))
+                await session.commit()
+
+    async def _give_up(self, session: AsyncSession, task: Task) -> None:
+        reason = f"Gave up after {MAX_ATTEMPTS} attempts: the worker running it stopped each time."
+        now = utcnow()
+        await session.execute(update(LogFile).where(LogFile.task_id == task.id, LogFile.status == "creating")
+                              .values(status="failed", error_msg=reason, updated_at=now))
+        await session.execute(update(Task).where(Task.id == task.id).values(
+            status="failed", error_msg=reason, lease_owner=None, lease_until=None, updated_at=now))
+        await session.commit()
+
+    async def sweep(self) -> int:
+        """Delete files (objects first, then records) past retention, and finished tasks as old. Returns files deleted."""
+        now = utcnow()
+        async with self.sessionmaker() as session:
+            expired = list(await session.scalars(
+                select(LogFile).where(LogFile.expires_at < now, LogFile.status != "creating")))
+            for row in expired:
+                await asyncio.to_thread(self.store.delete, row.object_key)
+                await session.delete(row)
+            task_cutoff = now - timedelta(days=self.settings.retention_days)
+            await session.execute(delete(Task).where(Task.status != "running", Task.updated_at < task_cutoff))
+            await session.commit()
+        if expired:
+            log.info("retention: deleted %d expired file(s)", len(expired))
+        return len(expired)

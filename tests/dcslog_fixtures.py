@@ -1,0 +1,112 @@
+"""A real dcslog server for tests: the aiohttp app on a loopback port in a background thread,
+plus the CLI (called in-process) and the official huaweicloudsdkdcs client pointed at it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from aiohttp import web
+from huaweicloudsdkcore.auth.credentials import BasicCredentials
+from huaweicloudsdkcore.http.http_config import HttpConfig
+from huaweicloudsdkdcs.v2 import DcsClient
+
+from dcslog import cli
+from dcslog.app import create_app
+from dcslog.config import Settings
+
+
+def _free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class DcslogServer:
+    settings: Settings
+    url: str
+    monkeypatch: pytest.MonkeyPatch
+
+    def cli(self, *args: str) -> dict | list:
+        """Run ``dcslog ARGS --json`` in-process against this server's database; returns the parsed JSON."""
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = cli.main([*args, "--json"])
+        assert code == 0, f"dcslog {' '.join(args)} failed"
+        return json.loads(out.getvalue())
+
+    def credentials(self, project_id: str = "proj-a", role: str = "admin") -> dict:
+        return self.cli("credentials", "create", "--project-id", project_id, "--role", role)
+
+    def sdk(self, project_id: str = "proj-a", role: str = "admin", credential: dict | None = None) -> DcsClient:
+        credential = credential or self.credentials(project_id, role)
+        config = HttpConfig.get_default_config()
+        config.timeout = (5, 30)
+        return (DcsClient.new_builder()
+                .with_http_config(config)
+                .with_credentials(BasicCredentials(credential["access_key"], credential["secret_key"],
+                                                   credential["project_id"]))
+                .with_endpoint(self.url)
+                .build())
+
+    def import_instance(self, redis_url: str, project_id: str = "proj-a", name: str = "cache", *extra: str) -> dict:
+        return self.cli("instances", "import", "--project-id", project_id, "--name", name, "--redis", redis_url, *extra)
+
+
+@contextlib.contextmanager
+def running_app(settings: Settings) -> Iterator[str]:
+    """Serve create_app(settings) on settings.host:settings.port in a thread until the block ends."""
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(create_app(settings))
+    started = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(runner.setup())
+        loop.run_until_complete(web.TCPSite(runner, settings.host, settings.port).start())
+        started.set()
+        loop.run_forever()
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert started.wait(30), "dcslog did not start"
+    try:
+        yield f"http://{settings.host}:{settings.port}"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
+
+
+@pytest.fixture
+def dcslog_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DcslogServer]:
+    data_dir = tmp_path / "dcslog-data"
+    port = _free_port()
+    env = {"DCSLOG_DATA_DIR": str(data_dir), "DCSLOG_HOST": "127.0.0.1", "DCSLOG_PORT": str(port),
+           "DCSLOG_WORKER_POLL_INTERVAL": "0.2"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings = Settings()
+    with running_app(settings) as url:
+        yield DcslogServer(settings, url, monkeypatch)
+
+
+def wait_for(predicate, timeout: float = 30, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
