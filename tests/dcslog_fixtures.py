@@ -64,10 +64,10 @@ class DcslogServer:
 
 
 @contextlib.contextmanager
-def running_app(settings: Settings) -> Iterator[str]:
+def running_app(settings: Settings, run_worker: bool = True) -> Iterator[str]:
     """Serve create_app(settings) on settings.host:settings.port in a thread until the block ends."""
     loop = asyncio.new_event_loop()
-    runner = web.AppRunner(create_app(settings))
+    runner = web.AppRunner(create_app(settings, run_worker=run_worker))
     started = threading.Event()
 
     def serve() -> None:
@@ -90,16 +90,35 @@ def running_app(settings: Settings) -> Iterator[str]:
 
 
 @pytest.fixture
-def dcslog_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DcslogServer]:
-    data_dir = tmp_path / "dcslog-data"
-    port = _free_port()
-    env = {"DCSLOG_DATA_DIR": str(data_dir), "DCSLOG_HOST": "127.0.0.1", "DCSLOG_PORT": str(port),
-           "DCSLOG_WORKER_POLL_INTERVAL": "0.2"}
+def dcslog_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """DCSLOG_* variables for a server in tmp_path; tests may add their own before starting it."""
+    env = {"DCSLOG_DATA_DIR": str(tmp_path / "dcslog-data"), "DCSLOG_HOST": "127.0.0.1",
+           "DCSLOG_PORT": str(_free_port()), "DCSLOG_WORKER_POLL_INTERVAL": "0.2"}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
+    return env
+
+
+@contextlib.contextmanager
+def started_server(monkeypatch: pytest.MonkeyPatch, run_worker: bool = True, **overrides: str) -> Iterator[DcslogServer]:
+    for key, value in overrides.items():
+        monkeypatch.setenv(f"DCSLOG_{key.upper()}", value)
     settings = Settings()
-    with running_app(settings) as url:
+    with running_app(settings, run_worker) as url:
         yield DcslogServer(settings, url, monkeypatch)
+
+
+@pytest.fixture
+def dcslog_server(dcslog_env, monkeypatch: pytest.MonkeyPatch) -> Iterator[DcslogServer]:
+    """A running dcslog (API + worker) on the embedded default in a temporary data directory."""
+    with started_server(monkeypatch) as server:
+        yield server
+
+
+@pytest.fixture
+def dcslog_server_factory(dcslog_env, monkeypatch: pytest.MonkeyPatch):
+    """``factory(run_worker=True, **settings)`` as a context manager: a server with extra DCSLOG_* settings."""
+    return lambda run_worker=True, **overrides: started_server(monkeypatch, run_worker, **overrides)
 
 
 def wait_for(predicate, timeout: float = 30, interval: float = 0.1, what: str = "condition"):

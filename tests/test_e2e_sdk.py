@@ -86,3 +86,49 @@ def test_standalone_end_to_end(dcslog_server, redis_standalone):
 
     tasks = client.list_background_task(ListBackgroundTaskRequest(instance_id=instance_id))
     assert tasks.tasks[0].name == "CollectRunLog" and tasks.tasks[0].status == "succeed"
+
+
+def _replicas(client, instance_id):
+    groups = client.list_group_replication_info(ListGroupReplicationInfoRequest(instance_id=instance_id))
+    return groups, [r for g in groups.group_list for r in g.replication_list]
+
+
+def test_primary_with_two_replicas_end_to_end(dcslog_server, redis_replicated):
+    # Importing through a replica finds the primary.
+    imported = dcslog_server.import_instance(redis_replicated.replicas[0].url)
+    assert imported["cache_mode"] == "ha"
+    assert (imported["ip"], imported["port"]) == (redis_replicated.primary.host, redis_replicated.primary.port)
+    client = dcslog_server.sdk()
+    instance_id = imported["instance_id"]
+    groups, replicas = _replicas(client, instance_id)
+    assert groups.group_count == 1 and len(replicas) == 3
+    assert [r.replication_role for r in replicas] == ["master", "slave", "slave"]
+
+    replica = replicas[2]
+    node = next(n for n in redis_replicated.nodes if n.host == replica.replication_ip)
+    collect_and_download(dcslog_server, client, instance_id, replica.replication_id, node.log_file)
+
+
+def test_cluster_end_to_end(dcslog_server, redis_cluster_session):
+    cluster = redis_cluster_session
+    imported = dcslog_server.import_instance(cluster.url)
+    assert imported["cache_mode"] == "cluster" and imported["sharding_count"] == 3
+    client = dcslog_server.sdk()
+    instance_id = imported["instance_id"]
+    groups, _ = _replicas(client, instance_id)
+    assert [g.group_name for g in groups.group_list] == ["group-0", "group-1", "group-2"]
+    for index, group in enumerate(groups.group_list):
+        master, replica = group.replication_list
+        assert master.replication_role == "master" and replica.replication_role == "slave"
+        assert master.replication_ip == cluster.masters[index].host
+        assert replica.replication_ip == cluster.replicas[index].host
+
+    replica = groups.group_list[1].replication_list[1]
+    node = next(n for n in cluster.nodes if n.host == replica.replication_ip)
+    collect_and_download(dcslog_server, client, instance_id, replica.replication_id, node.log_file)
+
+
+def test_ids_are_stable_across_refresh(dcslog_server, redis_replicated):
+    imported = dcslog_server.import_instance(redis_replicated.primary.url)
+    refreshed = dcslog_server.cli("instances", "refresh", imported["instance_id"])
+    assert refreshed["group_list"] == imported["group_list"]

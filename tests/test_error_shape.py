@@ -1,0 +1,111 @@
+"""Every error path answers with the DCS envelope and the documented status and code."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+
+from dcslog.services import instances as instance_service
+
+UNKNOWN_INSTANCE = "3f1d2c4e-0000-4000-8000-000000000000"
+
+
+def assert_envelope(response: httpx.Response, status: int, code: str) -> dict:
+    assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers["content-type"] == "application/json;charset=UTF-8"
+    assert response.headers["x-request-id"]
+    body = response.json()
+    assert set(body) == {"error_code", "error_msg", "error_ext_msg"}
+    assert body["error_code"] == code and body["error_msg"] and body["error_ext_msg"] is None
+    assert "Traceback" not in response.text
+    return body
+
+
+@pytest.fixture
+def api(dcslog_server, redis_replicated):
+    admin = dcslog_server.cli("token", "create", "--project-id", "proj-a")["token"]
+    viewer = dcslog_server.cli("token", "create", "--project-id", "proj-a", "--role", "viewer")["token"]
+    instance = dcslog_server.import_instance(redis_replicated.primary.url)
+    base = f"{dcslog_server.url}/v2/proj-a/instances/{instance['instance_id']}"
+
+    def call(method, path, token=admin, **kwargs):
+        url = path if path.startswith("http") else base + path
+        headers = {"X-Auth-Token": token} if token else {}
+        return httpx.request(method, url, headers=headers, **kwargs)
+    call.base, call.root, call.viewer = base, dcslog_server.url, viewer
+    return call
+
+
+CASES = [
+    # (name, method, path relative to the instance (or absolute under root), query, status, code)
+    ("log_type missing", "POST", "/redislog", {}, 400, "DCS.4800"),
+    ("log_type unknown", "GET", "/redislog", {"log_type": "slow"}, 400, "DCS.4800"),
+    ("query_time not allowed", "POST", "/redislog", {"log_type": "run", "query_time": "2"}, 400, "DCS.4800"),
+    ("query_time not a number", "POST", "/redislog", {"log_type": "run", "query_time": "x"}, 400, "DCS.4800"),
+    ("replication_id missing on ha", "POST", "/redislog", {"log_type": "run"}, 400, "DCS.4800"),
+    ("replication_id unknown", "POST", "/redislog", {"log_type": "run", "replication_id": "nope"}, 400, "DCS.4800"),
+    ("offset negative", "GET", "/redislog", {"log_type": "run", "offset": "-1"}, 400, "DCS.4800"),
+    ("limit zero", "GET", "/redislog", {"log_type": "run", "limit": "0"}, 400, "DCS.4800"),
+    ("limit too big", "GET", "/redislog", {"log_type": "run", "limit": "1001"}, 400, "DCS.4800"),
+    ("unknown file", "POST", "/redislog/nope/links", {}, 404, "DCS.4001"),
+    ("tasks end before start", "GET", "/tasks", {"start_time": "20261127000000", "end_time": "20261126000000"}, 400, "DCS.4025"),
+    ("tasks bad time", "GET", "/tasks", {"start_time": "yesterday"}, 400, "DCS.4800"),
+    ("instances bad limit", "GET", "ROOT/v2/proj-a/instances", {"limit": "abc"}, 400, "DCS.4800"),
+    ("bad project id", "GET", "ROOT/v2/proj!a/instances", {}, 400, "DCS.4002"),
+    ("bad instance id", "GET", "ROOT/v2/proj-a/instances/not-a-uuid", {}, 400, "DCS.4061"),
+    ("unknown instance", "GET", f"ROOT/v2/proj-a/instances/{UNKNOWN_INSTANCE}", {}, 404, "DCS.3022"),
+    ("unknown instance groups", "GET", f"ROOT/v2/proj-a/instance/{UNKNOWN_INSTANCE}/groups", {}, 404, "DCS.3022"),
+    ("another project in the path", "GET", "ROOT/v2/proj-b/instances", {}, 401, "DCS.1004"),
+    ("unknown url", "GET", "ROOT/v2/proj-a/nothing-here", {}, 404, "DCS.4001"),
+    ("unknown root url", "GET", "ROOT/", {}, 404, "DCS.4001"),
+    ("method not allowed", "DELETE", "ROOT/v2/proj-a/instances", {}, 405, "DCS.4001"),
+    ("method not allowed on redislog", "PUT", "/redislog", {}, 405, "DCS.4001"),
+    ("bad download token", "GET", "ROOT/downloads/abc.def", {}, 403, "DCS.2004"),
+]
+
+
+@pytest.mark.parametrize("name,method,path,query,status,code", CASES, ids=[c[0] for c in CASES])
+def test_error_paths(api, name, method, path, query, status, code):
+    url = path.replace("ROOT", api.root) if path.startswith("ROOT") else path
+    assert_envelope(api(method, url, params=query), status, code)
+
+
+def test_no_credentials(api):
+    assert_envelope(api("GET", "", token=None), 401, "DCS.1003")
+
+
+def test_bad_token(api):
+    assert_envelope(api("GET", "", token="dcslog-nope"), 401, "DCS.1001")
+
+
+def test_bad_signature_header(api):
+    response = httpx.get(api.base, headers={"Authorization": "SDK-HMAC-SHA256 garbage"})
+    assert_envelope(response, 401, "DCS.1001")
+
+
+def test_role_forbidden(api):
+    response = api("POST", "/redislog", token=api.viewer, params={"log_type": "run"})
+    assert_envelope(response, 403, "DCS.2003")
+
+
+def test_body_too_large(api):
+    response = api("POST", "/redislog", params={"log_type": "run"}, content=b"x" * (1 << 20))
+    assert_envelope(response, 413, "DCS.4800")
+
+
+def test_unexpected_error_is_500_without_details(api, monkeypatch, caplog):
+    async def broken(*args, **kwargs):
+        raise RuntimeError("secret internal detail")
+    monkeypatch.setattr(instance_service, "instance_view", broken)
+    with caplog.at_level(logging.ERROR, logger="dcslog"):
+        response = api("GET", "")
+    body = assert_envelope(response, 500, "DCS.5000")
+    assert "secret internal detail" not in response.text and body["error_msg"] == "Internal server error."
+    assert response.headers["x-request-id"] in caplog.text
+
+
+def test_request_id_on_success(api):
+    response = api("GET", "/redislog", params={"log_type": "run"})
+    assert response.status_code == 204 and response.headers["x-request-id"]

@@ -1,0 +1,242 @@
+"""Run-log collection semantics over HTTP: days, refresh in place, overlap, failures, links, downloads, retention."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import time
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
+from huaweicloudsdkdcs.v2 import (
+    CreateRedislogDownloadLinkRequest,
+    CreateRedislogRequest,
+    ListBackgroundTaskRequest,
+    ListRedislogRequest,
+)
+
+from dcslog.services.redislog import days_to_collect
+from tests.dcslog_fixtures import wait_for
+
+MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+
+
+def log_line(moment: datetime, message: str) -> bytes:
+    stamp = f"{moment.day:02d} {MONTHS[moment.month - 1]} {moment.year} {moment:%H:%M:%S}.{moment.microsecond // 1000:03d}"
+    return f"4242:M {stamp} * {message}\n".encode()
+
+
+def day_lines(day: date, count: int, tag: str = "") -> bytes:
+    start = datetime(day.year, day.month, day.day, 0, 30)
+    return b"".join(log_line(start + timedelta(minutes=7 * i), f"{tag}entry {i} of {day}") for i in range(count))
+
+
+def today_utc() -> date:
+    return datetime.now(timezone.utc).date()
+
+
+@pytest.fixture
+def synthetic(dcslog_server, redis_standalone, tmp_path):
+    """An instance whose node's run log is a synthetic file: yesterday-but-one in a rotated .gz,
+    yesterday empty (no lines at all), today with a crash report."""
+    today = today_utc()
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    log_file = log_dir / "redis.log"
+    two_days_ago = day_lines(today - timedelta(days=2), 5)
+    with gzip.open(log_dir / "redis.log.1.gz", "wb") as f:
+        f.write(day_lines(today - timedelta(days=3), 3) + two_days_ago)
+    today_bytes = day_lines(today, 4) + b"=== REDIS BUG REPORT START: Cut & paste starting from here ===\n  stack line\n"
+    log_file.write_bytes(today_bytes)
+    imported = dcslog_server.import_instance(
+        redis_standalone.url, "proj-a", "synthetic", "--log-file", f"{redis_standalone.address}={log_file}")
+    replica = imported["group_list"][0]["replication_list"][0]
+    assert replica["log_file"] == str(log_file)
+    return {"instance_id": imported["instance_id"], "replication_id": replica["replication_id"],
+            "log_file": log_file, "client": dcslog_server.sdk(role="operator"),
+            "expected": {today: today_bytes, today - timedelta(days=1): b"", today - timedelta(days=2): two_days_ago}}
+
+
+def wait_settled(client, instance_id):
+    def settled():
+        listing = client.list_redislog(ListRedislogRequest(instance_id=instance_id, log_type="run", limit=1000))
+        files = listing.file_list or []
+        return files if files and all(f.status != "creating" for f in files) else None
+    return wait_for(settled, what="files to settle")
+
+
+def download(client, instance_id, file_id, **kwargs) -> httpx.Response:
+    link = client.create_redislog_download_link(CreateRedislogDownloadLinkRequest(instance_id=instance_id, id=file_id))
+    return httpx.get(link.link, **kwargs)
+
+
+def test_three_days_one_file_each_with_exact_bytes(synthetic):
+    client, instance_id = synthetic["client"], synthetic["instance_id"]
+    client.create_redislog(CreateRedislogRequest(instance_id=instance_id, log_type="run", query_time=3,
+                                                 replication_id=synthetic["replication_id"]))
+    files = wait_settled(client, instance_id)
+    assert [f.time for f in files] == [d.isoformat() for d in sorted(synthetic["expected"], reverse=True)]
+    assert len({f.backup_id for f in files}) == 1
+    for item in files:
+        assert item.status == "succeed"
+        expected = synthetic["expected"][date.fromisoformat(item.time)]
+        response = download(client, instance_id, item.id)
+        assert response.status_code == 200 and response.content == expected
+        assert int(response.headers["content-length"]) == len(expected)
+
+
+def test_recollecting_refreshes_in_place(synthetic):
+    client, instance_id = synthetic["client"], synthetic["instance_id"]
+    request = CreateRedislogRequest(instance_id=instance_id, log_type="run", query_time=1,
+                                    replication_id=synthetic["replication_id"])
+    client.create_redislog(request)
+    [first] = wait_settled(client, instance_id)
+    more = day_lines(today_utc(), 2, tag="later ")
+    with open(synthetic["log_file"], "ab") as f:
+        f.write(more)
+    client.create_redislog(request)
+    [second] = wait_settled(client, instance_id)
+    assert second.id == first.id and second.backup_id != first.backup_id
+    assert download(client, instance_id, second.id).content == synthetic["expected"][today_utc()] + more
+
+
+def test_overlapping_collection_is_refused(dcslog_server_factory, redis_standalone):
+    # No worker: the first collection stays running.
+    with dcslog_server_factory(run_worker=False) as server:
+        imported = server.import_instance(redis_standalone.url)
+        client = server.sdk(role="operator")
+        request = CreateRedislogRequest(instance_id=imported["instance_id"], log_type="run", query_time=3)
+        client.create_redislog(request)
+        with pytest.raises(ClientRequestException) as caught:
+            client.create_redislog(CreateRedislogRequest(instance_id=imported["instance_id"], log_type="run",
+                                                         query_time=1))
+        assert (caught.value.status_code, caught.value.error_code) == (400, "DCS.4017")
+        listing = client.list_redislog(ListRedislogRequest(instance_id=imported["instance_id"], log_type="run"))
+        assert listing.total_num == 3 and {f.status for f in listing.file_list} == {"creating"}
+        # A link for a file still being created is refused, saying why.
+        with pytest.raises(ClientRequestException) as caught:
+            client.create_redislog_download_link(CreateRedislogDownloadLinkRequest(
+                instance_id=imported["instance_id"], id=listing.file_list[0].id))
+        assert caught.value.error_code == "DCS.4800" and "creating" in caught.value.error_msg
+
+
+def test_node_without_log_file_fails_with_a_reason(dcslog_server, redis_node_factory):
+    node = redis_node_factory("127.0.0.3", logfile="")
+    imported = dcslog_server.import_instance(node.url)
+    client = dcslog_server.sdk()
+    client.create_redislog(CreateRedislogRequest(instance_id=imported["instance_id"], log_type="run"))
+    [item] = wait_settled(client, imported["instance_id"])
+    assert item.status == "failed"
+    tasks = client.list_background_task(ListBackgroundTaskRequest(instance_id=imported["instance_id"]))
+    task = tasks.tasks[0]
+    assert task.status == "failed"
+    raw = httpx.get(f"{dcslog_server.url}/v2/proj-a/instances/{imported['instance_id']}/tasks",
+                    headers={"X-Auth-Token": dcslog_server.cli("token", "create", "--project-id", "proj-a")["token"]})
+    assert "stdout" in raw.json()["tasks"][0]["error_msg"]
+
+
+def test_missing_log_file_fails_and_nothing_is_published(dcslog_server, redis_standalone, tmp_path):
+    imported = dcslog_server.import_instance(
+        redis_standalone.url, "proj-a", "gone", "--log-file", f"{redis_standalone.address}={tmp_path}/nope.log")
+    client = dcslog_server.sdk()
+    client.create_redislog(CreateRedislogRequest(instance_id=imported["instance_id"], log_type="run"))
+    [item] = wait_settled(client, imported["instance_id"])
+    assert item.status == "failed"
+    files = dcslog_server.settings.data_dir / "files"
+    assert not [p for p in files.rglob("*") if p.is_file()]
+
+
+def test_list_is_empty_with_204_and_pages(synthetic, dcslog_server):
+    client, instance_id = synthetic["client"], synthetic["instance_id"]
+    token = dcslog_server.cli("token", "create", "--project-id", "proj-a")["token"]
+    url = f"{dcslog_server.url}/v2/proj-a/instances/{instance_id}/redislog?log_type=run"
+    empty = httpx.get(url, headers={"X-Auth-Token": token})
+    assert empty.status_code == 204 and empty.content == b""
+    client.create_redislog(CreateRedislogRequest(instance_id=instance_id, log_type="run", query_time=7,
+                                                 replication_id=synthetic["replication_id"]))
+    wait_settled(client, instance_id)
+    page = client.list_redislog(ListRedislogRequest(instance_id=instance_id, log_type="run", offset=2, limit=3))
+    assert page.total_num == 7
+    today = today_utc()
+    assert [f.time for f in page.file_list] == [(today - timedelta(days=i)).isoformat() for i in (2, 3, 4)]
+
+
+def test_download_range_head_etag(synthetic):
+    client, instance_id = synthetic["client"], synthetic["instance_id"]
+    client.create_redislog(CreateRedislogRequest(instance_id=instance_id, log_type="run",
+                                                 replication_id=synthetic["replication_id"]))
+    [item] = wait_settled(client, instance_id)
+    expected = synthetic["expected"][today_utc()]
+    link = client.create_redislog_download_link(
+        CreateRedislogDownloadLinkRequest(instance_id=instance_id, id=item.id)).link
+    full = httpx.get(link)
+    assert full.headers["accept-ranges"] == "bytes" and full.headers["etag"]
+    partial = httpx.get(link, headers={"Range": "bytes=10-"})
+    assert partial.status_code == 206 and partial.content == expected[10:]
+    assert partial.headers["content-range"] == f"bytes 10-{len(expected) - 1}/{len(expected)}"
+    head = httpx.head(link)
+    assert head.status_code == 200 and head.content == b""
+    assert int(head.headers["content-length"]) == len(expected)
+    assert head.headers["content-disposition"] == f'attachment; filename="{item.file_name}"'
+
+
+def test_tampered_and_expired_links_are_refused(dcslog_server_factory, redis_standalone, tmp_path):
+    log_file = tmp_path / "r.log"
+    log_file.write_bytes(day_lines(today_utc(), 3))
+    with dcslog_server_factory(link_ttl="1") as server:
+        imported = server.import_instance(redis_standalone.url, "proj-a", "x", "--log-file",
+                                          f"{redis_standalone.address}={log_file}")
+        client = server.sdk()
+        client.create_redislog(CreateRedislogRequest(instance_id=imported["instance_id"], log_type="run"))
+        [item] = wait_settled(client, imported["instance_id"])
+        link = client.create_redislog_download_link(
+            CreateRedislogDownloadLinkRequest(instance_id=imported["instance_id"], id=item.id)).link
+        payload, mac = link.rsplit("/", 1)[1].split(".")
+        base = link.rsplit("/", 1)[0]
+        for forged in (f"{payload}.{mac[:-1]}A" if mac[-1] != "A" else f"{payload}.{mac[:-1]}B",
+                       f"{payload[:-2]}.{mac}", "x", f"{payload}.", "..%2F..%2Fetc%2Fpasswd"):
+            response = httpx.get(f"{base}/{forged}")
+            assert response.status_code == 403, forged
+            assert response.json()["error_code"] == "DCS.2004"
+        time.sleep(1.2)
+        expired = httpx.get(link)
+        assert expired.status_code == 403 and expired.json()["error_code"] == "DCS.2004"
+
+
+def test_retention_deletes_files_and_records(dcslog_server_factory, redis_standalone, tmp_path):
+    log_file = tmp_path / "r.log"
+    log_file.write_bytes(day_lines(today_utc(), 3))
+    # 3 seconds of retention, swept every second.
+    with dcslog_server_factory(retention_days=str(3 / 86400), sweep_interval="1") as server:
+        imported = server.import_instance(redis_standalone.url, "proj-a", "x", "--log-file",
+                                          f"{redis_standalone.address}={log_file}")
+        client = server.sdk()
+        client.create_redislog(CreateRedislogRequest(instance_id=imported["instance_id"], log_type="run"))
+        [item] = wait_settled(client, imported["instance_id"])
+        link = client.create_redislog_download_link(
+            CreateRedislogDownloadLinkRequest(instance_id=imported["instance_id"], id=item.id))
+        assert httpx.get(link.link).status_code == 200
+        listing = lambda: client.list_redislog(  # noqa: E731
+            ListRedislogRequest(instance_id=imported["instance_id"], log_type="run"))
+        wait_for(lambda: listing().total_num in (None, 0), timeout=15, what="retention sweep")
+        assert httpx.get(link.link).status_code in (403, 404)
+        files = server.settings.data_dir / "files"
+        assert not [p for p in files.rglob("*.log")]
+
+
+@pytest.mark.parametrize("query_time,count", [(0, 1), (1, 1), (3, 3), (7, 7)])
+def test_days_to_collect_counts(query_time, count):
+    now = datetime(2026, 11, 27, 12, 0)
+    days = days_to_collect(query_time, "UTC", now)
+    assert len(days) == count and days[0] == date(2026, 11, 27)
+    assert days == sorted(days, reverse=True)
+
+
+def test_today_is_in_the_instance_time_zone():
+    now = datetime(2026, 11, 27, 20, 0)  # UTC
+    assert days_to_collect(0, "UTC", now) == [date(2026, 11, 27)]
+    assert days_to_collect(0, "Pacific/Kiritimati", now) == [date(2026, 11, 28)]  # UTC+14
+    assert days_to_collect(0, "America/Los_Angeles", datetime(2026, 11, 28, 3, 0)) == [date(2026, 11, 27)]
