@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import uuid
 
 from aiohttp import web
@@ -27,6 +28,7 @@ from dcslog.storage.local import open_object_store
 log = logging.getLogger("dcslog")
 
 REQUEST_ID = web.RequestKey("request_id", str)
+SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 MAX_BODY = 64 * 1024  # no DCS endpoint here takes a body; keep what is read small
 
 HTTP_ERRORS = {
@@ -50,7 +52,9 @@ def _error_response(error: errors.DcsError) -> web.Response:
 @web.middleware
 async def dcs_envelope(request: web.Request, handler) -> web.StreamResponse:
     """The one place that turns any failure into the DCS error envelope."""
-    request[REQUEST_ID] = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    given = request.headers.get("X-Request-Id", "")
+    # A caller's own id is echoed (it ties their logs to ours) only if it is tame: it goes into our log.
+    request[REQUEST_ID] = given if SAFE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
     try:
         return await handler(request)
     except errors.DcsError as exc:

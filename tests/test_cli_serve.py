@@ -1,0 +1,99 @@
+"""The quick-start path as a user runs it: `dcslog serve` as a process, the CLI as processes, curl-like HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.dcslog_fixtures import _free_port, wait_for
+
+DCSLOG = [sys.executable, "-m", "dcslog.cli"]
+
+
+def run_cli(env, *args) -> dict | list:
+    done = subprocess.run([*DCSLOG, *args, "--json"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.fixture
+def served(tmp_path):
+    port = _free_port()
+    env = {**os.environ, "DCSLOG_DATA_DIR": str(tmp_path / "data"), "DCSLOG_PORT": str(port),
+           "DCSLOG_LOG_LEVEL": "DEBUG"}
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([*DCSLOG, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+
+    def up():
+        try:
+            return httpx.get(base + "/").status_code == 404
+        except httpx.TransportError:
+            return False
+    try:
+        wait_for(up, timeout=30, what="dcslog serve to answer")
+        yield env, base, log_path
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_quick_start_flow_and_no_secret_in_logs(served, redis_standalone):
+    env, base, log_path = served
+    credential = run_cli(env, "credentials", "create", "--project-id", "demo")
+    assert set(credential) == {"access_key", "secret_key", "project_id", "role"}
+    token = run_cli(env, "token", "create", "--project-id", "demo")["token"]
+    instance = run_cli(env, "instances", "import", "--project-id", "demo", "--name", "cache",
+                       "--redis", redis_standalone.url)
+    assert instance["group_list"][0]["replication_list"][0]["replication_ip"] == "127.0.0.2"
+    assert [i["instance_id"] for i in run_cli(env, "instances", "list")] == [instance["instance_id"]]
+
+    api = f"{base}/v2/demo/instances/{instance['instance_id']}"
+    headers = {"X-Auth-Token": token}
+    assert httpx.post(f"{api}/redislog", params={"log_type": "run"}, headers=headers).status_code == 204
+
+    def done():
+        listing = httpx.get(f"{api}/redislog", params={"log_type": "run"}, headers=headers).json()
+        return listing["file_list"][0] if listing["file_list"][0]["status"] != "creating" else None
+    item = wait_for(done, what="collection")
+    assert item["status"] == "succeed"
+    assert item["time"] == datetime.now(timezone.utc).date().isoformat()
+    link = httpx.post(f"{api}/redislog/{item['id']}/links", headers=headers).json()["link"]
+    body = httpx.get(link).content
+    assert b"Ready to accept connections" in body and len(body) == item["size"]
+
+    time.sleep(0.2)
+    log = log_path.read_text()
+    assert "GET /downloads/<token>" in log
+    for secret in (credential["secret_key"], token, link.rsplit("/", 1)[1]):
+        assert secret not in log
+
+    # Human output and removal.
+    table = subprocess.run([*DCSLOG, "instances", "list"], env=env, capture_output=True, text=True, check=True).stdout
+    assert "INSTANCE_ID" in table and instance["instance_id"] in table
+    removed = run_cli(env, "instances", "remove", instance["instance_id"])
+    assert removed["files_deleted"] == 1
+    assert not list(Path(env["DCSLOG_DATA_DIR"], "files").rglob("*.log"))
+
+
+def test_cli_errors_go_to_stderr(tmp_path):
+    env = {**os.environ, "DCSLOG_DATA_DIR": str(tmp_path / "data")}
+    done = subprocess.run([*DCSLOG, "instances", "import", "--project-id", "demo", "--name", "x",
+                           "--redis", "redis://:hunter2@127.0.0.9:1", "--json"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stdout == ""
+    assert "error:" in done.stderr and "hunter2" not in done.stderr
