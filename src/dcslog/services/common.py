@@ -35,14 +35,14 @@ def dcs_time(value: datetime) -> str:
 
 
 def validate_instance_id(instance_id: str) -> str:
+    """The canonical (lower-case, hyphenated) form of a UUID, else DCS.4061."""
     try:
-        return str(uuid.UUID(instance_id)) if len(instance_id) == 36 else _bad_instance_id()
+        parsed = uuid.UUID(instance_id)
     except ValueError:
-        _bad_instance_id()
-
-
-def _bad_instance_id():
-    raise errors.InvalidInstanceId()
+        raise errors.InvalidInstanceId() from None
+    if len(instance_id) != 36:  # uuid.UUID also takes "{…}", "urn:uuid:…" and bare hex
+        raise errors.InvalidInstanceId()
+    return str(parsed)
 
 
 async def get_instance(session: AsyncSession, project_id: str, instance_id: str) -> Instance:

@@ -1,0 +1,44 @@
+"""A worker that died mid-collection: its job is taken over after the lease and completes; nothing partial is published."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta, timezone
+
+from huaweicloudsdkdcs.v2 import CreateRedislogRequest, ListRedislogRequest
+
+from tests.dcslog_fixtures import wait_for
+from tests.test_redislog import day_lines, download, today_utc
+
+
+def test_job_of_a_dead_worker_is_taken_over(dcslog_server_factory, redis_standalone, tmp_path):
+    log_file = tmp_path / "r.log"
+    log_file.write_bytes(day_lines(today_utc(), 50))
+    with dcslog_server_factory(run_worker=False) as server:
+        imported = server.import_instance(redis_standalone.url, "proj-a", "x", "--log-file",
+                                          f"{redis_standalone.address}={log_file}")
+        credential = server.credentials()
+        server.sdk(credential=credential).create_redislog(
+            CreateRedislogRequest(instance_id=imported["instance_id"], log_type="run"))
+        data_dir = server.settings.data_dir
+
+    # As a worker that claimed the job and was SIGKILLed would leave it: a live-looking
+    # lease in the database and a half-written staged file on disk.
+    lease_until = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(seconds=2)
+    with sqlite3.connect(data_dir / "dcslog.db") as db:
+        db.execute("UPDATE tasks SET lease_owner='dead-worker', lease_until=?, attempts=1",
+                   (lease_until.isoformat(sep=" "),))
+    staged = data_dir / "files" / ".staging" / "half.part"
+    staged.write_bytes(b"half a file")
+
+    with dcslog_server_factory(job_lease="2") as server:
+        client = server.sdk(credential=credential)
+
+        def settled():
+            listing = client.list_redislog(ListRedislogRequest(instance_id=imported["instance_id"], log_type="run"))
+            return listing.file_list[0] if listing.file_list[0].status != "creating" else None
+        item = wait_for(settled, timeout=30, what="the job to be taken over")
+        assert item.status == "succeed"
+        assert download(client, imported["instance_id"], item.id).content == log_file.read_bytes()
+    with sqlite3.connect(data_dir / "dcslog.db") as db:
+        assert db.execute("SELECT status, attempts FROM tasks").fetchall() == [("succeed", 2)]
