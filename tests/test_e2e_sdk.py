@@ -132,3 +132,15 @@ def test_ids_are_stable_across_refresh(dcslog_server, redis_replicated):
     imported = dcslog_server.import_instance(redis_replicated.primary.url)
     refreshed = dcslog_server.cli("instances", "refresh", imported["instance_id"])
     assert refreshed["group_list"] == imported["group_list"]
+
+
+def test_a_replica_that_died_stays_listed_inactive_and_collectable(dcslog_server, redis_replicated):
+    imported = dcslog_server.import_instance(redis_replicated.primary.url)
+    dead = redis_replicated.replicas[1]
+    dead.stop()
+    refreshed = dcslog_server.cli("instances", "refresh", imported["instance_id"])
+    replicas = refreshed["group_list"][0]["replication_list"]
+    [entry] = [r for r in replicas if r["replication_ip"] == dead.host]
+    assert entry["status"] == "Inactive"
+    client = dcslog_server.sdk()
+    collect_and_download(dcslog_server, client, imported["instance_id"], entry["replication_id"], dead.log_file)

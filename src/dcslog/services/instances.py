@@ -127,10 +127,12 @@ async def _store_replications(session: AsyncSession, instance: Instance, topolog
             row.position, row.role, row.status = position, node.role, node.status
             row.log_file, row.log_file_error = node.log_file, node.log_file_error
             seen.add(replication_id)
-    # Nodes that left the deployment: their collected files stay listed until retention.
+    # A primary forgets a replica the moment its connection drops, so a node
+    # missing from a new discovery is most often a dead one: keep it, Inactive,
+    # so its run log (the interesting one) can still be collected.
     for replication_id, row in existing.items():
         if replication_id not in seen:
-            await session.delete(row)
+            row.status = "Inactive"
     await session.flush()
 
 

@@ -1,0 +1,272 @@
+"""Cutting one calendar day out of a Redis run log and its rotated files.
+
+The day of a line is the date written in it (naive local time of the Redis
+host). Continuation lines (logo, crash report, stack trace, blank lines) belong
+to the entry before them, hence to its day, even when a crash report written
+just before midnight is followed by entries of the next day.
+
+Continuation lines at the very start of a file, before its first entry, belong
+to the day of the newest entry of the older sources (the rotated files before
+it); when there is none, to the day of the first entry after them. A file
+holding no entry at all is treated the same way, as a whole.
+
+Sources are read oldest first (see ``sources.log_sources``); each is opened
+once, up front, so a rotation happening meanwhile cannot shift what we read,
+and a plain file is read only up to its size at that moment. Plain files are
+searched (``search.day_bounds``) and copied in the kernel; gzip files are
+stream-decompressed in fixed-size chunks. Memory stays bounded by the chunk
+size whatever the size of the files or of the day.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator
+from datetime import date
+from io import RawIOBase
+
+from dcslog.runlog.grammar import PREFIX_MAX, parse_line_date
+from dcslog.runlog.search import BufferSource, FileSource, day_bounds, last_dated, next_dated
+from dcslog.runlog.sources import log_sources
+
+__all__ = ["day_range", "iter_day", "write_day"]
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_CHUNK = 1 << 20
+#: Largest single kernel copy; keeps one call well under the 2 GiB syscall limit.
+_COPY_MAX = 1 << 30
+#: errno values meaning "this copy method does not work for these fds": try the next one.
+_UNSUPPORTED = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EBADF}
+
+
+def day_range(path: str, day: date) -> tuple[int, int]:
+    """Byte offsets ``[start, end)`` of ``day``'s lines in the uncompressed file ``path``.
+
+    Continuation lines are included with their entry; leading continuation
+    lines count for the file's first entry (there is no older source here).
+    ``(x, x)`` when the day is absent. Costs O(log size) small reads.
+    """
+    with open(path, "rb", buffering=0) as f:
+        if f.read(2) == _GZIP_MAGIC:
+            raise ValueError(f"{path} is gzip-compressed; use write_day or iter_day")
+        return day_bounds(FileSource(f.fileno(), os.fstat(f.fileno()).st_size), day)
+
+
+def write_day(logfile: str, day: date, out_fd: int) -> int:
+    """Write every byte of ``day`` from ``logfile`` and its rotated files (oldest
+    first) to the open descriptor ``out_fd``; return the number of bytes written.
+
+    Raises FileNotFoundError when neither the file nor a rotated sibling exists;
+    a damaged gzip source raises (EOFError, gzip.BadGzipFile) if it has to be
+    read past the damage. Sources are snapshotted when opened (see above).
+    """
+    written = 0
+    for piece in _pieces(_sources(logfile), day):
+        if isinstance(piece, _Range):
+            written += _copy_range(piece.fd, out_fd, piece.start, piece.end)
+        else:
+            written += _write_all(out_fd, piece)
+    return written
+
+
+def iter_day(logfile: str, day: date, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    """The bytes ``write_day`` would write, as chunks of at most ``chunk_size`` bytes.
+
+    Raises FileNotFoundError at once (not on first iteration) when neither the
+    file nor a rotated sibling exists. Close the iterator to release files early.
+    """
+    if chunk_size <= 0:
+        raise ValueError("chunk_size must be positive")
+    return _iter_chunks(_sources(logfile), day, chunk_size)
+
+
+def _iter_chunks(paths: list[str], day: date, chunk_size: int) -> Iterator[bytes]:
+    for piece in _pieces(paths, day):
+        if isinstance(piece, _Range):
+            for offset in range(piece.start, piece.end, chunk_size):
+                chunk = os.pread(piece.fd, min(chunk_size, piece.end - offset), offset)
+                if not chunk:
+                    break  # truncated under us; the copy path stops the same way
+                yield chunk
+        else:
+            for offset in range(0, len(piece), chunk_size):
+                yield piece[offset:offset + chunk_size]
+
+
+def _sources(logfile: str) -> list[str]:
+    paths = log_sources(logfile)
+    if not paths:
+        raise FileNotFoundError(errno.ENOENT, "no run log or rotated run log", logfile)
+    return paths
+
+
+# Plain classes, not dataclasses: importing `dataclasses` costs more start-up
+# time than the whole search.
+class _Range:
+    """Bytes ``[start, end)`` of the open plain file ``fd``."""
+
+    __slots__ = ("fd", "start", "end")
+
+    def __init__(self, fd: int, start: int, end: int):
+        self.fd, self.start, self.end = fd, start, end
+
+
+class _Opened:
+    """An open source: gzip or plain (then with its size snapshot), and its first entry's date."""
+
+    __slots__ = ("file", "gz", "size", "first")
+
+    def __init__(self, file: RawIOBase, gz: bool, size: int, first: date | None):
+        self.file, self.gz, self.size, self.first = file, gz, size, first
+
+
+def _pieces(paths: list[str], day: date) -> Iterator[_Range | bytes]:
+    """The day's bytes, oldest first: ranges of plain files, decompressed gzip chunks."""
+    opened: list[_Opened] = []
+    try:
+        for path in paths:
+            try:
+                f = open(path, "rb", buffering=0)
+            except FileNotFoundError:
+                continue  # rotated away between listing and opening
+            try:
+                opened.append(_open(f))
+            except BaseException:
+                f.close()
+                raise
+        if not opened:
+            raise FileNotFoundError(errno.ENOENT, "run log vanished while opening", paths[-1])
+        firsts = [o.first for o in opened]
+        lead = next((d for d in firsts if d is not None), None)
+        if lead is None:
+            return  # no entry anywhere: no line has a day
+        for i, o in enumerate(opened):
+            if lead > day:
+                return  # this and every newer source come after the day
+            newer = next((d for d in firsts[i + 1:] if d is not None), None)
+            if newer is not None and newer < day:
+                # Entirely before the day. Only "before the day" matters for the
+                # next source's leading lines, so our first date serves as lead.
+                lead = o.first or lead
+                continue
+            if o.gz:
+                lead = yield from _gz_pieces(o.file, day, lead)
+                continue
+            src = FileSource(o.file.fileno(), o.size)
+            start, end = day_bounds(src, day, lead)
+            if end > start:
+                yield _Range(o.file.fileno(), start, end)
+            last = last_dated(src)
+            lead = last[1] if last else lead
+    finally:
+        for o in opened:
+            o.file.close()
+
+
+def _open(f: RawIOBase) -> _Opened:
+    """Classify an opened source and find the date of its first entry."""
+    gz = f.read(2) == _GZIP_MAGIC
+    f.seek(0)
+    if gz:
+        import gzip  # only here: most slices never touch a compressed file
+
+        with gzip.GzipFile(fileobj=f) as g:
+            first = _stream_first_date(g)
+        f.seek(0)
+        return _Opened(f, True, 0, first)
+    size = os.fstat(f.fileno()).st_size
+    hit = next_dated(FileSource(f.fileno(), size), 0, size)
+    return _Opened(f, False, size, hit[1] if hit else None)
+
+
+def _stream_first_date(g: RawIOBase) -> date | None:
+    at_start = True
+    while chunk := g.readline(_CHUNK):  # bounded: a huge line comes in pieces
+        if at_start and (d := parse_line_date(chunk)) is not None:
+            return d
+        at_start = chunk.endswith(b"\n")
+    return None
+
+
+def _gz_pieces(f: RawIOBase, day: date, lead: date):
+    """Yield the day's bytes from gzip file ``f`` (``_CHUNK``-sized reads, pieces of
+    at most ``_CHUNK + PREFIX_MAX`` bytes); return the effective date at its end.
+
+    Each decompressed chunk is searched like a small file: its lines are in
+    order, so the day's part of it is one contiguous range. Stops decompressing
+    once past the day (the returned date then tells the caller to stop too).
+    """
+    import gzip
+
+    cur, at_start, carry = lead, True, b""
+    with gzip.GzipFile(fileobj=f) as g:
+        while cur <= day:
+            data = g.read(_CHUNK)
+            buf = carry + data
+            cut = len(buf) if not data else _complete_prefixes(buf, at_start)
+            buf, carry = buf[:cut], buf[cut:]
+            if not buf:
+                if not data:
+                    break
+                continue
+            # buf[:k] ends the line in progress, of effective date `cur`.
+            k = 0 if at_start else (buf.find(b"\n") + 1 or len(buf))
+            rest = BufferSource(memoryview(buf)[k:])
+            s, e = day_bounds(rest, day, cur)
+            start = 0 if cur == day else k + s
+            if k + e > start:
+                yield buf[start:k + e]
+            last = last_dated(rest)
+            cur = last[1] if last else cur
+            at_start = buf.endswith(b"\n")
+    return cur
+
+
+def _complete_prefixes(buf: bytes, at_start: bool) -> int:
+    """Where to cut ``buf`` so every line starting before the cut has its prefix
+    (``PREFIX_MAX`` bytes) before it too; the tail waits for the next chunk."""
+    nl = buf.rfind(b"\n")
+    last_start = nl + 1 if nl >= 0 else (0 if at_start else len(buf))
+    return last_start if len(buf) - last_start < PREFIX_MAX else len(buf)
+
+
+def _copy_range(in_fd: int, out_fd: int, start: int, end: int) -> int:
+    """Copy ``[start, end)`` of ``in_fd`` to ``out_fd``'s current position, in the
+    kernel when possible; stops early if the source shrank. Returns bytes copied."""
+    offset = start
+    methods = [_copy_file_range, _sendfile, _pread_write]
+    while offset < end:
+        try:
+            n = methods[0](in_fd, out_fd, offset, min(end - offset, _COPY_MAX))
+        except OSError as e:
+            if e.errno not in _UNSUPPORTED or len(methods) == 1:
+                raise
+            methods.pop(0)  # a failed call copies nothing, so `offset` stays exact
+            continue
+        if n == 0:
+            break
+        offset += n
+    return offset - start
+
+
+def _copy_file_range(in_fd: int, out_fd: int, offset: int, count: int) -> int:
+    if not hasattr(os, "copy_file_range"):
+        raise OSError(errno.ENOSYS, "copy_file_range unavailable")
+    return os.copy_file_range(in_fd, out_fd, count, offset)
+
+
+def _sendfile(in_fd: int, out_fd: int, offset: int, count: int) -> int:
+    return os.sendfile(out_fd, in_fd, offset, count)
+
+
+def _pread_write(in_fd: int, out_fd: int, offset: int, count: int) -> int:
+    chunk = os.pread(in_fd, min(count, _CHUNK), offset)
+    return _write_all(out_fd, chunk)
+
+
+def _write_all(fd: int, data: bytes) -> int:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    return len(data)

@@ -1,0 +1,121 @@
+"""A 2 GiB log: the right bytes come out, and finding them takes a bounded number of reads.
+
+Skip with DCSLOG_SKIP_BIG=1 (needs ~2.2 GiB free in the temp dir).
+"""
+
+import hashlib
+import os
+import random
+from datetime import date
+
+import pytest
+
+from dcslog.runlog import day_range, write_day
+from dcslog.runlog import search
+from dcslog.runlog.search import FileSource, day_bounds
+
+pytestmark = pytest.mark.skipif(os.environ.get("DCSLOG_SKIP_BIG") == "1", reason="DCSLOG_SKIP_BIG=1")
+
+GIB = 1 << 30
+DAYS = [date(2026, 11, d) for d in range(1, 21)]
+TARGET = date(2026, 11, 15)
+MESSAGES = [
+    "100 changes in 300 seconds. Saving...",
+    "Background saving started by pid {n}",
+    "DB saved on disk",
+    "Fork CoW for RDB: current {n} MB, peak {n} MB, average {n} MB",
+    "Background saving terminated with success",
+    "Connection with replica 10.0.{n}.7:6379 lost.",
+    "Replica 10.0.3.{n}:6379 asks for synchronization",
+    "Synchronization with replica 10.0.3.{n}:6379 succeeded",
+    "WARNING: client output buffer limit reached for client id={n}",
+]
+CRASH = (b"\n=== REDIS BUG REPORT START: Cut & paste starting from here ===\n"
+         b"------ STACK TRACE ------\nredis-server *:6379(debugCommand+0x1a7)[0x55d2b1e0c1a7]\n"
+         b"=== REDIS BUG REPORT END. Make sure to include from START to END. ===\n")
+
+
+def day_block(day, rng, size=1 << 20):
+    """About `size` bytes of varied entries of `day`, times increasing through the block."""
+    lines, total, i = [], 0, 0
+    stamp = f"{day.day:02d} Nov {day.year}"
+    while total < size:
+        sec = i * 86399 // 12000
+        msg = rng.choice(MESSAGES).format(n=rng.randrange(1, 100000))
+        line = (f"{rng.randrange(1, 99999)}:{rng.choice('MSC')} {stamp} {sec // 3600:02d}:{sec // 60 % 60:02d}:"
+                f"{sec % 60:02d}.{rng.randrange(1000):03d} {rng.choice('.-*#')} {msg}\n").encode()
+        lines.append(line)
+        total += len(line)
+        i += 1
+    return b"".join(lines)
+
+
+@pytest.fixture(scope="module")
+def big_log(tmp_path_factory):
+    """2 GiB, 20 days; yields (path, sha256 of the target day, its length)."""
+    path = tmp_path_factory.mktemp("big") / "redis.log"
+    rng = random.Random(15)
+    per_day = 2 * GIB // len(DAYS) // (1 << 20)
+    digest, length = hashlib.sha256(), 0
+    try:
+        with open(path, "wb") as f:
+            for day in DAYS:
+                block = day_block(day, rng)
+                for _ in range(per_day):
+                    f.write(block)
+                if day == TARGET:
+                    f.write(CRASH)  # crosses midnight: still the target day
+                    for _ in range(per_day):
+                        digest.update(block)
+                    digest.update(CRASH)
+                    length = per_day * len(block) + len(CRASH)
+        assert path.stat().st_size >= 2 * GIB - len(DAYS) * (1 << 20)
+        yield str(path), digest.hexdigest(), length
+    finally:
+        path.unlink(missing_ok=True)
+
+
+class CountingSource(FileSource):
+    reads = 0
+    bytes = 0
+
+    def pread(self, offset, n):
+        data = super().pread(offset, n)
+        self.reads += 1
+        self.bytes += len(data)
+        return data
+
+
+def test_search_cost_is_bounded(big_log):
+    path, _, length = big_log
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        for day in (DAYS[0], TARGET, DAYS[-1]):
+            src = CountingSource(f.fileno(), size)
+            start, end = day_bounds(src, day)
+            # Two binary searches over 2^31 bytes: ~31 probes each, one block read per probe.
+            assert src.reads <= 2 * 33 + 4, src.reads
+            assert src.bytes <= (2 * 33 + 4) * search.BLOCK
+    assert day_range(path, DAYS[0])[0] == 0
+    assert day_range(path, DAYS[-1])[1] == size
+    start, end = day_range(path, TARGET)
+    assert end - start == length
+
+
+def test_write_day_matches_generated_bytes(big_log, tmp_path, monkeypatch):
+    path, sha, length = big_log
+    reads = []
+    pread = FileSource.pread
+    monkeypatch.setattr(FileSource, "pread", lambda self, o, n: reads.append(n) or pread(self, o, n))
+    out = tmp_path / "day.log"
+    try:
+        with open(out, "wb") as f:
+            assert write_day(path, TARGET, f.fileno()) == length
+        assert len(reads) <= 3 * 33 + 8  # search + first/last entry: no scan of the ~100 MiB day
+        digest = hashlib.sha256()
+        with open(out, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        assert digest.hexdigest() == sha
+    finally:
+        out.unlink(missing_ok=True)
