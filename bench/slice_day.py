@@ -13,7 +13,7 @@ and the peak RSS of each child (GNU time). Exits 1 if a target is missed:
 dcslog without interpreter start-up <= 1.25x dd, >= 15x faster than grep,
 peak RSS <= 60 MB. Quote ratios from one run, not absolute times across runs.
 
-    python bench/slice_day.py [--size-gib 1] [--reps 7] [--keep]
+    python bench/slice_day.py [--size-gib 2] [--reps 7] [--keep]
 """
 
 from __future__ import annotations
