@@ -97,3 +97,43 @@ def test_cli_errors_go_to_stderr(tmp_path):
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and done.stdout == ""
     assert "error:" in done.stderr and "hunter2" not in done.stderr
+
+
+def test_api_only_server_and_a_separate_worker(tmp_path, redis_standalone):
+    port = _free_port()
+    env = {**os.environ, "DCSLOG_DATA_DIR": str(tmp_path / "data"), "DCSLOG_PORT": str(port),
+           "DCSLOG_WORKER_POLL_INTERVAL": "0.2"}
+    base = f"http://127.0.0.1:{port}"
+    procs = [subprocess.Popen([*DCSLOG, "serve", "--no-worker"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)]
+    try:
+        wait_for(lambda: _answers(base), timeout=30, what="dcslog serve --no-worker")
+        token = run_cli(env, "token", "create", "--project-id", "demo")["token"]
+        instance = run_cli(env, "instances", "import", "--project-id", "demo", "--name", "c",
+                           "--redis", redis_standalone.url)
+        api = f"{base}/v2/demo/instances/{instance['instance_id']}"
+        headers = {"X-Auth-Token": token}
+        assert httpx.post(f"{api}/redislog", params={"log_type": "run"}, headers=headers).status_code == 204
+        status = lambda: httpx.get(f"{api}/redislog", params={"log_type": "run"},  # noqa: E731
+                                   headers=headers).json()["file_list"][0]["status"]
+        time.sleep(1)
+        assert status() == "creating"  # nobody works on it yet
+        procs.append(subprocess.Popen([*DCSLOG, "worker"], env=env, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL))
+        wait_for(lambda: status() == "succeed", timeout=30, what="the separate worker to collect")
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGINT)
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _answers(base: str) -> bool:
+    try:
+        return httpx.get(base + "/").status_code == 404
+    except httpx.TransportError:
+        return False

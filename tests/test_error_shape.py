@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 
 import httpx
 import pytest
@@ -53,6 +54,11 @@ CASES = [
     ("tasks end before start", "GET", "/tasks", {"start_time": "20261127000000", "end_time": "20261126000000"}, 400, "DCS.4025"),
     ("tasks bad time", "GET", "/tasks", {"start_time": "yesterday"}, 400, "DCS.4800"),
     ("instances bad limit", "GET", "ROOT/v2/proj-a/instances", {"limit": "abc"}, 400, "DCS.4800"),
+    ("offset beyond int32", "GET", "/redislog", {"log_type": "run", "offset": "99999999999999999999"}, 400, "DCS.4800"),
+    ("limit with underscore", "GET", "ROOT/v2/proj-a/instances", {"limit": "1_0"}, 400, "DCS.4800"),
+    ("limit with plus", "GET", "ROOT/v2/proj-a/instances", {"limit": "+5"}, 400, "DCS.4800"),
+    ("limit in arabic digits", "GET", "ROOT/v2/proj-a/instances", {"limit": "٥"}, 400, "DCS.4800"),
+    ("non-ascii link mac", "GET", "ROOT/downloads/abc.%C3%A9", {}, 403, "DCS.2004"),
     ("bad project id", "GET", "ROOT/v2/proj!a/instances", {}, 400, "DCS.4002"),
     ("bad instance id", "GET", "ROOT/v2/proj-a/instances/not-a-uuid", {}, 400, "DCS.4061"),
     ("unknown instance", "GET", f"ROOT/v2/proj-a/instances/{UNKNOWN_INSTANCE}", {}, 404, "DCS.3022"),
@@ -82,6 +88,13 @@ def test_bad_token(api):
 
 def test_bad_signature_header(api):
     response = httpx.get(api.base, headers={"Authorization": "SDK-HMAC-SHA256 garbage"})
+    assert_envelope(response, 401, "DCS.1001")
+
+
+def test_non_ascii_signature(api):
+    auth = "SDK-HMAC-SHA256 Access=AK, SignedHeaders=host;x-sdk-date, Signature=\u00e9abc"
+    date = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    response = httpx.get(api.base, headers={"Authorization": auth.encode("utf-8"), "X-Sdk-Date": date})
     assert_envelope(response, 401, "DCS.1001")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import sqlite3
 import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -56,6 +57,7 @@ def synthetic(dcslog_server, redis_standalone, tmp_path):
     replica = imported["group_list"][0]["replication_list"][0]
     assert replica["log_file"] == str(log_file)
     return {"instance_id": imported["instance_id"], "replication_id": replica["replication_id"],
+            "data_dir": dcslog_server.settings.data_dir,
             "log_file": log_file, "client": dcslog_server.sdk(role="operator"),
             "expected": {today: today_bytes, today - timedelta(days=1): b"", today - timedelta(days=2): two_days_ago}}
 
@@ -177,10 +179,32 @@ def test_download_range_head_etag(synthetic):
     partial = httpx.get(link, headers={"Range": "bytes=10-"})
     assert partial.status_code == 206 and partial.content == expected[10:]
     assert partial.headers["content-range"] == f"bytes 10-{len(expected) - 1}/{len(expected)}"
+    # The 412 check in api/downloads.py computes FileResponse's ETag the same way.
+    stat = next((synthetic["data_dir"] / "files").rglob("*.log")).stat()
+    assert full.headers["etag"] == f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
+    resumed = httpx.get(link, headers={"Range": "bytes=5-", "If-Range": full.headers["etag"]})
+    assert resumed.status_code == 206 and resumed.content == expected[5:]
+    beyond = httpx.get(link, headers={"Range": f"bytes={len(expected) + 10}-"})
+    assert beyond.status_code == 416 and beyond.json()["error_code"] == "DCS.4800"
+    assert beyond.headers["content-range"] == f"bytes */{len(expected)}"
+    changed = httpx.get(link, headers={"If-Match": '"something-else"'})
+    assert changed.status_code == 412 and changed.json()["error_code"] == "DCS.4800"
+    assert httpx.get(link, headers={"If-Match": full.headers["etag"]}).status_code == 200
     head = httpx.head(link)
     assert head.status_code == 200 and head.content == b""
     assert int(head.headers["content-length"]) == len(expected)
     assert head.headers["content-disposition"] == f'attachment; filename="{item.file_name}"'
+
+
+def test_link_to_bytes_missing_on_disk_is_404(synthetic):
+    client, instance_id = synthetic["client"], synthetic["instance_id"]
+    client.create_redislog(CreateRedislogRequest(instance_id=instance_id, log_type="run",
+                                                 replication_id=synthetic["replication_id"]))
+    [item] = wait_settled(client, instance_id)
+    for stored in (synthetic["data_dir"] / "files").rglob("*.log"):
+        stored.unlink()
+    response = download(client, instance_id, item.id)
+    assert response.status_code == 404 and response.json()["error_code"] == "DCS.4001"
 
 
 def test_tampered_and_expired_links_are_refused(dcslog_server_factory, redis_standalone, tmp_path):
@@ -221,10 +245,12 @@ def test_retention_deletes_files_and_records(dcslog_server_factory, redis_standa
         assert httpx.get(link.link).status_code == 200
         listing = lambda: client.list_redislog(  # noqa: E731
             ListRedislogRequest(instance_id=imported["instance_id"], log_type="run"))
-        wait_for(lambda: listing().total_num in (None, 0), timeout=15, what="retention sweep")
+        wait_for(lambda: listing().total_num in (None, 0), timeout=15, what="the file to leave the list")
         assert httpx.get(link.link).status_code in (403, 404)
         files = server.settings.data_dir / "files"
-        assert not [p for p in files.rglob("*.log")]
+        wait_for(lambda: not list(files.rglob("*.log")), timeout=15, what="the sweep to delete the bytes")
+        with sqlite3.connect(server.settings.data_dir / "dcslog.db") as db:
+            assert db.execute("SELECT count(*) FROM log_files").fetchone() == (0,)
 
 
 @pytest.mark.parametrize("query_time,count", [(0, 1), (1, 1), (3, 3), (7, 7)])

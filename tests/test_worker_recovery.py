@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import datetime, timedelta, timezone
 
 from huaweicloudsdkdcs.v2 import CreateRedislogRequest, ListRedislogRequest
 
+from dcslog.db.session import create_engine, create_sessionmaker
+from dcslog.services.collection import run_collect_task
+from dcslog.storage.local import open_object_store
 from tests.dcslog_fixtures import wait_for
 from tests.test_redislog import day_lines, download, today_utc
 
@@ -42,3 +46,36 @@ def test_job_of_a_dead_worker_is_taken_over(dcslog_server_factory, redis_standal
         assert download(client, imported["instance_id"], item.id).content == log_file.read_bytes()
     with sqlite3.connect(data_dir / "dcslog.db") as db:
         assert db.execute("SELECT status, attempts FROM tasks").fetchall() == [("succeed", 2)]
+
+
+def test_a_run_that_lost_its_lease_records_and_leaves_nothing(dcslog_server_factory, redis_standalone, tmp_path):
+    log_file = tmp_path / "r.log"
+    log_file.write_bytes(day_lines(today_utc(), 20))
+    with dcslog_server_factory(run_worker=False) as server:
+        imported = server.import_instance(redis_standalone.url, "proj-a", "x", "--log-file",
+                                          f"{redis_standalone.address}={log_file}")
+        server.sdk().create_redislog(CreateRedislogRequest(instance_id=imported["instance_id"], log_type="run"))
+        settings = server.settings
+    with sqlite3.connect(settings.data_dir / "dcslog.db") as db:
+        [(task_id,)] = db.execute("SELECT id FROM tasks").fetchall()
+        db.execute("UPDATE tasks SET lease_owner='the-new-owner', attempts=2")
+
+    async def run_as(owner: str) -> None:
+        engine = create_engine(settings.effective_database_url)
+        try:
+            await run_collect_task(create_sessionmaker(engine), open_object_store(settings.effective_object_store),
+                                   task_id, owner, 1)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run_as("the-old-owner"))
+    with sqlite3.connect(settings.data_dir / "dcslog.db") as db:
+        assert db.execute("SELECT status, object_key FROM log_files").fetchall() == [("creating", None)]
+        assert db.execute("SELECT status FROM tasks").fetchall() == [("running",)]
+    assert not list((settings.data_dir / "files").rglob("*.log"))
+
+    asyncio.run(run_as("the-new-owner"))
+    with sqlite3.connect(settings.data_dir / "dcslog.db") as db:
+        [(status, key, size)] = db.execute("SELECT status, object_key, size FROM log_files").fetchall()
+    assert status == "succeed" and size == log_file.stat().st_size
+    assert [p.name for p in (settings.data_dir / "files").rglob("*.log")] == [key.rsplit("/", 1)[1]]

@@ -46,7 +46,9 @@ def _as_dcs_error(exc: web.HTTPException) -> errors.DcsError:
 
 
 def _error_response(error: errors.DcsError) -> web.Response:
-    return json_response(error.body(), status=error.status)
+    response = json_response(error.body(), status=error.status)
+    response.headers.update(error.headers)
+    return response
 
 
 @web.middleware

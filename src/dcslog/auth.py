@@ -140,12 +140,13 @@ async def _authenticate_signature(request: SignedRequest, authorization: str, se
         raise errors.ExpiredCredentials("X-Sdk-Date is outside the accepted window of the server clock.")
 
     credential = await session.get(Credential, access_key)
-    # An unknown AK still costs an HMAC, so timing does not tell which AKs exist.
-    secret_key = keyring.decrypt(credential.secret_encrypted) if credential else "unknown-access-key"
+    # An unknown AK costs the same decrypt and HMAC as a known one, so response
+    # time does not tell which access keys exist.
+    secret_key = keyring.decrypt(credential.secret_encrypted if credential else keyring.dummy_secret)
     expected = sign(secret_key, string_to_sign(
         request.method, request.raw_path, request.raw_query, request.headers,
         signed_headers, _body_sha256(request, signed_headers), sdk_date))
-    if not hmac.compare_digest(expected, signature) or credential is None:
+    if not hmac.compare_digest(expected.encode(), signature.encode()) or credential is None:
         raise errors.Unauthorized("Invalid signature.")
     return Caller(project_id=credential.project_id, role=credential.role, user_id=access_key)
 

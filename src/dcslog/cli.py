@@ -23,7 +23,7 @@ from dcslog.db.models import Credential, Instance, Token
 from dcslog.db.session import create_engine, create_sessionmaker, upgrade
 from dcslog.keys import Keyring, hash_token, load_server_key, new_access_key, new_secret_key, new_token
 from dcslog.services import instances as instance_service
-from dcslog.services.common import get_instance, utcnow
+from dcslog.services.common import PROJECT_ID, get_instance, utcnow
 from dcslog.storage.local import open_object_store
 
 
@@ -70,6 +70,21 @@ def cmd_serve(args, settings: Settings) -> None:
                 print=lambda *_: logging.getLogger("dcslog").info(
                     "dcslog serving on http://%s:%s (data in %s)", settings.host, settings.port,
                     settings.data_dir.resolve()))
+
+
+def cmd_worker(args, settings: Settings) -> None:
+    from dcslog.worker import run_worker
+
+    try:
+        import uvloop
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    logging.getLogger("dcslog").info("dcslog worker started (data in %s)", settings.data_dir.resolve())
+    try:
+        runner(run_worker(settings))
+    except KeyboardInterrupt:
+        pass
 
 
 def cmd_db_upgrade(args, settings: Settings) -> dict:
@@ -193,6 +208,12 @@ def cmd_instances_remove(args, settings: Settings) -> dict:
     return asyncio.run(_with_session(settings, work))
 
 
+def _project_id(value: str) -> str:
+    if not PROJECT_ID.fullmatch(value):
+        raise argparse.ArgumentTypeError("a project id is 1-64 of A-Z a-z 0-9 _ -")
+    return value
+
+
 INSTANCE_COLUMNS = ["instance_id", "name", "project_id", "status", "cache_mode", "ip", "port", "engine_version"]
 
 
@@ -203,10 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     def command(subparsers, name: str, handler, help: str, columns=None, project_required=False):
         p = subparsers.add_parser(name, help=help)
         p.set_defaults(handler=handler, columns=columns)
-        if handler is not cmd_serve:
+        if handler not in (cmd_serve, cmd_worker):
             p.add_argument("--json", action="store_true", help="print JSON on stdout")
         if project_required is not None:
-            p.add_argument("--project-id", required=project_required,
+            p.add_argument("--project-id", required=project_required, type=_project_id,
                            help="project (1-64 of A-Z a-z 0-9 _ -)" if project_required else "limit to this project")
         return p
 
@@ -215,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--no-worker", action="store_true", help="API only; run `dcslog worker` elsewhere")
+    command(sub, "worker", cmd_worker, "run only the background worker (collections, retention)", project_required=None)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
     command(db, "upgrade", cmd_db_upgrade, "apply pending migrations", project_required=None)
@@ -254,8 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         upgrade(settings.effective_database_url)
-        if args.handler is cmd_serve:
-            cmd_serve(args, settings)
+        if args.handler in (cmd_serve, cmd_worker):
+            args.handler(args, settings)
             return 0
         _print(args.handler(args, settings), args.json, args.columns)
         return 0

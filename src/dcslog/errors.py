@@ -12,6 +12,7 @@ class DcsError(Exception):
     status = 400
     error_code = "DCS.4800"
     error_msg = "Invalid request."
+    headers: dict[str, str] = {}  # extra response headers (e.g. Content-Range on a 416)
 
     def __init__(self, error_msg: str | None = None, error_code: str | None = None):
         if error_msg is not None:

@@ -8,6 +8,7 @@ import hmac
 import json
 import os
 import secrets
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,14 +22,23 @@ def load_server_key(settings: Settings) -> bytes:
     if settings.server_key:
         return settings.server_key.encode()
     path = Path(settings.data_dir) / "server.key"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    if path.exists():
         return path.read_bytes().strip()
-    # O_EXCL: two processes starting together agree on one key.
-    with os.fdopen(fd, "wb") as f:
-        f.write(Fernet.generate_key())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Written whole to a private temp file, then linked into place: two processes
+    # starting together agree on one key, and neither can read a half-written one.
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".server.key.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(Fernet.generate_key())
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(temp)
     return path.read_bytes().strip()
 
 
@@ -39,6 +49,8 @@ class Keyring:
         self._fernet = Fernet(server_key)
         # A separate key for links, so a link signature never doubles as anything else.
         self._link_key = hmac.new(server_key, b"dcslog download link v1", hashlib.sha256).digest()
+        # Decrypted in place of a real secret when an access key is unknown (see auth.py).
+        self.dummy_secret = self._fernet.encrypt(b"not-a-secret-key-of-anyone")
 
     def encrypt(self, plaintext: str) -> bytes:
         return self._fernet.encrypt(plaintext.encode())
@@ -57,7 +69,7 @@ class Keyring:
     def verify_link(self, token: str, now: float | None = None) -> str | None:
         """The file id if the token is authentic and unexpired, else None."""
         payload, _, mac = token.partition(".")
-        if not payload or not mac or not hmac.compare_digest(mac, self._link_mac(payload)):
+        if not payload or not mac or not hmac.compare_digest(mac.encode(), self._link_mac(payload).encode()):
             return None
         try:
             data = json.loads(_unb64(payload))

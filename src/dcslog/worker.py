@@ -22,11 +22,21 @@ from dcslog.db.models import LogFile, Task
 from dcslog.services.collection import run_collect_task
 from dcslog.services.common import new_id, utcnow
 from dcslog.services.redislog import COLLECT_TASK
-from dcslog.storage.local import LocalObjectStore
+from dcslog.db.session import create_engine, create_sessionmaker
+from dcslog.storage.local import LocalObjectStore, open_object_store
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
+
+
+async def run_worker(settings: Settings) -> None:
+    """`dcslog worker`: the worker alone, on the configured database and object store."""
+    engine = create_engine(settings.effective_database_url)
+    try:
+        await Worker(settings, create_sessionmaker(engine), open_object_store(settings.effective_object_store)).run()
+    finally:
+        await engine.dispose()
 
 
 class Worker:
@@ -89,17 +99,20 @@ class Worker:
                 return
         heartbeat = asyncio.create_task(self._heartbeat(task_id))
         try:
-            await run_collect_task(self.sessionmaker, self.store, task_id)
+            await run_collect_task(self.sessionmaker, self.store, task_id, self.owner, task.attempts)
         finally:
             heartbeat.cancel()
 
     async def _heartbeat(self, task_id: str) -> None:
         while True:
             await asyncio.sleep(self.settings.job_lease / 3)
-            async with self.sessionmaker() as session:
-                await session.execute(update(Task).where(Task.id == task_id, Task.lease_owner == self.owner).values(
-                    lease_until=utcnow() + timedelta(seconds=self.settings.job_lease)))
-                await session.commit()
+            try:
+                async with self.sessionmaker() as session:
+                    await session.execute(update(Task).where(Task.id == task_id, Task.lease_owner == self.owner)
+                                          .values(lease_until=utcnow() + timedelta(seconds=self.settings.job_lease)))
+                    await session.commit()
+            except Exception:  # noqa: BLE001 - one failed renewal must not end the renewals
+                log.warning("could not renew the lease of task %s", task_id, exc_info=True)
 
     async def _give_up(self, session: AsyncSession, task: Task) -> None:
         reason = f"Gave up after {MAX_ATTEMPTS} attempts: the worker running it stopped each time."
@@ -113,15 +126,23 @@ class Worker:
     async def sweep(self) -> int:
         """Delete files (objects first, then records) past retention, and finished tasks as old. Returns files deleted."""
         now = utcnow()
+        deleted = 0
         async with self.sessionmaker() as session:
-            expired = list(await session.scalars(
-                select(LogFile).where(LogFile.expires_at < now, LogFile.status != "creating")))
-            for row in expired:
-                await asyncio.to_thread(self.store.delete, row.object_key)
-                await session.delete(row)
+            expired = list(await session.execute(
+                select(LogFile.id, LogFile.object_key).where(LogFile.expires_at < now, LogFile.status != "creating")))
+            for file_id, object_key in expired:
+                # Record first, bytes after, and only if the row is still expired: a
+                # collection may have just claimed it for a refresh (new expiry, creating).
+                gone = await session.execute(delete(LogFile).where(
+                    LogFile.id == file_id, LogFile.expires_at < now, LogFile.status != "creating"))
+                await session.commit()
+                if gone.rowcount == 1:
+                    deleted += 1
+                    if object_key:
+                        await asyncio.to_thread(self.store.delete, object_key)
             task_cutoff = now - timedelta(days=self.settings.retention_days)
             await session.execute(delete(Task).where(Task.status != "running", Task.updated_at < task_cutoff))
             await session.commit()
-        if expired:
-            log.info("retention: deleted %d expired file(s)", len(expired))
-        return len(expired)
+        if deleted:
+            log.info("retention: deleted %d expired file(s)", deleted)
+        return deleted

@@ -9,7 +9,6 @@ the ``{instance_id}`` of the path within that project, and hands the handler a
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
@@ -21,11 +20,8 @@ from dcslog.auth import Caller, SignedRequest, authenticate
 from dcslog.config import Settings
 from dcslog.db.models import Instance
 from dcslog.keys import Keyring
-from dcslog.services.common import get_instance
+from dcslog.services.common import get_instance, validate_project_id
 from dcslog.state import KEYRING, SESSIONMAKER, SETTINGS, STORE, WORKER
-
-PROJECT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
 
 @dataclass
 class Context:
@@ -65,8 +61,7 @@ def dcs_operation(role: str) -> Callable[[Handler], Callable[[web.Request], Awai
                                   request.headers, await request.read()),
                     session, request.app[KEYRING], request.app[SETTINGS].clock_skew)
                 project_id = request.match_info["project_id"]
-                if not PROJECT_ID.fullmatch(project_id):
-                    raise errors.InvalidProjectId()
+                validate_project_id(project_id)
                 if project_id != caller.project_id:
                     raise errors.ProjectMismatch()
                 if not caller.can(role):

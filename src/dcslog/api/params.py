@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from aiohttp import web
@@ -11,6 +12,8 @@ from multidict import MultiMapping
 from dcslog import errors
 
 JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
+INTEGER = re.compile(r"-?[0-9]+")
+MAX_INT = 2**31 - 1  # what the databases' integers (and DCS's int32 fields) hold
 
 
 def int_param(query: MultiMapping[str], name: str, default: int, *, minimum: int | None = None,
@@ -18,11 +21,11 @@ def int_param(query: MultiMapping[str], name: str, default: int, *, minimum: int
     raw = query.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise errors.InvalidParameter(name) from None
-    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum) \
+    # int() would also take "1_0", "+5", " 5" and non-ASCII digits.
+    if not INTEGER.fullmatch(raw) or len(raw) > 12:
+        raise errors.InvalidParameter(name)
+    value = int(raw)
+    if value > MAX_INT or (minimum is not None and value < minimum) or (maximum is not None and value > maximum) \
             or (allowed is not None and value not in allowed):
         raise errors.InvalidParameter(name)
     return value

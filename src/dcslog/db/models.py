@@ -115,11 +115,14 @@ class LogFile(Base):
     project_id: Mapped[str] = mapped_column(String(64))
     replication_id: Mapped[str] = mapped_column(String(36))
     group_name: Mapped[str] = mapped_column(String(32))
+    group_index: Mapped[int] = mapped_column(Integer)  # sorts group-2 before group-10
     replication_ip: Mapped[str] = mapped_column(String(255))
     day: Mapped[str] = mapped_column(String(10))  # yyyy-MM-dd
     status: Mapped[str] = mapped_column(String(16))  # creating | succeed | failed
     task_id: Mapped[str] = mapped_column(String(36))
-    object_key: Mapped[str] = mapped_column(Text)
+    # Each collection run publishes under a key of its own, so a run that lost its
+    # lease can never overwrite the bytes another run recorded as succeed.
+    object_key: Mapped[str | None] = mapped_column(Text, nullable=True)
     size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error_msg: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -3,6 +3,11 @@
 A file becomes ``succeed`` only after its bytes are complete, fsynced and
 renamed into place, with size and SHA-256 recorded in the same update; any
 failure leaves it ``failed`` with a reason and the staged bytes discarded.
+
+Every run publishes under a key of its own (file id, task id, attempt) and
+records it only while it still holds the task's lease: a run that lost its
+lease to another worker can neither overwrite nor settle what that worker
+records.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import logging
 import os
 from datetime import date
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dcslog.db.models import LogFile, Replication, Task
@@ -59,7 +64,12 @@ def describe_failure(exc: BaseException, log_file: str) -> str:
     return f"Collection failed: {type(exc).__name__}."
 
 
-async def run_collect_task(sessionmaker: async_sessionmaker[AsyncSession], store: LocalObjectStore, task_id: str) -> None:
+def _holds_lease(task_id: str, owner: str):
+    return exists().where(Task.id == task_id, Task.lease_owner == owner)
+
+
+async def run_collect_task(sessionmaker: async_sessionmaker[AsyncSession], store: LocalObjectStore, task_id: str,
+                           owner: str, attempt: int) -> None:
     """Collect every file of the task, then settle the task's status. Safe to run again after a crash."""
     async with sessionmaker() as session:
         task = await session.get(Task, task_id)
@@ -78,28 +88,38 @@ async def run_collect_task(sessionmaker: async_sessionmaker[AsyncSession], store
 
     errors: list[str] = []
     for row in files:
+        new_key = None
         if failure is None:
+            new_key = f"{row.instance_id}/{row.id}/{task_id}-{attempt}.log"
             try:
                 size, sha256 = await asyncio.to_thread(
-                    cut_day, store, replication.log_file, date.fromisoformat(row.day), row.object_key)
+                    cut_day, store, replication.log_file, date.fromisoformat(row.day), new_key)
             except Exception as exc:  # noqa: BLE001 - every failure must end as a readable reason
                 log.warning("collection of %s %s failed: %r", row.replication_ip, row.day, exc)
                 reason = describe_failure(exc, replication.log_file)
                 errors.append(f"{row.day}: {reason}")
                 values = {"status": "failed", "error_msg": reason}
+                new_key = None
             else:
-                values = {"status": "succeed", "size": size, "sha256": sha256, "error_msg": None}
+                values = {"status": "succeed", "object_key": new_key, "size": size, "sha256": sha256,
+                          "error_msg": None}
         else:
             errors.append(failure)
             values = {"status": "failed", "error_msg": failure}
         async with sessionmaker() as session:
-            await session.execute(update(LogFile).where(
+            recorded = await session.execute(update(LogFile).where(
                 LogFile.id == row.id, LogFile.task_id == task_id, LogFile.status == "creating",
+                _holds_lease(task_id, owner),
             ).values(updated_at=utcnow(), **values))
             await session.commit()
+        if new_key is not None:
+            if recorded.rowcount != 1:  # lease lost: what we published is nobody's
+                await asyncio.to_thread(store.delete, new_key)
+            elif row.object_key and row.object_key != new_key:  # the previous collection's bytes
+                await asyncio.to_thread(store.delete, row.object_key)
 
     async with sessionmaker() as session:
-        await session.execute(update(Task).where(Task.id == task_id).values(
+        await session.execute(update(Task).where(Task.id == task_id, Task.lease_owner == owner).values(
             status="failed" if errors else "succeed",
             error_msg="; ".join(dict.fromkeys(errors)) or None,
             lease_owner=None, lease_until=None, updated_at=utcnow()))

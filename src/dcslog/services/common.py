@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime, timezone
 
@@ -32,6 +33,15 @@ def new_id() -> str:
 def dcs_time(value: datetime) -> str:
     """``2017-03-31T12:24:46.297Z``"""
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+PROJECT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def validate_project_id(project_id: str) -> str:
+    if not PROJECT_ID.fullmatch(project_id):
+        raise errors.InvalidProjectId()
+    return project_id
 
 
 def validate_instance_id(instance_id: str) -> str:

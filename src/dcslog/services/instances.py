@@ -85,7 +85,8 @@ async def refresh_instance(session: AsyncSession, keyring: Keyring, instance: In
 
 async def remove_instance(session: AsyncSession, instance: Instance) -> list[str]:
     """Delete the instance and all its records; returns the object keys of its files for the caller to delete."""
-    keys = list(await session.scalars(select(LogFile.object_key).where(LogFile.instance_id == instance.id)))
+    keys = list(await session.scalars(select(LogFile.object_key).where(
+        LogFile.instance_id == instance.id, LogFile.object_key.is_not(None))))
     for model in (LogFile, Task, Replication):
         await session.execute(delete(model).where(model.instance_id == instance.id))
     await session.delete(instance)

@@ -75,7 +75,7 @@ async def create_redislog(session: AsyncSession, caller: Caller, instance: Insta
                        LogFile.day == day_text, LogFile.status != "creating")
                 .values(status="creating", task_id=task.id, error_msg=None, updated_at=now,
                         expires_at=expires_at, group_name=replication.group_name,
-                        replication_ip=replication.host))
+                        group_index=replication.group_index, replication_ip=replication.host))
             if refreshed.rowcount:
                 continue
             existing = await session.scalar(select(LogFile.id).where(
@@ -87,14 +87,15 @@ async def create_redislog(session: AsyncSession, caller: Caller, instance: Insta
             session.add(LogFile(
                 id=file_id, instance_id=instance.id, project_id=instance.project_id,
                 replication_id=replication.id, group_name=replication.group_name,
-                replication_ip=replication.host, day=day_text, status="creating", task_id=task.id,
-                object_key=f"{instance.id}/{file_id}.log", created_at=now, updated_at=now,
-                expires_at=expires_at))
+                group_index=replication.group_index, replication_ip=replication.host, day=day_text,
+                status="creating", task_id=task.id, created_at=now, updated_at=now, expires_at=expires_at))
             await session.flush()
         await session.commit()
-    except IntegrityError:  # another request inserted the same (replica, day) first
+    except IntegrityError:
         await session.rollback()
-        raise errors.CollectionRunning() from None
+        if await session.get(Instance, instance.id) is None:  # removed meanwhile: the foreign key failed
+            raise errors.InstanceNotFound() from None
+        raise errors.CollectionRunning() from None  # another request inserted the same (replica, day) first
     except errors.CollectionRunning:
         await session.rollback()
         raise
@@ -119,19 +120,25 @@ def runlog_item(row: LogFile) -> dict:
     return item
 
 
+def _live():
+    """Files past retention are gone for users at once, whenever the sweeper gets to their bytes."""
+    return LogFile.expires_at > utcnow()
+
+
 async def list_redislog(session: AsyncSession, instance: Instance, *, offset: int, limit: int) -> tuple[int, list[dict]]:
-    where = (LogFile.instance_id == instance.id, LogFile.project_id == instance.project_id)
+    where = (LogFile.instance_id == instance.id, LogFile.project_id == instance.project_id, _live())
     total = await session.scalar(select(func.count()).select_from(LogFile).where(*where)) or 0
     rows = await session.scalars(
         select(LogFile).where(*where)
-        .order_by(LogFile.day.desc(), LogFile.group_name, LogFile.replication_ip, LogFile.id)
+        .order_by(LogFile.day.desc(), LogFile.group_index, LogFile.replication_ip, LogFile.id)
         .offset(offset).limit(limit))
     return total, [runlog_item(r) for r in rows]
 
 
 async def _log_file(session: AsyncSession, instance: Instance, file_id: str) -> LogFile:
     row = await session.scalar(select(LogFile).where(
-        LogFile.id == file_id, LogFile.instance_id == instance.id, LogFile.project_id == instance.project_id))
+        LogFile.id == file_id, LogFile.instance_id == instance.id, LogFile.project_id == instance.project_id,
+        _live()))
     if row is None:
         raise errors.NotFound("The log file does not exist.")
     return row
@@ -156,7 +163,7 @@ async def file_for_download(session: AsyncSession, keyring: Keyring, token: str)
     file_id = keyring.verify_link(token)
     if file_id is None:
         raise errors.LinkForbidden()
-    row = await session.get(LogFile, file_id)
-    if row is None or row.status != "succeed":
-        raise errors.NotFound("The log file no longer exists.")
+    row = await session.scalar(select(LogFile).where(LogFile.id == file_id, _live()))
+    if row is None or row.status != "succeed" or row.object_key is None:
+        raise errors.NotFound("The log file no longer exists or is being collected again.")
     return row

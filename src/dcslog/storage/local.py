@@ -30,8 +30,15 @@ class LocalObjectStore:
 
     def publish(self, staged_path: str, key: str) -> None:
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staged_path, target)
+        for attempt in range(3):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(staged_path, target)
+                break
+            except FileNotFoundError:
+                # delete() of a sibling key may have removed the directory just now.
+                if attempt == 2 or not os.path.exists(staged_path):
+                    raise
         # The rename itself must survive a crash, not only the file's bytes.
         dir_fd = os.open(target.parent, os.O_RDONLY)
         try:
@@ -46,10 +53,19 @@ class LocalObjectStore:
             pass
 
     def delete(self, key: str) -> None:
+        target = self.path(key)
         try:
-            self.path(key).unlink()
+            target.unlink()
         except FileNotFoundError:
             pass
+        # Drop the key's now-empty directories, up to the root.
+        for parent in target.parents:
+            if parent == self.root:
+                break
+            try:
+                parent.rmdir()
+            except OSError:
+                break
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
