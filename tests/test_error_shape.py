@@ -122,3 +122,8 @@ def test_unexpected_error_is_500_without_details(api, monkeypatch, caplog):
 def test_request_id_on_success(api):
     response = api("GET", "/redislog", params={"log_type": "run"})
     assert response.status_code == 204 and response.headers["x-request-id"]
+
+
+def test_health(api):
+    response = httpx.get(api.root + "/health")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}

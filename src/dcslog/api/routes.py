@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dcslog.api import downloads, instances, redislog, tasks
+from dcslog.api import downloads, health, instances, redislog, tasks
 
 ROUTES = [
     ("GET", "/v2/{project_id}/instances", instances.list_instances),
@@ -15,6 +15,7 @@ ROUTES = [
     ("POST", "/v2/{project_id}/instances/{instance_id}/redislog/{id}/links", redislog.create_redislog_download_link),
     ("GET", "/v2/{project_id}/instances/{instance_id}/tasks", tasks.list_background_task),
     ("GET", "/downloads/{token}", downloads.download_redislog),
+    ("GET", "/health", health.health),
 ]
 
 
