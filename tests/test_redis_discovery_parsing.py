@@ -6,7 +6,7 @@ from dcslog.redis.discovery import (
     _ConfigError,
     _Probe,
     _cluster_shards,
-    _Connector,
+    NodeConnector,
     _log_file,
     _parse_cluster_nodes,
     _parse_info,
@@ -76,7 +76,7 @@ def test_log_file_rules():
 
 
 def test_connector_hides_password():
-    conn = _Connector("rediss://alice:pa55word@10.0.0.1:6380/3?ssl_cert_reqs=none", 1.0)
+    conn = NodeConnector("rediss://alice:pa55word@10.0.0.1:6380/3?ssl_cert_reqs=none", 1.0)
     assert conn.display("10.0.0.2", 6379) == "rediss://alice@10.0.0.2:6379"
     assert conn.scrub("bad pa55word") == "bad ***"
     assert (conn.seed_host, conn.seed_port) == ("10.0.0.1", 6380)
@@ -84,7 +84,7 @@ def test_connector_hides_password():
 
 
 def test_connect_error_reasons():
-    conn = _Connector("redis://:pw@h:1", 1.0)
+    conn = NodeConnector("redis://:pw@h:1", 1.0)
     from redis.exceptions import ConnectionError, TimeoutError
 
     assert conn._reason(ConnectionError("Error 111 connecting to 127.0.0.2:1. Connect call failed.")) == "Connection refused"

@@ -112,7 +112,7 @@ def _resources(run_worker: bool):
         if run_worker:
             from dcslog.worker import Worker
 
-            app[WORKER] = Worker(settings, app[SESSIONMAKER], app[STORE])
+            app[WORKER] = Worker(settings, app[SESSIONMAKER], app[STORE], app[KEYRING])
             worker_task = asyncio.create_task(app[WORKER].run())
         yield
         if worker_task is not None:

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     job_lease: int = Field(300, gt=0, description="Seconds a worker holds a collection job before another may take it over.")
     sweep_interval: int = Field(300, gt=0, description="Seconds between two retention sweeps.")
     redis_timeout: float = Field(5.0, gt=0, description="Seconds to wait on a Redis node during discovery.")
+    slowlog_interval: float = Field(60, gt=0, description="Seconds between two slow-log harvests of every node.")
+    slowlog_retention_days: float = Field(7, gt=0, description="Days a harvested slow-log entry is kept (by its start time).")
     log_level: str = Field("INFO", description="Python logging level of the service's own log.")
     config_file: Path | None = Field(None, description="Optional TOML file with defaults for the settings above.")
 

@@ -9,6 +9,7 @@ live one is never run twice at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -19,7 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dcslog.config import Settings
 from dcslog.db.models import LogFile, Task
+from dcslog.keys import Keyring, load_server_key
 from dcslog.services.collection import run_collect_task
+from dcslog.services.slowlog import harvest_all, sweep_slowlog
 from dcslog.services.common import new_id, utcnow
 from dcslog.services.redislog import COLLECT_TASK
 from dcslog.db.session import create_engine, create_sessionmaker
@@ -34,16 +37,19 @@ async def run_worker(settings: Settings) -> None:
     """`dcslog worker`: the worker alone, on the configured database and object store."""
     engine = create_engine(settings.effective_database_url)
     try:
-        await Worker(settings, create_sessionmaker(engine), open_object_store(settings.effective_object_store)).run()
+        await Worker(settings, create_sessionmaker(engine), open_object_store(settings.effective_object_store),
+                     Keyring(load_server_key(settings))).run()
     finally:
         await engine.dispose()
 
 
 class Worker:
-    def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], store: LocalObjectStore):
+    def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], store: LocalObjectStore,
+                 keyring: Keyring):
         self.settings = settings
         self.sessionmaker = sessionmaker
         self.store = store
+        self.keyring = keyring
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{new_id()[:8]}"
         self._wake = asyncio.Event()
 
@@ -52,6 +58,28 @@ class Worker:
         self._wake.set()
 
     async def run(self) -> None:
+        """Collection jobs and sweeps here; slow-log harvests in a task of their own, so neither waits on the other."""
+        harvester = asyncio.create_task(self._harvest_forever())
+        try:
+            await self._jobs_forever()
+        finally:
+            harvester.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await harvester
+
+    async def _harvest_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            try:
+                await harvest_all(self.sessionmaker, self.keyring, self.settings.redis_timeout)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a failed round is retried at the next interval
+                log.exception("slow-log harvest failed")
+            await asyncio.sleep(max(0.0, self.settings.slowlog_interval - (loop.time() - started)))
+
+    async def _jobs_forever(self) -> None:
         self.store.clean_staging(older_than=self.settings.job_lease)
         next_sweep = 0.0
         loop = asyncio.get_running_loop()
@@ -143,6 +171,7 @@ class Worker:
             task_cutoff = now - timedelta(days=self.settings.retention_days)
             await session.execute(delete(Task).where(Task.status != "running", Task.updated_at < task_cutoff))
             await session.commit()
+            await sweep_slowlog(session, self.settings.slowlog_retention_days)
         if deleted:
             log.info("retention: deleted %d expired file(s)", deleted)
         return deleted

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dcslog.api import downloads, health, instances, redislog, tasks
+from dcslog.api import downloads, health, instances, metrics, redislog, slowlog, tasks
 
 ROUTES = [
     ("GET", "/v2/{project_id}/instances", instances.list_instances),
@@ -13,9 +13,12 @@ ROUTES = [
     ("POST", "/v2/{project_id}/instances/{instance_id}/redislog", redislog.create_redislog),
     ("GET", "/v2/{project_id}/instances/{instance_id}/redislog", redislog.list_redislog),
     ("POST", "/v2/{project_id}/instances/{instance_id}/redislog/{id}/links", redislog.create_redislog_download_link),
+    ("GET", "/v2/{project_id}/instances/{instance_id}/slowlog", slowlog.list_slowlog),
+    ("GET", "/v2/{project_id}/instances/{instance_id}/slowlog/harvest", slowlog.list_slowlog_harvest_status),
     ("GET", "/v2/{project_id}/instances/{instance_id}/tasks", tasks.list_background_task),
     ("GET", "/downloads/{token}", downloads.download_redislog),
     ("GET", "/health", health.health),
+    ("GET", "/metrics", metrics.metrics),
 ]
 
 

@@ -134,3 +134,51 @@ class LogFile(Base):
         UniqueConstraint("instance_id", "replication_id", "day", name="uq_log_files_replica_day"),
         Index("ix_log_files_listing", "instance_id", "day"),
     )
+
+
+class SlowlogEntry(Base):
+    """One slow command as a node reported it, harvested once.
+
+    (replication_id, run_id, redis_id) is unique: Redis numbers entries per
+    process, keeps numbering across SLOWLOG RESET and starts again at 0 when
+    the process restarts (new run_id), so this triple names an entry for good.
+    """
+
+    __tablename__ = "slowlog_entries"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"))
+    replication_id: Mapped[str] = mapped_column(String(36))
+    run_id: Mapped[str] = mapped_column(String(40))
+    redis_id: Mapped[int] = mapped_column(BigInteger)
+    start_time_ms: Mapped[int] = mapped_column(BigInteger)
+    duration_us: Mapped[int] = mapped_column(BigInteger)
+    command: Mapped[str] = mapped_column(Text)
+    command_name: Mapped[str] = mapped_column(String(64))
+    fingerprint: Mapped[str] = mapped_column(Text)
+    shard_name: Mapped[str] = mapped_column(String(32))
+    node_ip: Mapped[str] = mapped_column(String(255))
+    node_port: Mapped[int] = mapped_column(Integer)
+    node_role: Mapped[str] = mapped_column(String(8))
+    client_addr: Mapped[str] = mapped_column(String(255))
+    client_name: Mapped[str] = mapped_column(String(255))
+
+    __table_args__ = (
+        UniqueConstraint("replication_id", "run_id", "redis_id", name="uq_slowlog_entries_node_entry"),
+        Index("ix_slowlog_entries_time", "instance_id", "start_time_ms"),
+        Index("ix_slowlog_entries_duration", "instance_id", "duration_us", "start_time_ms"),
+    )
+
+
+class SlowlogCursor(Base):
+    """How far the harvester has read a node's slow log, and what it could not read."""
+
+    __tablename__ = "slowlog_cursors"
+    replication_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    last_id: Mapped[int] = mapped_column(BigInteger, default=-1)  # highest Redis entry id stored for run_id
+    lost_entries: Mapped[int] = mapped_column(BigInteger, default=0)  # overflowed (or reset) before a harvest saw them
+    harvested_entries: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_harvest_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)

@@ -39,7 +39,7 @@ from redis.exceptions import (
 )
 from redis.retry import Retry
 
-__all__ = ["DiscoveryError", "NodeInfo", "GroupInfo", "Topology", "discover"]
+__all__ = ["DiscoveryError", "NodeConnector", "NodeInfo", "GroupInfo", "Topology", "discover"]
 
 ACTIVE = "Active"
 INACTIVE = "Inactive"
@@ -166,8 +166,8 @@ _NO_SETINFO: dict[str, Any] = (
 )
 
 
-class _Connector:
-    """Builds clients for any node with the seed URL's credentials and TLS."""
+class NodeConnector:
+    """Builds clients for any node with the seed URL's credentials and TLS (also used by the slow-log harvester)."""
 
     def __init__(self, url: str, timeout: float) -> None:
         parsed = urlparse(url)
@@ -357,7 +357,7 @@ def _config_int(probe: _Probe | None, name: str, default: int) -> int:
     return _as_int(value, default)
 
 
-async def _probe_all(conn: _Connector, addrs: Iterable[tuple[str, int]],
+async def _probe_all(conn: NodeConnector, addrs: Iterable[tuple[str, int]],
                      known: dict[tuple[str, int], _Probe]) -> dict[tuple[str, int], _Probe]:
     """Probe every address not already in ``known`` concurrently; returns all."""
     todo = [a for a in dict.fromkeys(addrs) if a not in known]
@@ -375,7 +375,7 @@ async def discover(url: str, log_file_overrides: dict[str, str] | None = None,
                    timeout: float = 5.0) -> Topology:
     """Discover the deployment behind ``url`` (see the module docstring)."""
     overrides = dict(log_file_overrides or {})
-    conn = _Connector(url, timeout)
+    conn = NodeConnector(url, timeout)
     seed = await conn.probe(conn.seed_host, conn.seed_port)
     if not seed.ok:
         verb = "authenticate to" if seed.auth_failed else "connect to"
@@ -401,7 +401,7 @@ def _replicas_of(info: dict[str, str]) -> list[tuple[str, int]]:
     return out
 
 
-async def _discover_replication(conn: _Connector, seed: _Probe,
+async def _discover_replication(conn: NodeConnector, seed: _Probe,
                                 overrides: dict[str, str]) -> Topology:
     probes: dict[tuple[str, int], _Probe] = {(seed.host, seed.port): seed}
     # Follow master links from a replica up to the primary.
@@ -521,7 +521,7 @@ def _cluster_shards(entries: list[_ClusterEntry]) -> list[tuple[_ClusterEntry, l
             for m in masters]
 
 
-async def _discover_cluster(conn: _Connector, seed: _Probe,
+async def _discover_cluster(conn: NodeConnector, seed: _Probe,
                             overrides: dict[str, str]) -> Topology:
     entries = _parse_cluster_nodes(seed.cluster_nodes or "", seed.host)
     shards = _cluster_shards(entries)

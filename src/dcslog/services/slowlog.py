@@ -1,0 +1,193 @@
+"""The slow log: harvesting every node into the database, and the DCS ListSlowlog query over it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from dcslog.db.models import Instance, Replication, SlowlogCursor, SlowlogEntry
+from dcslog.keys import Keyring
+from dcslog.redis.discovery import DiscoveryError, NodeConnector
+from dcslog.redis.slowlog import NodeSlowlog, command_name, command_text, fingerprint, read_slowlog
+from dcslog.services.common import utcnow
+
+log = logging.getLogger(__name__)
+
+SORT_COLUMNS = {"start_time": SlowlogEntry.start_time_ms, "duration": SlowlogEntry.duration_us}
+
+
+def _insert_ignoring_duplicates(session: AsyncSession, model, *key: str):
+    """INSERT … ON CONFLICT DO NOTHING: two harvesters racing each other store a row once."""
+    module = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    return module.insert(model).on_conflict_do_nothing(index_elements=list(key))
+
+
+async def harvest_instance(sessionmaker: async_sessionmaker[AsyncSession], keyring: Keyring, instance: Instance,
+                           timeout: float) -> dict[str, int]:
+    """Read every node of the instance concurrently and store what is new. Returns {replication_id: stored}.
+
+    A node that cannot be read keeps its cursor and records why; the others go on.
+    """
+    async with sessionmaker() as session:
+        nodes = list(await session.scalars(select(Replication).where(Replication.instance_id == instance.id)))
+        cursors = {c.replication_id: c for c in await session.scalars(
+            select(SlowlogCursor).where(SlowlogCursor.instance_id == instance.id))}
+    try:
+        connector = NodeConnector(keyring.decrypt(instance.redis_url_encrypted), timeout)
+    except DiscoveryError as exc:
+        log.warning("slow log of instance %s: %s", instance.id, exc)
+        return {}
+
+    async def read(node: Replication) -> NodeSlowlog | Exception:
+        cursor = cursors.get(node.id)
+        try:
+            return await read_slowlog(connector, node.host, node.port,
+                                      cursor.run_id if cursor else None, cursor.last_id if cursor else -1)
+        except Exception as exc:  # noqa: BLE001 - one dead node must not stop the others
+            return exc
+
+    results = await asyncio.gather(*(read(node) for node in nodes))
+    stored = {}
+    for node, result in zip(nodes, results):
+        stored[node.id] = await _store(sessionmaker, instance, node, cursors.get(node.id), result, connector)
+    return stored
+
+
+async def _store(sessionmaker, instance: Instance, node: Replication, cursor: SlowlogCursor | None,
+                 result: NodeSlowlog | Exception, connector: NodeConnector) -> int:
+    now = utcnow()
+    async with sessionmaker() as session:
+        if cursor is None:
+            await session.execute(_insert_ignoring_duplicates(session, SlowlogCursor, "replication_id").values(
+                replication_id=node.id, instance_id=instance.id, run_id=None, last_id=-1, lost_entries=0,
+                harvested_entries=0, updated_at=now))
+            cursor = SlowlogCursor(run_id=None, last_id=-1)
+        if isinstance(result, Exception):
+            reason = connector.scrub(str(result) or type(result).__name__)
+            await session.execute(update(SlowlogCursor).where(SlowlogCursor.replication_id == node.id)
+                                  .values(last_error=reason, updated_at=now))
+            await session.commit()
+            return 0
+        shard_name = node.group_name if instance.cache_mode == "cluster" else ""
+        if result.entries:
+            await session.execute(_insert_ignoring_duplicates(
+                session, SlowlogEntry, "replication_id", "run_id", "redis_id"), [{
+                "instance_id": instance.id, "replication_id": node.id, "run_id": result.run_id,
+                "redis_id": e.redis_id, "start_time_ms": e.start_time * 1000, "duration_us": e.duration_us,
+                "command": command_text(e.args), "command_name": command_name(e.args)[:64],
+                "fingerprint": fingerprint(e.args), "shard_name": shard_name, "node_ip": node.host,
+                "node_port": node.port, "node_role": result.role, "client_addr": e.client_addr[:255],
+                "client_name": e.client_name[:255],
+            } for e in result.entries])
+        last_id = result.entries[-1].redis_id if result.entries else (
+            cursor.last_id if cursor.run_id == result.run_id else -1)
+        # Advance only from the cursor we read: if another harvester moved it
+        # meanwhile, its update counted the loss and ours must not count it again.
+        moved = await session.execute(update(SlowlogCursor).where(
+            SlowlogCursor.replication_id == node.id,
+            SlowlogCursor.run_id.is_(None) if cursor.run_id is None else SlowlogCursor.run_id == cursor.run_id,
+            SlowlogCursor.last_id == cursor.last_id,
+        ).values(run_id=result.run_id, last_id=last_id, lost_entries=SlowlogCursor.lost_entries + result.lost,
+                 harvested_entries=SlowlogCursor.harvested_entries + len(result.entries),
+                 last_harvest_at=now, last_error=None, updated_at=now))
+        if moved.rowcount == 0:
+            await session.execute(update(SlowlogCursor).where(SlowlogCursor.replication_id == node.id)
+                                  .values(last_harvest_at=now, last_error=None, updated_at=now))
+        await session.commit()
+    if result.lost:
+        log.warning("slow log of %s:%s overflowed: %d entries lost since the last harvest",
+                    node.host, node.port, result.lost)
+    return len(result.entries)
+
+
+async def harvest_all(sessionmaker: async_sessionmaker[AsyncSession], keyring: Keyring, timeout: float) -> int:
+    async with sessionmaker() as session:
+        instances = list(await session.scalars(select(Instance)))
+    stored = await asyncio.gather(*(harvest_instance(sessionmaker, keyring, i, timeout) for i in instances))
+    return sum(sum(per_node.values()) for per_node in stored)
+
+
+async def sweep_slowlog(session: AsyncSession, retention_days: float) -> int:
+    cutoff = datetime.now(timezone.utc) - timedelta(days=retention_days)
+    deleted = await session.execute(delete(SlowlogEntry).where(SlowlogEntry.start_time_ms < int(cutoff.timestamp() * 1000)))
+    await session.commit()
+    return deleted.rowcount
+
+
+def duration_ms(duration_us: int) -> str:
+    """Milliseconds as DCS writes them: ``"12"``, ``"0.153"``, ``"1.5"``."""
+    whole, micros = divmod(duration_us, 1000)
+    return f"{whole}.{micros:03d}".rstrip("0").rstrip(".") if micros else str(whole)
+
+
+def slowlog_item(row: SlowlogEntry) -> dict:
+    return {
+        "id": row.id,
+        "command": row.command,
+        "start_time": datetime.fromtimestamp(row.start_time_ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "duration": duration_ms(row.duration_us),
+        "shard_name": row.shard_name or None,
+        "database_id": None,
+        "username": None,
+        "node_role": row.node_role,
+        "client_ip": row.client_addr.rsplit(":", 1)[0] if row.client_addr else None,
+        # Extensions
+        "replication_id": row.replication_id,
+        "node_ip": row.node_ip,
+        "node_port": row.node_port,
+        "client_addr": row.client_addr or None,
+        "client_name": row.client_name or None,
+        "fingerprint": row.fingerprint,
+    }
+
+
+async def list_slowlog(session: AsyncSession, instance: Instance, *, start_ms: int, end_ms: int, offset: int,
+                       limit: int, sort_key: str, sort_dir: str, replication_id: str | None = None,
+                       role: str | None = None, command: str | None = None,
+                       min_duration_us: int | None = None) -> tuple[int, list[dict], int]:
+    """(total, page, lost entries of the instance's nodes so far)."""
+    where = [SlowlogEntry.instance_id == instance.id,
+             SlowlogEntry.start_time_ms >= start_ms, SlowlogEntry.start_time_ms <= end_ms]
+    if replication_id:
+        where.append(SlowlogEntry.replication_id == replication_id)
+    if role:
+        where.append(SlowlogEntry.node_role == role)
+    if command:
+        where.append(SlowlogEntry.command_name == command.upper())
+    if min_duration_us is not None:
+        where.append(SlowlogEntry.duration_us >= min_duration_us)
+    total = await session.scalar(select(func.count()).select_from(SlowlogEntry).where(*where)) or 0
+    column = SORT_COLUMNS[sort_key]
+    order = (column.desc(), SlowlogEntry.id.desc()) if sort_dir == "desc" else (column.asc(), SlowlogEntry.id.asc())
+    rows = await session.scalars(select(SlowlogEntry).where(*where).order_by(*order).offset(offset).limit(limit))
+    lost = await session.scalar(select(func.coalesce(func.sum(SlowlogCursor.lost_entries), 0))
+                                .where(SlowlogCursor.instance_id == instance.id))
+    return total, [slowlog_item(r) for r in rows], int(lost or 0)
+
+
+async def harvest_status(session: AsyncSession, instance: Instance) -> list[dict]:
+    """Per node: how far the harvester got, what it lost, why it last failed (extension endpoint)."""
+    cursors = {c.replication_id: c for c in await session.scalars(
+        select(SlowlogCursor).where(SlowlogCursor.instance_id == instance.id))}
+    nodes = await session.scalars(select(Replication).where(Replication.instance_id == instance.id)
+                                  .order_by(Replication.group_index, Replication.position))
+    out = []
+    for node in nodes:
+        cursor = cursors.get(node.id)
+        out.append({
+            "replication_id": node.id, "replication_ip": node.host, "replication_port": node.port,
+            "replication_role": node.role, "group_name": node.group_name,
+            "run_id": cursor.run_id if cursor else None,
+            "last_entry_id": cursor.last_id if cursor and cursor.last_id >= 0 else None,
+            "harvested_entries": cursor.harvested_entries if cursor else 0,
+            "lost_entries": cursor.lost_entries if cursor else 0,
+            "last_harvest_at": cursor.last_harvest_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+            if cursor and cursor.last_harvest_at else None,
+            "last_error": cursor.last_error if cursor else None,
+        })
+    return out
