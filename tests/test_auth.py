@@ -182,3 +182,25 @@ def test_canonical_forms_match_the_sdk():
     signer = Signer(BasicCredentials("ak", "sk", "p"))
     assert canonical_uri("/v2/p/a%20b/%C3%BC") == signer._process_canonical_uri(request)
     assert canonical_query("b=2&a=x%20y&a=1") == Signer._process_canonical_query_string(request)
+
+
+def test_our_client_signer_verifies_here(dcslog_server):
+    from dcslog.auth import sign_request
+    credential = dcslog_server.credentials("proj-a", "viewer")
+    url = dcslog_server.url + "/v2/proj-a/instances?limit=5&name=a%20b"
+    headers = sign_request(credential["access_key"], credential["secret_key"], "GET", url,
+                           {"Content-Type": "application/json"})
+    assert httpx.get(url, headers=headers).status_code == 200
+    tampered = dcslog_server.url + "/v2/proj-a/instances?limit=6&name=a%20b"
+    assert error_of(httpx.get(tampered, headers=headers)) == (401, "DCS.1001")
+
+
+def test_our_client_signer_matches_the_sdk():
+    from dcslog.auth import sign_request
+    date = datetime(2026, 11, 27, 12, 0, 0)
+    credential = {"access_key": "AK", "secret_key": "SK", "project_id": "p"}
+    ours = sign_request("AK", "SK", "POST", "http://h:1/v2/p/instances/x/redislog?log_type=run&query_time=3",
+                        {"Content-Type": "application/json", "X-Project-Id": "p"}, now=date)
+    theirs = sdk_signed(credential, "POST", "http://h:1", "/v2/p/instances/x/redislog",
+                        [("query_time", 3), ("log_type", "run")], date=date)
+    assert ours["Authorization"] == theirs["Authorization"]

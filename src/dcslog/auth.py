@@ -13,7 +13,7 @@ import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Mapping
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -88,6 +88,28 @@ def parse_authorization(value: str) -> tuple[str, list[str], str]:
     if not access or not signed or not signature:
         raise errors.Unauthorized("Malformed Authorization header.")
     return access, signed.split(";"), signature
+
+
+def sign_request(access_key: str, secret_key: str, method: str, url: str, headers: Mapping[str, str] | None = None,
+                 body: bytes = b"", now: datetime | None = None) -> dict[str, str]:
+    """The headers to send so that ``method url`` verifies here (and at DCS): the client half of this module.
+
+    ``url`` is what goes on the wire (path and query already percent-encoded);
+    ``headers`` are extra headers to sign (a Content-Type, X-Project-Id, …).
+    Returns them plus Host, X-Sdk-Date and Authorization.
+    """
+    parts = urlsplit(url)
+    now = now or datetime.now(timezone.utc)
+    signed = {name.lower(): str(value).strip() for name, value in (headers or {}).items()}
+    signed["host"] = parts.netloc
+    signed["x-sdk-date"] = now.strftime(DATE_FORMAT)
+    names = sorted(signed)
+    text = string_to_sign(method, parts.path or "/", parts.query, signed, names,
+                          hashlib.sha256(body).hexdigest() if body else EMPTY_BODY_SHA256, signed["x-sdk-date"])
+    out = {name: value for name, value in (headers or {}).items()}
+    out["Host"], out["X-Sdk-Date"] = signed["host"], signed["x-sdk-date"]
+    out["Authorization"] = f"{ALGORITHM} Access={access_key}, SignedHeaders={';'.join(names)}, Signature={sign(secret_key, text)}"
+    return out
 
 
 @dataclass
