@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.redis_fixtures", "tests.dcslog_fixtures"]
+pytest_plugins = ["tests.redis_fixtures", "tests.dcslog_fixtures", "tests.backend_fixtures"]

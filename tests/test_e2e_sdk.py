@@ -18,7 +18,17 @@ from huaweicloudsdkdcs.v2 import (
 )
 
 from dcslog.runlog.grammar import parse_line_date
-from tests.dcslog_fixtures import wait_for
+from tests.backend_fixtures import BACKENDS
+from tests.dcslog_fixtures import started_server, wait_for
+
+# Every test here runs on the embedded default and on PostgreSQL + S3.
+pytestmark = pytest.mark.parametrize("backend_env", BACKENDS, indirect=True)
+
+
+@pytest.fixture
+def dcslog_server(backend_env, dcslog_env, monkeypatch):
+    with started_server(monkeypatch) as server:
+        yield server
 
 
 def expected_day(log_file: str, day: date) -> bytes:

@@ -9,8 +9,9 @@ from datetime import datetime, timedelta, timezone
 from huaweicloudsdkdcs.v2 import CreateRedislogRequest, ListRedislogRequest
 
 from dcslog.db.session import create_engine, create_sessionmaker
+from dcslog.keys import Keyring, load_server_key
 from dcslog.services.collection import run_collect_task
-from dcslog.storage.local import open_object_store
+from dcslog.storage import open_object_store
 from tests.dcslog_fixtures import wait_for
 from tests.test_redislog import day_lines, download, today_utc
 
@@ -63,8 +64,8 @@ def test_a_run_that_lost_its_lease_records_and_leaves_nothing(dcslog_server_fact
     async def run_as(owner: str) -> None:
         engine = create_engine(settings.effective_database_url)
         try:
-            await run_collect_task(create_sessionmaker(engine), open_object_store(settings.effective_object_store),
-                                   task_id, owner, 1)
+            await run_collect_task(create_sessionmaker(engine), open_object_store(settings),
+                                   Keyring(load_server_key(settings)), task_id, owner, 1)
         finally:
             await engine.dispose()
 

@@ -20,10 +20,11 @@ from dcslog import errors
 from dcslog.api.params import json_response
 from dcslog.api.routes import add_routes
 from dcslog.config import Settings
+from dcslog.console import add_console_routes
 from dcslog.db.session import create_engine, create_sessionmaker, upgrade
 from dcslog.keys import Keyring, load_server_key
 from dcslog.state import ENGINE, KEYRING, SESSIONMAKER, SETTINGS, STORE, WORKER
-from dcslog.storage.local import open_object_store
+from dcslog.storage import open_object_store
 
 log = logging.getLogger("dcslog")
 
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
     app = web.Application(middlewares=[dcs_envelope], client_max_size=MAX_BODY)
     app[SETTINGS] = settings
     add_routes(app)
+    add_console_routes(app)
     app.on_response_prepare.append(_add_request_id)
     app.cleanup_ctx.append(_resources(run_worker))
     return app
@@ -107,7 +109,7 @@ def _resources(run_worker: bool):
         app[ENGINE] = engine
         app[SESSIONMAKER] = create_sessionmaker(engine)
         app[KEYRING] = Keyring(load_server_key(settings))
-        app[STORE] = open_object_store(settings.effective_object_store)
+        app[STORE] = await asyncio.to_thread(open_object_store, settings)
         worker_task = None
         if run_worker:
             from dcslog.worker import Worker

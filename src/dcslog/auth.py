@@ -146,6 +146,25 @@ async def _authenticate_token(token: str, session: AsyncSession, now: datetime) 
 async def _authenticate_signature(request: SignedRequest, authorization: str, session: AsyncSession,
                                   keyring: Keyring, clock_skew: int, now: datetime) -> Caller:
     access_key, signed_headers, signature = parse_authorization(authorization)
+    credential = await session.get(Credential, access_key)
+    # An unknown AK costs the same decrypt and HMAC as a known one, so response
+    # time does not tell which access keys exist.
+    secret_key = keyring.decrypt(credential.secret_encrypted if credential else keyring.dummy_secret)
+    verify_signature(request, (signed_headers, signature), secret_key, clock_skew, now)
+    if credential is None:
+        raise errors.Unauthorized("Invalid signature.")
+    return Caller(project_id=credential.project_id, role=credential.role, user_id=access_key)
+
+
+def verify_signature(request: SignedRequest, parsed: tuple[list[str], str], secret_key: str, clock_skew: int,
+                     now: datetime | None = None) -> None:
+    """Raise Unauthorized/ExpiredCredentials unless the request carries a valid, fresh signature by ``secret_key``.
+
+    ``parsed`` is (signed headers, signature) from ``parse_authorization``.
+    Also used by ``dcslog agent``, whose one key signs the service's requests.
+    """
+    signed_headers, signature = parsed
+    now = now or datetime.now(timezone.utc).replace(tzinfo=None)
     if signed_headers != sorted(signed_headers) or any(h != h.lower() for h in signed_headers):
         raise errors.Unauthorized("SignedHeaders must be lower-case and sorted.")
     missing = [h for h in REQUIRED_SIGNED_HEADERS if h not in signed_headers]
@@ -160,17 +179,11 @@ async def _authenticate_signature(request: SignedRequest, authorization: str, se
         raise errors.Unauthorized("Malformed X-Sdk-Date: expected YYYYMMDDTHHMMSSZ.") from None
     if abs(now - signed_at) > timedelta(seconds=clock_skew):
         raise errors.ExpiredCredentials("X-Sdk-Date is outside the accepted window of the server clock.")
-
-    credential = await session.get(Credential, access_key)
-    # An unknown AK costs the same decrypt and HMAC as a known one, so response
-    # time does not tell which access keys exist.
-    secret_key = keyring.decrypt(credential.secret_encrypted if credential else keyring.dummy_secret)
     expected = sign(secret_key, string_to_sign(
         request.method, request.raw_path, request.raw_query, request.headers,
         signed_headers, _body_sha256(request, signed_headers), sdk_date))
-    if not hmac.compare_digest(expected.encode(), signature.encode()) or credential is None:
+    if not hmac.compare_digest(expected.encode(), signature.encode()):
         raise errors.Unauthorized("Invalid signature.")
-    return Caller(project_id=credential.project_id, role=credential.role, user_id=access_key)
 
 
 def _body_sha256(request: SignedRequest, signed_headers: list[str]) -> str:

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from datetime import timedelta
 from typing import Any, Awaitable, Callable
@@ -24,7 +25,7 @@ from dcslog.db.session import create_engine, create_sessionmaker, upgrade
 from dcslog.keys import Keyring, hash_token, load_server_key, new_access_key, new_secret_key, new_token
 from dcslog.services import instances as instance_service
 from dcslog.services.common import PROJECT_ID, get_instance, utcnow
-from dcslog.storage.local import open_object_store
+from dcslog.storage import open_object_store
 
 
 def _print(result: Any, as_json: bool, columns: list[str] | None = None) -> None:
@@ -87,6 +88,15 @@ def cmd_worker(args, settings: Settings) -> None:
         pass
 
 
+def cmd_agent(args, settings: Settings) -> None:
+    from dcslog.agent import run_agent
+
+    key = args.key or os.environ.get("DCSLOG_AGENT_KEY")
+    if not key:
+        raise errors.DcsError("the agent needs a key: --key SECRET or DCSLOG_AGENT_KEY")
+    run_agent(args.host, args.port, key, args.allow_dir or ["/var/log/redis"], args.tls_cert, args.tls_key)
+
+
 def cmd_db_upgrade(args, settings: Settings) -> dict:
     return {"database": "upgraded"}
 
@@ -139,15 +149,16 @@ def cmd_token_create(args, settings: Settings) -> dict:
     return asyncio.run(_with_session(settings, work))
 
 
-def _parse_log_files(values: list[str]) -> dict[str, str]:
-    overrides = {}
+def _parse_node_map(values: list[str], option: str, shape: str) -> dict[str, str]:
+    """``HOST:PORT=VALUE`` options → {"host:port": value}."""
+    mapping = {}
     for value in values:
-        address, sep, path = value.partition("=")
+        address, sep, target = value.partition("=")
         host, colon, port = address.rpartition(":")
-        if not sep or not colon or not host or not port.isdigit() or not path:
-            raise errors.DcsError(f"--log-file {value!r}: expected HOST:PORT=PATH")
-        overrides[address] = path
-    return overrides
+        if not sep or not colon or not host or not port.isdigit() or not target:
+            raise errors.DcsError(f"{option} {value!r}: expected {shape}")
+        mapping[address] = target
+    return mapping
 
 
 async def _instance_with_groups(session, instance: Instance) -> dict:
@@ -160,8 +171,9 @@ def cmd_instances_import(args, settings: Settings) -> dict:
     async def work(session, keyring):
         instance = await instance_service.import_instance(
             session, keyring, project_id=args.project_id, name=args.name, redis_url=args.redis,
-            log_file_overrides=_parse_log_files(args.log_file), timezone=args.timezone,
-            description=args.description, redis_timeout=settings.redis_timeout)
+            log_file_overrides=_parse_node_map(args.log_file, "--log-file", "HOST:PORT=PATH"),
+            timezone=args.timezone, description=args.description, redis_timeout=settings.redis_timeout,
+            agents=_parse_node_map(args.agent, "--agent", "HOST:PORT=URL"), agent_key=args.agent_key)
         return await _instance_with_groups(session, instance)
     return asyncio.run(_with_session(settings, work))
 
@@ -201,7 +213,7 @@ def cmd_instances_refresh(args, settings: Settings) -> dict:
 def cmd_instances_remove(args, settings: Settings) -> dict:
     async def work(session, keyring):
         keys = await instance_service.remove_instance(session, await _find_instance(session, args))
-        store = open_object_store(settings.effective_object_store)
+        store = open_object_store(settings)
         for key in keys:
             store.delete(key)
         return {"instance_id": args.instance_id, "removed": True, "files_deleted": len(keys)}
@@ -224,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     def command(subparsers, name: str, handler, help: str, columns=None, project_required=False):
         p = subparsers.add_parser(name, help=help)
         p.set_defaults(handler=handler, columns=columns)
-        if handler not in (cmd_serve, cmd_worker):
+        if handler not in (cmd_serve, cmd_worker, cmd_agent):
             p.add_argument("--json", action="store_true", help="print JSON on stdout")
         if project_required is not None:
             p.add_argument("--project-id", required=project_required, type=_project_id,
@@ -237,6 +249,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--no-worker", action="store_true", help="API only; run `dcslog worker` elsewhere")
     command(sub, "worker", cmd_worker, "run only the background worker (collections, retention)", project_required=None)
+    agent = command(sub, "agent", cmd_agent, "serve this host's Redis run logs to a dcslog service",
+                    project_required=None)
+    agent.set_defaults(needs_database=False)
+    agent.add_argument("--host", default="127.0.0.1")
+    agent.add_argument("--port", type=int, default=8081)
+    agent.add_argument("--key", help="shared secret the service signs requests with (default $DCSLOG_AGENT_KEY)")
+    agent.add_argument("--allow-dir", action="append", default=[], metavar="DIR",
+                       help="serve log files under DIR only (repeatable; default /var/log/redis)")
+    agent.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
+    agent.add_argument("--tls-key", help="… and this private key (PEM)")
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
     command(db, "upgrade", cmd_db_upgrade, "apply pending migrations", project_required=None)
@@ -259,6 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--redis", required=True, metavar="URL", help="redis://[user:pass@]host:port or rediss://…")
     imp.add_argument("--log-file", action="append", default=[], metavar="HOST:PORT=PATH",
                      help="the node's run-log path, when CONFIG GET cannot tell it (repeatable)")
+    imp.add_argument("--agent", action="append", default=[], metavar="HOST:PORT=URL",
+                     help="read this node's log through the `dcslog agent` at URL (repeatable)")
+    imp.add_argument("--agent-key", default=os.environ.get("DCSLOG_AGENT_KEY"),
+                     help="the agents' key (default $DCSLOG_AGENT_KEY)")
     imp.add_argument("--timezone", default="UTC", help="IANA zone Redis writes its log in (default UTC)")
     imp.add_argument("--description", default="")
     command(inst, "list", cmd_instances_list, "list instances", columns=INSTANCE_COLUMNS)
@@ -267,16 +293,23 @@ def build_parser() -> argparse.ArgumentParser:
                                 ("remove", cmd_instances_remove, "delete an instance and its files")):
         p = command(inst, name, handler, help, columns=INSTANCE_COLUMNS if name != "remove" else None)
         p.add_argument("instance_id")
+
+    from dcslog.client import add_client_commands  # groups, logs, slowlog: talk to a DCS endpoint over HTTP
+    add_client_commands(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "client", None):  # client commands read no server settings and open no database
+        return args.client(args)
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
-        upgrade(settings.effective_database_url)
-        if args.handler in (cmd_serve, cmd_worker):
+        # Commands that run away from the service's database (the agent) say so with needs_database=False.
+        if getattr(args, "needs_database", True):
+            upgrade(settings.effective_database_url)
+        if args.handler in (cmd_serve, cmd_worker, cmd_agent):
             args.handler(args, settings)
             return 0
         _print(args.handler(args, settings), args.json, args.columns)

@@ -20,7 +20,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path("./data"), description="Directory for the SQLite database, the server key and local files.")
     database_url: str | None = Field(None, description="SQLAlchemy async URL; default sqlite+aiosqlite:///<data_dir>/dcslog.db.")
-    object_store: str | None = Field(None, description="Where collected files go: file:///path; default file://<data_dir>/files.")
+    object_store: str | None = Field(None, description="Where collected files go: file:///path or s3://bucket?endpoint=URL&region=R; default file://<data_dir>/files.")
     public_url: str | None = Field(None, description="Base URL of download links; default http://<host>:<port>.")
     host: str = Field("127.0.0.1", description="Address `dcslog serve` listens on.")
     port: int = Field(8080, description="Port `dcslog serve` listens on.")
@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     retention_days: float = Field(7, gt=0, description="Days a collected file (and its task) is kept after collection.")
     token_ttl: int = Field(86400, gt=0, description="Seconds an X-Auth-Token from `dcslog token create` stays valid.")
     clock_skew: int = Field(900, ge=0, description="Largest accepted difference, in seconds, between X-Sdk-Date and the server clock.")
+    s3_access_key_id: str | None = Field(None, description="Access key for an s3:// object store; default boto3's chain (AWS_ACCESS_KEY_ID, …).")
+    s3_secret_access_key: str | None = Field(None, description="Secret key for an s3:// object store; default boto3's chain.")
     server_key: str | None = Field(None, description="Fernet key (urlsafe base64, 32 bytes) that encrypts secrets at rest; default generated once into <data_dir>/server.key.")
     worker_poll_interval: float = Field(1.0, gt=0, description="Seconds between two looks for queued collection jobs.")
     job_lease: int = Field(300, gt=0, description="Seconds a worker holds a collection job before another may take it over.")

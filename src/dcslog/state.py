@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from dcslog.config import Settings
 from dcslog.keys import Keyring
-from dcslog.storage.local import LocalObjectStore
+from dcslog.storage import ObjectStore
 
 if TYPE_CHECKING:
     from dcslog.worker import Worker
@@ -18,5 +18,5 @@ SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
 SESSIONMAKER = web.AppKey("sessionmaker", async_sessionmaker[AsyncSession])
 KEYRING = web.AppKey("keyring", Keyring)
-STORE = web.AppKey("store", LocalObjectStore)
+STORE = web.AppKey("store", ObjectStore)
 WORKER = web.AppKey("worker", "Worker")

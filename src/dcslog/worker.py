@@ -26,7 +26,7 @@ from dcslog.services.slowlog import harvest_all, sweep_slowlog
 from dcslog.services.common import new_id, utcnow
 from dcslog.services.redislog import COLLECT_TASK
 from dcslog.db.session import create_engine, create_sessionmaker
-from dcslog.storage.local import LocalObjectStore, open_object_store
+from dcslog.storage import ObjectStore, open_object_store
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +37,14 @@ async def run_worker(settings: Settings) -> None:
     """`dcslog worker`: the worker alone, on the configured database and object store."""
     engine = create_engine(settings.effective_database_url)
     try:
-        await Worker(settings, create_sessionmaker(engine), open_object_store(settings.effective_object_store),
+        await Worker(settings, create_sessionmaker(engine), open_object_store(settings),
                      Keyring(load_server_key(settings))).run()
     finally:
         await engine.dispose()
 
 
 class Worker:
-    def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], store: LocalObjectStore,
+    def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], store: ObjectStore,
                  keyring: Keyring):
         self.settings = settings
         self.sessionmaker = sessionmaker
@@ -104,10 +104,13 @@ class Worker:
         """Take one runnable collection job, or None."""
         now = utcnow()
         async with self.sessionmaker() as session:
+            # PostgreSQL: FOR UPDATE SKIP LOCKED hands concurrent workers different
+            # rows. SQLite ignores it (one writer at a time anyway); the conditional
+            # UPDATE below is what makes a claim exclusive on both.
             candidates = list(await session.scalars(
                 select(Task.id).where(Task.name == COLLECT_TASK, Task.status == "running",
                                       or_(Task.lease_until.is_(None), Task.lease_until < now))
-                .order_by(Task.created_at).limit(10)))
+                .order_by(Task.created_at).limit(10).with_for_update(skip_locked=True)))
             for task_id in candidates:
                 claimed = await session.execute(
                     update(Task).where(Task.id == task_id, Task.status == "running",
@@ -127,7 +130,7 @@ class Worker:
                 return
         heartbeat = asyncio.create_task(self._heartbeat(task_id))
         try:
-            await run_collect_task(self.sessionmaker, self.store, task_id, self.owner, task.attempts)
+            await run_collect_task(self.sessionmaker, self.store, self.keyring, task_id, self.owner, task.attempts)
         finally:
             heartbeat.cancel()
 

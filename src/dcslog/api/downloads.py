@@ -10,6 +10,7 @@ from aiohttp import web
 from dcslog import errors
 from dcslog.services import redislog
 from dcslog.state import KEYRING, SESSIONMAKER, STORE
+from dcslog.storage.local import LocalObjectStore
 
 
 class RangeNotSatisfiable(errors.DcsError):
@@ -50,7 +51,10 @@ def _check_preconditions(request: web.Request, stat: os.stat_result) -> None:
 async def download_redislog(request: web.Request) -> web.StreamResponse:
     async with request.app[SESSIONMAKER]() as session:
         row = await redislog.file_for_download(session, request.app[KEYRING], request.match_info["token"])
-    path = request.app[STORE].path(row.object_key)
+    store = request.app[STORE]
+    if not isinstance(store, LocalObjectStore):  # links of other stores point at the store itself
+        raise errors.NotFound()
+    path = store.path(row.object_key)
     try:
         stat = path.stat()
     except FileNotFoundError:

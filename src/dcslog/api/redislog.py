@@ -39,6 +39,6 @@ async def list_redislog(ctx: Context) -> web.Response:
 @dcs_operation("viewer")
 async def create_redislog_download_link(ctx: Context) -> web.Response:
     link = await redislog.create_redislog_download_link(
-        ctx.session, ctx.keyring, ctx.instance, ctx.request.match_info["id"],
+        ctx.session, ctx.keyring, ctx.store, ctx.instance, ctx.request.match_info["id"],
         public_url=ctx.settings.effective_public_url, link_ttl=ctx.settings.link_ttl)
     return json_response(link)

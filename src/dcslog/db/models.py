@@ -43,6 +43,8 @@ class Instance(Base):
     # The connection URL may hold a password: encrypted like secret keys.
     redis_url_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     log_file_overrides: Mapped[str] = mapped_column(Text, default="{}")  # JSON {"host:port": path}
+    agents: Mapped[str] = mapped_column(Text, default="{}")  # JSON {"host:port": agent URL}: nodes read through `dcslog agent`
+    agent_key_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     status: Mapped[str] = mapped_column(String(16))
     cache_mode: Mapped[str] = mapped_column(String(16))

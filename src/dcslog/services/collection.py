@@ -14,29 +14,33 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import os
 from datetime import date
+from typing import Callable
 
 from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from dcslog.db.models import LogFile, Replication, Task
+from dcslog.db.models import Instance, LogFile, Replication, Task
+from dcslog.keys import Keyring
+from dcslog.runlog.remote import AgentError, fetch_day
 from dcslog.runlog.slicer import write_day
 from dcslog.services.common import utcnow
-from dcslog.storage.local import LocalObjectStore
+from dcslog.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
 HASH_CHUNK = 1 << 20
 
 
-def cut_day(store: LocalObjectStore, log_file: str, day: date, key: str) -> tuple[int, str]:
-    """Write one day to a staged file, hash it, fsync it, publish it under ``key``. Returns (size, sha256)."""
+def cut_day(store: ObjectStore, write: Callable[[int], int], key: str) -> tuple[int, str]:
+    """``write(fd)`` one day into a staged file, hash it, fsync it, publish it under ``key``. Returns (size, sha256)."""
     fd, staged = store.stage()
     try:
         try:
-            size = write_day(log_file, day, fd)
+            size = write(fd)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -55,6 +59,8 @@ def cut_day(store: LocalObjectStore, log_file: str, day: date, key: str) -> tupl
 
 
 def describe_failure(exc: BaseException, log_file: str) -> str:
+    if isinstance(exc, AgentError):
+        return str(exc)
     if isinstance(exc, FileNotFoundError):
         return f"Log file {log_file} (and rotated copies) not found on this machine."
     if isinstance(exc, PermissionError):
@@ -64,17 +70,31 @@ def describe_failure(exc: BaseException, log_file: str) -> str:
     return f"Collection failed: {type(exc).__name__}."
 
 
+def _object_key(row: LogFile, task_id: str, attempt: int) -> str:
+    return f"{row.instance_id}/{row.id}/{task_id}-{attempt}.log"
+
+
 def _holds_lease(task_id: str, owner: str):
     return exists().where(Task.id == task_id, Task.lease_owner == owner)
 
 
-async def run_collect_task(sessionmaker: async_sessionmaker[AsyncSession], store: LocalObjectStore, task_id: str,
-                           owner: str, attempt: int) -> None:
+def _day_writer(replication: Replication, instance: Instance, keyring: Keyring) -> Callable[[date], Callable[[int], int]]:
+    """How to get a day of this node's log: from the local file, or from the node's `dcslog agent`."""
+    agent_url = json.loads(instance.agents).get(f"{replication.host}:{replication.port}")
+    if agent_url:
+        agent_key = keyring.decrypt(instance.agent_key_encrypted)
+        return lambda day: lambda fd: fetch_day(agent_url, agent_key, replication.log_file, day, fd)
+    return lambda day: lambda fd: write_day(replication.log_file, day, fd)
+
+
+async def run_collect_task(sessionmaker: async_sessionmaker[AsyncSession], store: ObjectStore, keyring: Keyring,
+                           task_id: str, owner: str, attempt: int) -> None:
     """Collect every file of the task, then settle the task's status. Safe to run again after a crash."""
     async with sessionmaker() as session:
         task = await session.get(Task, task_id)
         if task is None or task.status != "running":
             return
+        instance = await session.get(Instance, task.instance_id)
         replication = await session.get(Replication, task.replication_id)
         files = list(await session.scalars(select(LogFile).where(
             LogFile.task_id == task.id, LogFile.status == "creating").order_by(LogFile.day)))
@@ -85,15 +105,19 @@ async def run_collect_task(sessionmaker: async_sessionmaker[AsyncSession], store
         failure = f"No log file for {replication.host}:{replication.port}: {replication.log_file_error}"
     else:
         failure = None
+        writer = _day_writer(replication, instance, keyring)
 
     errors: list[str] = []
     for row in files:
+        # Earlier attempts of this task died after publishing, before recording: their bytes are nobody's.
+        for earlier in range(1, attempt):
+            await asyncio.to_thread(store.delete, _object_key(row, task_id, earlier))
         new_key = None
         if failure is None:
-            new_key = f"{row.instance_id}/{row.id}/{task_id}-{attempt}.log"
+            new_key = _object_key(row, task_id, attempt)
             try:
                 size, sha256 = await asyncio.to_thread(
-                    cut_day, store, replication.log_file, date.fromisoformat(row.day), new_key)
+                    cut_day, store, writer(date.fromisoformat(row.day)), new_key)
             except Exception as exc:  # noqa: BLE001 - every failure must end as a readable reason
                 log.warning("collection of %s %s failed: %r", row.replication_ip, row.day, exc)
                 reason = describe_failure(exc, replication.log_file)

@@ -38,13 +38,20 @@ def _check_timezone(name: str) -> None:
 
 async def import_instance(session: AsyncSession, keyring: Keyring, *, project_id: str, name: str, redis_url: str,
                           log_file_overrides: dict[str, str] | None = None, timezone: str = "UTC",
-                          description: str = "", redis_timeout: float = 5.0) -> Instance:
+                          description: str = "", redis_timeout: float = 5.0, agents: dict[str, str] | None = None,
+                          agent_key: str | None = None) -> Instance:
     """Connect, discover the topology and register it. Fails (nothing stored) if Redis cannot be reached."""
     if not name.strip():
         raise ImportFailed("The instance name must not be empty.")
     _check_redis_url(redis_url)
     _check_timezone(timezone)
     overrides = log_file_overrides or {}
+    agents = agents or {}
+    if agents and not agent_key:
+        raise ImportFailed("--agent needs --agent-key: the key the agents were started with.")
+    for address, agent_url in agents.items():
+        if urlsplit(agent_url).scheme not in ("http", "https"):
+            raise ImportFailed(f"Agent URL for {address} must be http:// or https://.")
     try:
         topology = await discover(redis_url, overrides, timeout=redis_timeout)
     except DiscoveryError as exc:
@@ -54,6 +61,7 @@ async def import_instance(session: AsyncSession, keyring: Keyring, *, project_id
     instance = Instance(
         id=new_id(), project_id=project_id, name=name, description=description,
         redis_url_encrypted=keyring.encrypt(redis_url), log_file_overrides=json.dumps(overrides),
+        agents=json.dumps(agents), agent_key_encrypted=keyring.encrypt(agent_key) if agent_key else None,
         timezone=timezone, access_user=parts.username or "", no_password_access=parts.password is None,
         enable_ssl=parts.scheme == "rediss", created_at=now, updated_at=now,
     )
@@ -205,6 +213,7 @@ async def group_list(session: AsyncSession, instance: Instance) -> list[dict]:
             ],
             # Extensions
             "replication_port": r.port,
+            "agent": json.loads(instance.agents).get(f"{r.host}:{r.port}"),
             "log_file": r.log_file,
             "log_file_error": r.log_file_error,
         })

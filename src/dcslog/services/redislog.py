@@ -15,6 +15,7 @@ from dcslog.auth import Caller
 from dcslog.db.models import Instance, LogFile, Replication, Task
 from dcslog.keys import Keyring
 from dcslog.services.common import new_id, utcnow
+from dcslog.storage import ObjectStore
 
 QUERY_TIMES = (0, 1, 3, 7)
 COLLECT_TASK = "CollectRunLog"
@@ -144,17 +145,19 @@ async def _log_file(session: AsyncSession, instance: Instance, file_id: str) -> 
     return row
 
 
-async def create_redislog_download_link(session: AsyncSession, keyring: Keyring, instance: Instance, file_id: str,
-                                        *, public_url: str, link_ttl: int) -> dict:
+async def create_redislog_download_link(session: AsyncSession, keyring: Keyring, store: ObjectStore,
+                                        instance: Instance, file_id: str, *, public_url: str, link_ttl: int) -> dict:
     row = await _log_file(session, instance, file_id)
     if row.status != "succeed":
         raise errors.FileNotReady(row.status)
     now = utcnow()
     # Never past retention: the file is gone then anyway.
     expires_at = min(now + timedelta(seconds=link_ttl), row.expires_at)
-    expires_epoch = int((expires_at - datetime(1970, 1, 1)).total_seconds())
-    token = keyring.sign_link(row.id, expires_epoch)
-    return {"id": row.id, "backup_id": row.task_id, "link": f"{public_url}/downloads/{token}",
+    link = store.link(row.object_key, file_name(row.replication_ip, row.day), expires_at)
+    if link is None:  # the local store: dcslog serves the file behind its own signed link
+        token = keyring.sign_link(row.id, int((expires_at - datetime(1970, 1, 1)).total_seconds()))
+        link = f"{public_url}/downloads/{token}"
+    return {"id": row.id, "backup_id": row.task_id, "link": link,
             "expires_at": expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 

@@ -70,6 +70,10 @@ class LocalObjectStore:
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
 
+    def link(self, key: str, filename: str, expires_at) -> None:
+        """None: dcslog serves local files itself, behind its own signed links."""
+        return None
+
     def clean_staging(self, older_than: float) -> None:
         """Remove staged files left by a crashed process. Only old ones: another
         process sharing the directory may be writing a fresh one right now."""
@@ -81,8 +85,3 @@ class LocalObjectStore:
             except FileNotFoundError:
                 pass
 
-
-def open_object_store(url: str) -> LocalObjectStore:
-    if url.startswith("file://"):
-        return LocalObjectStore(url[len("file://"):])
-    raise ValueError(f"unsupported DCSLOG_OBJECT_STORE {url!r}: use file:///path")

@@ -1,0 +1,96 @@
+"""``dcslog agent``: runs beside redis-server on a Redis host and serves day slices of its run logs.
+
+The service asks ``GET /v1/runlog/day?log_file=PATH&day=YYYY-MM-DD`` signed
+with the agent's key (SDK-HMAC-SHA256, as the DCS API itself), and gets that
+day's bytes — the same slicer, rotated and .gz files included — streamed in
+1 MiB chunks, so memory stays bounded whatever the day's size. Only files
+under the agent's allowed directories are served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import ssl
+from datetime import date
+from pathlib import Path
+
+from aiohttp import web
+
+from dcslog import errors
+from dcslog.app import AccessLogger, dcs_envelope
+from dcslog.auth import SignedRequest, parse_authorization, verify_signature
+from dcslog.runlog.slicer import iter_day
+
+log = logging.getLogger("dcslog.agent")
+
+AGENT_KEY = web.AppKey("agent_key", str)
+ALLOWED_DIRS = web.AppKey("allowed_dirs", tuple)
+CLOCK_SKEW = 900
+DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _allowed(path: str, allowed_dirs: tuple[Path, ...]) -> Path:
+    if not os.path.isabs(path):
+        raise errors.InvalidParameter("log_file", "log_file must be an absolute path.")
+    resolved = Path(os.path.realpath(path))
+    # Rotated siblings live beside the file, so the file's directory is what must be allowed.
+    if not any(resolved.parent == d or d in resolved.parents for d in allowed_dirs):
+        raise errors.Forbidden(f"{path} is outside the directories this agent serves.")
+    return resolved
+
+
+async def runlog_day(request: web.Request) -> web.StreamResponse:
+    authorization = request.headers.get("Authorization")
+    if not authorization:
+        raise errors.MissingCredentials()
+    _, signed_headers, signature = parse_authorization(authorization)
+    verify_signature(SignedRequest(request.method, request.rel_url.raw_path, request.rel_url.raw_query_string,
+                                   request.headers, b""), (signed_headers, signature), request.app[AGENT_KEY],
+                     CLOCK_SKEW)
+    log_file = request.query.get("log_file", "")
+    raw_day = request.query.get("day", "")
+    if not DAY.fullmatch(raw_day):
+        raise errors.InvalidParameter("day")
+    try:
+        day = date.fromisoformat(raw_day)
+    except ValueError:
+        raise errors.InvalidParameter("day") from None
+    path = _allowed(log_file, request.app[ALLOWED_DIRS])
+    try:
+        chunks = await asyncio.to_thread(iter_day, str(path), day)
+    except FileNotFoundError:
+        raise errors.NotFound(f"Log file {log_file} (and rotated copies) not found on this host.") from None
+    except PermissionError:
+        raise errors.Forbidden(f"No permission to read log file {log_file}.") from None
+    response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    sentinel = object()
+    while (chunk := await asyncio.to_thread(next, chunks, sentinel)) is not sentinel:
+        await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+def create_agent_app(key: str, allowed_dirs: list[str]) -> web.Application:
+    if not key:
+        raise ValueError("the agent needs a key (--key or DCSLOG_AGENT_KEY)")
+    app = web.Application(middlewares=[dcs_envelope])
+    app[AGENT_KEY] = key
+    app[ALLOWED_DIRS] = tuple(Path(os.path.realpath(d)) for d in allowed_dirs)
+    app.router.add_get("/v1/runlog/day", runlog_day)
+    return app
+
+
+def run_agent(host: str, port: int, key: str, allowed_dirs: list[str], tls_cert: str | None = None,
+              tls_key: str | None = None) -> None:
+    context = None
+    if tls_cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(tls_cert, tls_key)
+    web.run_app(create_agent_app(key, allowed_dirs), host=host, port=port, ssl_context=context,
+                access_log_class=AccessLogger,
+                print=lambda *_: log.info("dcslog agent serving %s on %s:%s", ", ".join(allowed_dirs), host, port))

@@ -1,0 +1,113 @@
+"""Collecting through `dcslog agent`: a node whose log file the service cannot read itself."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from datetime import date, datetime, timezone
+
+import httpx
+import pytest
+from huaweicloudsdkdcs.v2 import CreateRedislogRequest, ListBackgroundTaskRequest
+
+from dcslog.auth import sign_request
+from dcslog.runlog.remote import AGENT_ACCESS_KEY
+from tests.dcslog_fixtures import _free_port, wait_for
+from tests.test_redislog import day_lines, download, today_utc, wait_settled
+
+KEY = "agent-secret-for-tests"
+
+
+@pytest.fixture
+def agent(tmp_path):
+    """`dcslog agent` on 127.0.0.3, in a mount namespace of its own where ``log_dir`` holds the
+    "remote host's" logs; in the tests' (and the service's) namespace ``log_dir`` is an empty directory.
+
+    Yields (agent URL, log_dir as the node reports it, the directory whose files the agent sees there).
+    """
+    log_dir = tmp_path / "var-log-redis"  # the path on the "remote host"
+    remote_files = tmp_path / "remote-host-disk"
+    log_dir.mkdir()
+    remote_files.mkdir()
+    port = _free_port("127.0.0.3")
+    env = {**os.environ, "DCSLOG_AGENT_KEY": KEY}
+    agent_cmd = [sys.executable, "-m", "dcslog.cli", "agent", "--host", "127.0.0.3", "--port", str(port),
+                 "--allow-dir", str(log_dir)]
+    if os.geteuid() == 0 and shutil.which("unshare"):
+        # sh -c SCRIPT $0 $1 COMMAND…: bind the remote disk over log_dir, then exec the agent.
+        command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                   'src=$0 dst=$1; shift; mount --bind "$src" "$dst" && exec "$@"',
+                   str(remote_files), str(log_dir), *agent_cmd]
+    else:  # without root, the agent shares our view of the disk
+        command, remote_files = agent_cmd, log_dir
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.3:{port}"
+
+    def up():
+        try:
+            return httpx.get(url + "/v1/runlog/day").status_code == 401
+        except httpx.TransportError:
+            return False
+    try:
+        wait_for(up, what="dcslog agent")
+        yield url, log_dir, remote_files
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)
+
+
+def test_collection_through_an_agent(dcslog_server, redis_standalone, agent):
+    agent_url, log_dir, remote_files = agent
+    content = day_lines(today_utc(), 40) + b"  crash report continuation\n"
+    (remote_files / "redis.log").write_bytes(content)
+    if remote_files != log_dir:  # the service cannot read the node's log file itself
+        assert not (log_dir / "redis.log").exists()
+    imported = dcslog_server.import_instance(
+        redis_standalone.url, "proj-a", "remote", "--log-file", f"{redis_standalone.address}={log_dir}/redis.log",
+        "--agent", f"{redis_standalone.address}={agent_url}", "--agent-key", KEY)
+    assert imported["group_list"][0]["replication_list"][0]["agent"] == agent_url
+    client = dcslog_server.sdk()
+    client.create_redislog(CreateRedislogRequest(instance_id=imported["instance_id"], log_type="run"))
+    [item] = wait_settled(client, imported["instance_id"])
+    assert item.status == "succeed"
+    assert download(client, imported["instance_id"], item.id).content == content
+
+
+def test_agent_errors_reach_the_user(dcslog_server, redis_standalone, agent):
+    agent_url, log_dir, remote_files = agent
+    imported = dcslog_server.import_instance(
+        redis_standalone.url, "proj-a", "remote", "--log-file", f"{redis_standalone.address}=/etc/passwd",
+        "--agent", f"{redis_standalone.address}={agent_url}", "--agent-key", KEY)
+    client = dcslog_server.sdk()
+    client.create_redislog(CreateRedislogRequest(instance_id=imported["instance_id"], log_type="run"))
+    [item] = wait_settled(client, imported["instance_id"])
+    assert item.status == "failed"
+    token = dcslog_server.cli("token", "create", "--project-id", "proj-a")["token"]
+    tasks = httpx.get(f"{dcslog_server.url}/v2/proj-a/instances/{imported['instance_id']}/tasks",
+                      headers={"X-Auth-Token": token}).json()["tasks"]
+    assert "outside the directories this agent serves" in tasks[0]["error_msg"]
+
+
+def test_agent_refuses_unsigned_wrongly_signed_and_outside_requests(agent):
+    agent_url, log_dir, remote_files = agent
+    (remote_files / "redis.log").write_bytes(day_lines(today_utc(), 3))
+    url = f"{agent_url}/v1/runlog/day?day={today_utc().isoformat()}&log_file={log_dir / 'redis.log'}"
+    assert httpx.get(url).status_code == 401
+    wrong = sign_request(AGENT_ACCESS_KEY, "not-the-key", "GET", url)
+    assert httpx.get(url, headers=wrong).json()["error_code"] == "DCS.1001"
+    right = sign_request(AGENT_ACCESS_KEY, KEY, "GET", url)
+    assert httpx.get(url, headers=right).content == (remote_files / "redis.log").read_bytes()
+    traversal = f"{agent_url}/v1/runlog/day?day={today_utc().isoformat()}&log_file={log_dir}/../../../etc/passwd"
+    response = httpx.get(traversal, headers=sign_request(AGENT_ACCESS_KEY, KEY, "GET", traversal))
+    assert response.status_code == 403 and response.json()["error_code"] == "DCS.2003"
+    stale = sign_request(AGENT_ACCESS_KEY, KEY, "GET", url, now=datetime(2020, 1, 1, tzinfo=timezone.utc))
+    assert httpx.get(url, headers=stale).json()["error_code"] == "DCS.1002"
+
+
+def test_import_needs_the_agent_key(dcslog_server, redis_standalone):
+    with pytest.raises(AssertionError):
+        dcslog_server.import_instance(redis_standalone.url, "proj-a", "x",
+                                      "--agent", f"{redis_standalone.address}=http://127.0.0.3:1")

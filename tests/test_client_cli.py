@@ -1,0 +1,420 @@
+"""The client commands (``dcslog groups``, ``logs …``, ``slowlog``) against a live dcslog with real redis-server.
+
+They run in-process through ``dcslog.cli.main`` with the client's DCSLOG_*
+variables set, and once as a subprocess, and talk to the server only over HTTP,
+signed with AK/SK (or a token) exactly as the SDK signs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dcslog import cli
+from dcslog.client import download as download_module
+from dcslog.client.commands import parse_time
+from dcslog.client.config import ClientConfig, ConfigError, load_config
+from dcslog.client.progress import ByteProgress, StatusBoard
+from tests.dcslog_fixtures import _free_port
+
+MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+CLIENT_VARS = ("DCSLOG_ENDPOINT", "DCSLOG_PROJECT_ID", "DCSLOG_AK", "DCSLOG_SK", "DCSLOG_TOKEN", "DCSLOG_PROFILE",
+               "DCSLOG_PROFILE_FILE")
+
+
+def day_lines(day: date, count: int, width: int = 0) -> bytes:
+    start = datetime(day.year, day.month, day.day, 0, 30)
+    lines = []
+    for i in range(count):
+        moment = start + timedelta(seconds=20 * i)
+        stamp = f"{moment.day:02d} {MONTHS[moment.month - 1]} {moment.year} {moment:%H:%M:%S}.000"
+        lines.append(f"4242:M {stamp} * entry {i} of {day} {'x' * width}\n".encode())
+    return b"".join(lines)
+
+
+@pytest.fixture
+def client_env(dcslog_server, monkeypatch, tmp_path):
+    """The client configured for dcslog_server with an operator AK/SK, and no profile file."""
+    credential = dcslog_server.credentials(role="operator")
+    for name in CLIENT_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DCSLOG_PROFILE_FILE", str(tmp_path / "no-such-profile.toml"))
+    monkeypatch.setenv("DCSLOG_ENDPOINT", dcslog_server.url)
+    monkeypatch.setenv("DCSLOG_PROJECT_ID", credential["project_id"])
+    monkeypatch.setenv("DCSLOG_AK", credential["access_key"])
+    monkeypatch.setenv("DCSLOG_SK", credential["secret_key"])
+    return credential
+
+
+@pytest.fixture
+def synthetic(dcslog_server, client_env, redis_standalone, tmp_path):
+    """A standalone instance whose run log is a synthetic file: 3 days, today's ~600 KB."""
+    today = datetime.now(timezone.utc).date()
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    with gzip.open(log_dir / "redis.log.1.gz", "wb") as f:
+        f.write(day_lines(today - timedelta(days=2), 7))
+    today_bytes = day_lines(today, 3000, width=150)
+    (log_dir / "redis.log").write_bytes(day_lines(today - timedelta(days=1), 2) + today_bytes)
+    imported = dcslog_server.import_instance(
+        redis_standalone.url, "proj-a", "synthetic", "--log-file", f"{redis_standalone.address}={log_dir / 'redis.log'}")
+    node = imported["group_list"][0]["replication_list"][0]
+    return {"instance": imported["instance_id"], "replica": node["replication_id"], "address": redis_standalone.address,
+            "ip": node["replication_ip"], "today": today, "today_bytes": today_bytes,
+            "expected": {str(today): today_bytes, str(today - timedelta(days=1)): day_lines(today - timedelta(days=1), 2),
+                         str(today - timedelta(days=2)): day_lines(today - timedelta(days=2), 7)}}
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(capsys, *argv: str):
+    code, out, err = run(capsys, *argv, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def collected(capsys, synthetic, days: int = 3) -> list[dict]:
+    result = run_json(capsys, "logs", "collect", "--instance", synthetic["instance"], "--replica", synthetic["replica"],
+                      "--days", str(days), "--wait", "--interval", "0.2", "--timeout", "60")
+    return result["files"]
+
+
+# -- groups ---------------------------------------------------------------------------------------
+
+def test_groups_shows_shards_and_replicas_with_their_ids(dcslog_server, client_env, redis_replicated, capsys):
+    imported = dcslog_server.import_instance(redis_replicated.primary.url)
+    nodes = imported["group_list"][0]["replication_list"]
+    code, out, err = run(capsys, "groups", "--instance", imported["instance_id"])
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split() == ["GROUP", "REPLICATION_ID", "ROLE", "ADDRESS", "STATUS", "LOG_FILE"]
+    assert len(lines) == 4
+    for node in nodes:
+        [line] = [line for line in lines if node["replication_id"] in line]
+        assert line.split()[:5] == ["group-0", node["replication_id"], node["replication_role"],
+                                    f"{node['replication_ip']}:{node['replication_port']}", "Active"]
+    assert sorted(line.split()[2] for line in lines[1:]) == ["master", "slave", "slave"]
+    body = run_json(capsys, "groups", "--instance", imported["instance_id"])
+    assert body["group_list"] == imported["group_list"]
+
+
+# -- collect, list, link, download ---------------------------------------------------------------
+
+def test_collect_wait_shows_progress_until_every_file_is_done(synthetic, capsys):
+    code, out, err = run(capsys, "logs", "collect", "--instance", synthetic["instance"],
+                         "--replica", synthetic["address"], "--days", "3", "--wait", "--interval", "0.2")
+    assert code == 0, err
+    # stderr is not a terminal here: plain progress lines, one per file and status.
+    assert "collecting the last 3 days of the run log of " + synthetic["address"] in err
+    for day in synthetic["expected"]:
+        assert f"redis_{synthetic['ip']}_{day}.log: succeed" in err
+    assert "\x1b[" not in err
+    rows = out.splitlines()
+    assert rows[0].split()[:6] == ["ID", "FILE_NAME", "GROUP", "STATUS", "SIZE", "TIME"]
+    assert len(rows) == 4 and all(" succeed " in row for row in rows[1:])
+
+
+def test_collect_list_link_and_download(synthetic, capsys, tmp_path):
+    files = collected(capsys, synthetic)
+    assert sorted(f["time"] for f in files) == sorted(synthetic["expected"])
+    assert all(f["status"] == "succeed" for f in files)
+
+    listing = run_json(capsys, "logs", "list", "--instance", synthetic["instance"])
+    assert listing["total_num"] == 3 and {f["id"] for f in listing["file_list"]} == {f["id"] for f in files}
+    code, out, _ = run(capsys, "logs", "list", "--instance", synthetic["instance"])
+    assert code == 0 and out.count(" succeed ") == 3
+
+    today = next(f for f in files if f["time"] == str(synthetic["today"]))
+    code, out, err = run(capsys, "logs", "link", "--instance", synthetic["instance"], today["id"])
+    assert code == 0 and "valid until" in err
+    link = out.strip()
+    assert httpx.get(link).content == synthetic["today_bytes"]  # the link needs no credentials
+
+    target = tmp_path / "today.log"
+    result = run_json(capsys, "logs", "download", "--instance", synthetic["instance"], today["id"], "-o", str(target))
+    assert target.read_bytes() == synthetic["today_bytes"]
+    assert result["verified"] == "sha256" and result["sha256"] == today["sha256"] and result["resumed_from"] == 0
+    assert not (tmp_path / "today.log.part").exists()
+
+    # Into a directory, under the file's own name; human output.
+    code, out, err = run(capsys, "logs", "download", "--instance", synthetic["instance"], today["id"], "-o", str(tmp_path))
+    assert code == 0, err
+    assert (tmp_path / today["file_name"]).read_bytes() == synthetic["today_bytes"]
+    assert "verified: sha256" in out and f"{today['file_name']}: downloading" in err
+
+
+def test_get_collects_waits_and_downloads_every_day(synthetic, capsys, tmp_path):
+    out_dir = tmp_path / "logs-out"
+    result = run_json(capsys, "logs", "get", "--instance", synthetic["instance"], "--replica", synthetic["replica"],
+                      "--days", "3", "-o", str(out_dir), "--interval", "0.2")
+    assert len(result["files"]) == len(result["downloads"]) == 3
+    for f in result["files"]:
+        assert (out_dir / f["file_name"]).read_bytes() == synthetic["expected"][f["time"]]
+    assert {d["verified"] for d in result["downloads"]} == {"sha256"}
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(f["file_name"] for f in result["files"])
+
+    # Again, human output: a new collection (the same file ids, refreshed) and the files are already there.
+    code, out, err = run(capsys, "logs", "get", "--instance", synthetic["instance"], "--replica", synthetic["replica"],
+                         "--days", "3", "-o", str(out_dir), "--interval", "0.2")
+    assert code == 0, err
+    assert err.count("already downloaded and verified") == 3
+    assert out.splitlines()[0].split() == ["FILE_NAME", "STATUS", "SIZE", "SAVED_AS", "ERROR"]
+
+
+def test_an_interrupted_download_is_resumed_with_range(synthetic, capsys, tmp_path, monkeypatch):
+    today = next(f for f in collected(capsys, synthetic, 0) if f["time"] == str(synthetic["today"]))
+    whole = synthetic["today_bytes"]
+    target = tmp_path / "resumed.log"
+
+    # A connection that breaks after the first chunks: exit 5, the bytes so far kept in .part.
+    monkeypatch.setattr(download_module, "CHUNK", 8192)
+    real_update = ByteProgress.update
+
+    def break_off(self, n):
+        real_update(self, n)
+        if self.done >= 5 * 8192:
+            raise httpx.ReadError("connection reset by peer")
+    monkeypatch.setattr(ByteProgress, "update", break_off)
+    code, out, err = run(capsys, "logs", "download", "--instance", synthetic["instance"], today["id"], "-o", str(target))
+    assert code == 5 and "run the same command again to resume" in err, err
+    part = tmp_path / "resumed.log.part"
+    kept = part.read_bytes()
+    assert len(kept) == 5 * 8192 and whole.startswith(kept) and not target.exists()
+    assert (tmp_path / "resumed.log.part.etag").exists()  # If-Range on the next attempt
+
+    # The same command again: a Range request from where it broke off, the whole file verified.
+    monkeypatch.setattr(ByteProgress, "update", real_update)
+    requests: list[httpx.Request] = []
+    real_send = httpx.Client.send
+
+    def recording_send(self, request, **kwargs):
+        requests.append(request)
+        return real_send(self, request, **kwargs)
+    monkeypatch.setattr(httpx.Client, "send", recording_send)
+    result = run_json(capsys, "logs", "download", "--instance", synthetic["instance"], today["id"], "-o", str(target))
+    assert target.read_bytes() == whole
+    assert result["resumed_from"] == len(kept) and result["verified"] == "sha256"
+    [fetch] = [r for r in requests if "/downloads/" in str(r.url)]
+    assert fetch.headers["Range"] == f"bytes={len(kept)}-" and fetch.headers["If-Range"]
+    assert not part.exists() and not (tmp_path / "resumed.log.part.etag").exists()
+
+
+def test_a_partial_file_written_elsewhere_resumes_and_a_wrong_one_is_refetched(synthetic, capsys, tmp_path):
+    today = next(f for f in collected(capsys, synthetic, 0) if f["time"] == str(synthetic["today"]))
+    whole = synthetic["today_bytes"]
+
+    # The first N bytes, as another tool (or an older run without an ETag) left them.
+    good = tmp_path / "good.log"
+    (tmp_path / "good.log.part").write_bytes(whole[:100_000])
+    result = run_json(capsys, "logs", "download", "--instance", synthetic["instance"], today["id"], "-o", str(good))
+    assert result["resumed_from"] == 100_000 and good.read_bytes() == whole
+
+    # A prefix that is not this file's: the SHA-256 check catches it and the file is fetched again, whole.
+    bad = tmp_path / "bad.log"
+    (tmp_path / "bad.log.part").write_bytes(b"garbage" * 1000)
+    result = run_json(capsys, "logs", "download", "--instance", synthetic["instance"], today["id"], "-o", str(bad))
+    assert result["resumed_from"] == 0 and bad.read_bytes() == whole
+
+    # A stale ETag: the server answers If-Range with the whole file (200).
+    stale = tmp_path / "stale.log"
+    (tmp_path / "stale.log.part").write_bytes(b"old content of the day")
+    (tmp_path / "stale.log.part.etag").write_text('"0-0"')
+    result = run_json(capsys, "logs", "download", "--instance", synthetic["instance"], today["id"], "-o", str(stale))
+    assert result["resumed_from"] == 0 and stale.read_bytes() == whole
+
+
+def test_a_download_that_does_not_match_the_checksum_exits_4(synthetic, capsys, tmp_path, monkeypatch):
+    today = next(f for f in collected(capsys, synthetic, 0) if f["time"] == str(synthetic["today"]))
+    from dcslog.client import commands
+
+    real = commands.download
+    monkeypatch.setattr(commands, "download", lambda http, link, dest, size, sha256: real(
+        http, link, dest, size=size, sha256="0" * 64))
+    target = tmp_path / "x.log"
+    code, out, err = run(capsys, "logs", "download", "--instance", synthetic["instance"], today["id"], "-o", str(target))
+    assert code == 4 and "does not match" in err
+    assert not target.exists() and not (tmp_path / "x.log.part").exists()
+
+
+# -- errors and exit statuses ---------------------------------------------------------------------
+
+def test_a_failed_collection_exits_3_with_the_reason(dcslog_server, client_env, redis_node_factory, capsys, tmp_path):
+    node = redis_node_factory("127.0.0.3", logfile="")
+    imported = dcslog_server.import_instance(node.url)
+    code, out, err = run(capsys, "logs", "get", "--instance", imported["instance_id"], "-o", str(tmp_path / "out"),
+                         "--interval", "0.2")
+    assert code == 3
+    assert ": failed" in err and "error: redis_127.0.0.3_" in err and "stdout" in err
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_dcs_errors_are_shown_with_their_code(synthetic, dcslog_server, capsys, monkeypatch):
+    missing = "00000000-0000-4000-8000-000000000000"
+    code, out, err = run(capsys, "groups", "--instance", missing)
+    assert code == 1 and out == ""
+    assert err.startswith("error: DCS.3022: ") and "[HTTP 404, request id " in err
+
+    code, out, err = run(capsys, "logs", "link", "--instance", synthetic["instance"], "no-such-file", "--json")
+    assert code == 1 and "DCS.4001" in err
+    assert json.loads(out)["error"]["error_code"] == "DCS.4001"
+
+    code, _, err = run(capsys, "logs", "collect", "--instance", synthetic["instance"], "--replica", "not-a-replica")
+    assert code == 1 and "DCS.4800" in err
+
+    code, _, err = run(capsys, "slowlog", "--instance", synthetic["instance"], "--since", "1h", "--until", "2h")
+    assert code == 1 and "DCS.4025" in err
+
+    secret = os.environ["DCSLOG_SK"]
+    monkeypatch.setenv("DCSLOG_SK", "wrong" + secret[5:])
+    code, _, err = run(capsys, "logs", "list", "--instance", synthetic["instance"])
+    assert code == 1 and "DCS.1001" in err and secret not in err
+
+    viewer = dcslog_server.credentials(role="viewer")
+    monkeypatch.setenv("DCSLOG_AK", viewer["access_key"])
+    monkeypatch.setenv("DCSLOG_SK", viewer["secret_key"])
+    code, _, err = run(capsys, "logs", "collect", "--instance", synthetic["instance"])
+    assert code == 1 and "DCS.2003" in err
+
+
+def test_configuration_and_network_errors(client_env, capsys, monkeypatch):
+    instance = "00000000-0000-4000-8000-000000000000"
+    monkeypatch.delenv("DCSLOG_SK")
+    code, _, err = run(capsys, "groups", "--instance", instance)
+    assert code == 2 and "needs its secret key" in err
+
+    monkeypatch.delenv("DCSLOG_AK")
+    code, _, err = run(capsys, "groups", "--instance", instance)
+    assert code == 2 and "not configured" in err and "DCSLOG_AK" in err
+
+    monkeypatch.setenv("DCSLOG_TOKEN", "anything")
+    monkeypatch.setenv("DCSLOG_ENDPOINT", f"http://127.0.0.1:{_free_port()}")
+    code, _, err = run(capsys, "groups", "--instance", instance)
+    assert code == 5 and "cannot reach" in err
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["logs", "collect", "--instance", instance, "--days", "2"])
+    assert exc.value.code == 2
+
+
+def test_profile_file_token_and_precedence(dcslog_server, client_env, synthetic, capsys, monkeypatch, tmp_path):
+    token = dcslog_server.cli("token", "create", "--project-id", "proj-a", "--role", "viewer")["token"]
+    profile = tmp_path / "config.toml"
+    profile.write_text(f'[default]\nendpoint = "http://127.0.0.1:1"\nproject_id = "proj-a"\ntoken = "{token}"\n\n'
+                       f'[local]\nendpoint = "{dcslog_server.url}"\nproject_id = "proj-a"\n'
+                       f'ak = "{client_env["access_key"]}"\nsk = "{client_env["secret_key"]}"\n')
+    for name in CLIENT_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DCSLOG_PROFILE_FILE", str(profile))
+
+    code, out, err = run(capsys, "groups", "--instance", synthetic["instance"], "--profile", "local")
+    assert code == 0 and synthetic["replica"] in out, err
+    code, _, err = run(capsys, "groups", "--instance", synthetic["instance"])  # [default]: a dead endpoint
+    assert code == 5
+    monkeypatch.setenv("DCSLOG_ENDPOINT", dcslog_server.url)  # the environment wins, key by key; token auth
+    code, out, err = run(capsys, "groups", "--instance", synthetic["instance"])
+    assert code == 0 and synthetic["replica"] in out, err
+    code, _, err = run(capsys, "groups", "--instance", synthetic["instance"], "--profile", "nope")
+    assert code == 2 and "no profile [nope]" in err and "local" in err
+
+    config = load_config("local")
+    assert client_env["secret_key"] not in repr(config) and isinstance(config, ClientConfig)
+    profile.write_text("[default]\nendpoint = 'x'\nsecret = 1\n")
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_config()
+
+
+# -- slow log -------------------------------------------------------------------------------------
+
+def test_slowlog_since_sort_limit(dcslog_server, client_env, redis_node_factory, capsys):
+    node = redis_node_factory("127.0.0.2", args=["--slowlog-log-slower-than", "10000"])
+    imported = dcslog_server.import_instance(node.url)
+    with contextlib.closing(node.client()) as r:
+        for seconds in ("0.02", "0.05", "0.03"):
+            r.execute_command("DEBUG", "SLEEP", seconds)
+    dcslog_server.harvest()
+
+    body = run_json(capsys, "slowlog", "--instance", imported["instance_id"], "--since", "1h", "--sort", "duration",
+                    "--limit", "2")
+    assert body["total_num"] == 3 and body["count"] == 2
+    durations = [float(e["duration"]) for e in body["slowlogs"]]
+    assert durations == sorted(durations, reverse=True) and durations[0] >= 50
+    assert all(e["command"].startswith("DEBUG SLEEP") for e in body["slowlogs"])
+
+    code, out, err = run(capsys, "slowlog", "--instance", imported["instance_id"], "--since", "1h",
+                         "--command", "debug", "--asc")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split() == ["START_TIME", "DURATION_MS", "NODE", "ROLE", "CLIENT", "COMMAND"]
+    assert [line.split()[-1] for line in lines[1:4]] == ["0.02", "0.05", "0.03"]  # oldest first
+    assert lines[4].startswith("3 of 3 entries")
+
+    body = run_json(capsys, "slowlog", "--instance", imported["instance_id"], "--since", "1h", "--until", "30m")
+    assert body["total_num"] == 0
+
+
+def test_parse_time():
+    now = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
+    assert parse_time("90m", now) == now - timedelta(minutes=90)
+    assert parse_time("2d", now) == now - timedelta(days=2)
+    assert parse_time("now", now) == now
+    assert parse_time("2026-05-01T10:00:00", now) == datetime(2026, 5, 1, 10, tzinfo=timezone.utc)
+    assert parse_time("2026-05-01T10:00:00+02:00", now) == datetime(2026, 5, 1, 8, tzinfo=timezone.utc)
+    assert parse_time(str(int(now.timestamp() * 1000)), now) == now
+
+
+def test_live_progress_redraws_in_place():
+    import io
+
+    stream = io.StringIO()
+    board = StatusBoard("collecting", stream, live=True)
+    board.show([{"id": "a", "file_name": "a.log", "status": "creating"}])
+    board.show([{"id": "a", "file_name": "a.log", "status": "succeed", "size": 2048}])
+    board.finish()
+    assert "\x1b[2F" in stream.getvalue() and "a.log  succeed   2.0 KiB" in stream.getvalue()
+    stream = io.StringIO()
+    bar = ByteProgress("a.log", 0, stream=stream, live=True)
+    bar.finish()
+    assert "100%" in stream.getvalue() and stream.getvalue().endswith("\n")
+
+
+# -- as a real process ----------------------------------------------------------------------------
+
+def test_as_a_subprocess_with_no_local_server_data(synthetic, client_env, tmp_path):
+    empty = tmp_path / "empty-cwd"
+    empty.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DCSLOG_")}
+    env.update({"DCSLOG_ENDPOINT": os.environ["DCSLOG_ENDPOINT"], "DCSLOG_PROJECT_ID": "proj-a",
+                "DCSLOG_AK": client_env["access_key"], "DCSLOG_SK": client_env["secret_key"],
+                "DCSLOG_PROFILE_FILE": str(tmp_path / "none.toml"),
+                # A server setting that would break the server-side commands: the client never reads it.
+                "DCSLOG_DATABASE_URL": "postgresql+asyncpg://nowhere/none"})
+
+    def dcslog(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "dcslog.cli", *argv], cwd=empty, env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    done = dcslog("logs", "get", "--instance", synthetic["instance"], "--replica", synthetic["replica"],
+                  "--days", "1", "-o", "out", "--interval", "0.2", "--json")
+    assert done.returncode == 0, done.stderr
+    [download] = json.loads(done.stdout)["downloads"]
+    assert (empty / "out" / Path(download["file"]).name).read_bytes() == synthetic["today_bytes"]
+    assert hashlib.sha256(synthetic["today_bytes"]).hexdigest() == download["sha256"]
+
+    done = dcslog("groups", "--instance", "00000000-0000-4000-8000-000000000000")
+    assert done.returncode == 1 and "DCS.3022" in done.stderr
+    assert sorted(p.name for p in empty.iterdir()) == ["out"]  # no ./data, no database

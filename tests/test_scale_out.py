@@ -1,0 +1,141 @@
+"""Several processes on PostgreSQL + S3: two API processes, two workers, one worker SIGKILLed mid-collection."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+
+import boto3
+import httpx
+import psycopg
+import pytest
+
+from tests.dcslog_fixtures import _free_port, wait_for
+from tests.test_redislog import log_line, today_utc
+
+DCSLOG = [sys.executable, "-m", "dcslog.cli"]
+INSTANCES = 6
+DAYS = 7
+LINES_PER_DAY = 25_000  # ≈ 2 MB a day: collections take long enough to be caught mid-way
+
+
+def busy_day(day, tag: str) -> bytes:
+    """LINES_PER_DAY lines 3 s apart, all inside the day."""
+    start = datetime(day.year, day.month, day.day, 0, 10)
+    return b"".join(log_line(start + timedelta(seconds=3 * i), f"{tag}entry {i}") for i in range(LINES_PER_DAY))
+
+
+def run_cli(env, *args) -> dict:
+    import json
+    done = subprocess.run([*DCSLOG, *args, "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.fixture
+def cluster_env(tmp_path, postgres, s3_server):
+    database_url = postgres.create_database()
+    env = {**os.environ, "DCSLOG_DATA_DIR": str(tmp_path / "data"), "DCSLOG_DATABASE_URL": database_url,
+           "DCSLOG_OBJECT_STORE": s3_server.store_url(s3_server.create_bucket()),
+           "DCSLOG_S3_ACCESS_KEY_ID": "test", "DCSLOG_S3_SECRET_ACCESS_KEY": "test",
+           # Every process must share the server key: generate it once, as an operator would.
+           "DCSLOG_SERVER_KEY": "4d2yIHNGdcI2O8sGc1XyM7YQ3ZhfJm7XvAD5KJ8HBNc=",
+           "DCSLOG_JOB_LEASE": "3", "DCSLOG_WORKER_POLL_INTERVAL": "0.2", "DCSLOG_SLOWLOG_INTERVAL": "3600"}
+    return env
+
+
+def test_two_apis_two_workers_one_killed(cluster_env, redis_standalone, tmp_path):
+    env = cluster_env
+    expected: dict[tuple[str, str], bytes] = {}
+    instances = []
+    for n in range(INSTANCES):
+        log = tmp_path / f"node{n}.log"
+        with open(log, "wb") as f:
+            for back in range(DAYS - 1, -1, -1):
+                day = today_utc() - timedelta(days=back)
+                content = busy_day(day, f"node{n} ")
+                expected[(str(n), day.isoformat())] = content
+                f.write(content)
+        instance = run_cli(env, "instances", "import", "--project-id", "demo", "--name", f"node{n}",
+                           "--redis", redis_standalone.url, "--log-file", f"{redis_standalone.address}={log}")
+        instances.append(instance["instance_id"])
+    token = run_cli(env, "token", "create", "--project-id", "demo")["token"]
+
+    ports = [_free_port(), _free_port()]
+    procs: dict[str, subprocess.Popen] = {}
+    try:
+        for i, port in enumerate(ports):
+            procs[f"api{i}"] = subprocess.Popen([*DCSLOG, "serve", "--no-worker", "--port", str(port)], env=env,
+                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        apis = [f"http://127.0.0.1:{p}" for p in ports]
+        for api in apis:
+            wait_for(lambda: _answers(api), timeout=30, what=f"{api} to answer")
+        headers = {"X-Auth-Token": token}
+        for n, instance_id in enumerate(instances):
+            api = apis[n % 2]  # requests spread over both API processes
+            response = httpx.post(f"{api}/v2/demo/instances/{instance_id}/redislog",
+                                  params={"log_type": "run", "query_time": DAYS}, headers=headers)
+            assert response.status_code == 204, response.text
+
+        for name in ("worker0", "worker1"):
+            procs[name] = subprocess.Popen([*DCSLOG, "worker"], env=env, stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.DEVNULL)
+        victim = procs["worker0"]
+
+        db = psycopg.connect(env["DCSLOG_DATABASE_URL"].replace("postgresql+psycopg", "postgresql"), autocommit=True)
+
+        def victim_mid_job() -> bool:
+            # A task the victim holds with some of its files done and some not: it is mid-collection.
+            row = db.execute(
+                "SELECT count(*) FROM tasks t WHERE t.lease_owner LIKE %s AND t.status = 'running'"
+                " AND EXISTS (SELECT 1 FROM log_files f WHERE f.task_id = t.id AND f.status = 'succeed')"
+                " AND EXISTS (SELECT 1 FROM log_files f WHERE f.task_id = t.id AND f.status = 'creating')",
+                (f"%:{victim.pid}:%",)).fetchone()
+            return row[0] > 0
+        wait_for(victim_mid_job, timeout=60, interval=0.01, what="the victim to be mid-collection")
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+
+        def settled() -> bool:
+            return db.execute("SELECT count(*) FROM log_files WHERE status = 'creating'").fetchone()[0] == 0
+        wait_for(settled, timeout=120, what="the surviving worker to finish every job")
+
+        rows = db.execute("SELECT f.id, f.instance_id, f.day, f.status, f.object_key, f.size FROM log_files f").fetchall()
+        assert len(rows) == INSTANCES * DAYS
+        assert {r[3] for r in rows} == {"succeed"}
+        attempts = db.execute("SELECT max(attempts) FROM tasks").fetchone()[0]
+        assert attempts == 2  # the victim's job was taken over once
+        # Exactly the recorded objects are in the bucket: nothing half-written, nothing orphaned.
+        bucket = env["DCSLOG_OBJECT_STORE"].split("://")[1].split("?")[0]
+        s3 = boto3.client("s3", endpoint_url=env["DCSLOG_OBJECT_STORE"].split("endpoint=")[1].split("&")[0],
+                          region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+        stored = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
+        assert stored == {r[4] for r in rows}
+        # Every file holds exactly its day, fetched through links from either API process.
+        for i, (file_id, instance_id, day, _, _, size) in enumerate(rows):
+            link = httpx.post(f"{apis[i % 2]}/v2/demo/instances/{instance_id}/redislog/{file_id}/links",
+                              headers=headers).json()["link"]
+            body = httpx.get(link).content
+            assert body == expected[(str(instances.index(instance_id)), day)] and len(body) == size
+        db.close()
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc in procs.values():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _answers(base: str) -> bool:
+    try:
+        return httpx.get(base + "/health").status_code == 200
+    except httpx.TransportError:
+        return False
