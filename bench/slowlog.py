@@ -139,6 +139,10 @@ def bulk_insert(db_path: Path, instance_id: str, nodes: list[Replication], entri
             con.executemany(sql, rows)
         if len(shapes) > 200_000:
             shapes.clear()
+    with con:  # the hourly counts the harvester keeps beside the entries
+        con.execute("INSERT INTO slowlog_hour_counts (instance_id, hour_ms, entries) "
+                    "SELECT instance_id, start_time_ms - start_time_ms % 3600000, count(*) FROM slowlog_entries "
+                    "WHERE instance_id = ? GROUP BY 1, 2", (instance_id,))
     con.execute("ANALYZE")
     con.close()
     return time.perf_counter() - t

@@ -114,9 +114,10 @@ class S3Server:
 def s3_server(tmp_path_factory) -> Iterator[S3Server]:
     """moto_server, an S3-compatible server process, on 127.0.0.1."""
     port = _free_port()
-    server = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
     log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
-    proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    # The moto of this interpreter's environment (the test extra pins it), not whatever moto_server is on PATH.
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_port(port, proc, "moto_server")
         yield S3Server(f"http://127.0.0.1:{port}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import random
+import sqlite3
 import time
 from datetime import datetime, timezone
 
@@ -14,6 +15,7 @@ from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
 from huaweicloudsdkdcs.v2 import ListSlowlogRequest
 
 from dcslog.redis.slowlog import fingerprint
+from dcslog.services import slowlog as slowlog_service
 from dcslog.services.slowlog import duration_ms
 from tests.dcslog_fixtures import wait_for
 
@@ -172,7 +174,11 @@ def test_cluster_entries_carry_their_shard(dcslog_server, redis_cluster_session)
                 client.config_set("slowlog-log-slower-than", 10000)
 
 
-def test_sorting_and_paging_match_a_brute_force_reference(dcslog_server, redis_node_factory):
+@pytest.mark.parametrize("wide_window", [5000, 0], ids=["time-index", "duration-index"])
+def test_sorting_and_paging_match_a_brute_force_reference(dcslog_server, redis_node_factory, monkeypatch,
+                                                          wide_window):
+    # Both plans of the duration sort: the planner's own, and the forced walk of the duration index.
+    monkeypatch.setattr(slowlog_service, "WIDE_WINDOW", wide_window)
     node = redis_node_factory("127.0.0.2", args=["--slowlog-log-slower-than", "0", "--slowlog-max-len", "1000"])
     api = Api(dcslog_server, dcslog_server.import_instance(node.url)["instance_id"])
     rng = random.Random(7)
@@ -224,14 +230,50 @@ def test_sdk_errors(dcslog_server, redis_standalone):
     assert (caught.value.status_code, caught.value.error_code) == (404, "DCS.3022")
 
 
-def test_retention_drops_old_entries(dcslog_server_factory, redis_node_factory):
+def test_retention_drops_old_entries_and_keeps_counts_exact(dcslog_server_factory, redis_node_factory):
     node = redis_node_factory("127.0.0.2", args=SLOW)
-    with dcslog_server_factory(slowlog_retention_days=str(2 / 86400), sweep_interval="1") as server:
+    with dcslog_server_factory(sweep_interval="1") as server:
         api = Api(server, server.import_instance(node.url)["instance_id"])
-        sleep_commands(node, 1)
+        sleep_commands(node, 2)
         server.harvest()
-        assert len(api.all()) == 1
-        wait_for(lambda: not api.all(), timeout=15, what="the sweep to drop the entry")
+        [entry, _] = api.all()
+        # Age one entry 8 days (and its hourly count with it), as if harvested back then.
+        eight_days_ms = 8 * 86400 * 1000
+        with sqlite3.connect(server.settings.data_dir / "dcslog.db") as db:
+            [(start_ms,)] = db.execute("SELECT start_time_ms FROM slowlog_entries WHERE id = ?", (entry["id"],))
+            hour, old_hour = start_ms - start_ms % 3_600_000, start_ms - eight_days_ms - start_ms % 3_600_000
+            db.execute("UPDATE slowlog_entries SET start_time_ms = start_time_ms - ? WHERE id = ?",
+                       (eight_days_ms, entry["id"]))
+            db.execute("UPDATE slowlog_hour_counts SET entries = entries - 1 WHERE hour_ms = ?", (hour,))
+            db.execute("INSERT INTO slowlog_hour_counts VALUES (?, ?, 1)", (api.base.rsplit("/", 1)[1], old_hour))
+        assert api.slowlog(start_time=0).json()["total_num"] == 2
+        wait_for(lambda: api.slowlog(start_time=0).json()["total_num"] == 1, timeout=15,
+                 what="the sweep to drop the old entry")
+        assert [e["id"] for e in api.all()] != [entry["id"]]
+        with sqlite3.connect(server.settings.data_dir / "dcslog.db") as db:
+            assert db.execute("SELECT count(*) FROM slowlog_entries").fetchone() == (1,)
+            assert db.execute("SELECT sum(entries) FROM slowlog_hour_counts").fetchone() == (1,)
+
+
+def test_totals_from_hourly_counts_match_a_plain_count(dcslog_server, redis_node_factory):
+    node = redis_node_factory("127.0.0.2", args=["--slowlog-log-slower-than", "0", "--slowlog-max-len", "1000"])
+    api = Api(dcslog_server, dcslog_server.import_instance(node.url)["instance_id"])
+    with contextlib.closing(node.client()) as client:
+        for i in range(50):
+            client.set(f"k{i}", "v")
+    dcslog_server.harvest()
+    # Spread the entries over three days, keeping the hourly counts as the harvester would.
+    with sqlite3.connect(dcslog_server.settings.data_dir / "dcslog.db") as db:
+        db.execute("UPDATE slowlog_entries SET start_time_ms = start_time_ms - (id % 7) * 37 * 60 * 1000 * 29")
+        db.execute("DELETE FROM slowlog_hour_counts")
+        db.execute("INSERT INTO slowlog_hour_counts SELECT instance_id, start_time_ms - start_time_ms % 3600000, "
+                   "count(*) FROM slowlog_entries GROUP BY 1, 2")
+        times = sorted(t for (t,) in db.execute("SELECT start_time_ms FROM slowlog_entries"))
+    rng = random.Random(3)
+    for _ in range(25):
+        low, high = sorted(rng.sample(range(times[0] - 3_600_000, times[-1] + 3_600_000), 2))
+        expected = sum(low <= t <= high for t in times)
+        assert api.slowlog(start_time=low, end_time=high).json()["total_num"] == expected, (low, high)
 
 
 @pytest.mark.parametrize("args,expected", [
