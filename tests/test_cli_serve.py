@@ -29,7 +29,7 @@ def run_cli(env, *args) -> dict | list:
 def served(tmp_path):
     port = _free_port()
     env = {**os.environ, "DCSLOG_DATA_DIR": str(tmp_path / "data"), "DCSLOG_PORT": str(port),
-           "DCSLOG_LOG_LEVEL": "DEBUG"}
+           "DCSLOG_LOG_LEVEL": "DEBUG", "DCSLOG_LOG_FORMAT": "json"}
     log_path = tmp_path / "serve.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([*DCSLOG, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -76,8 +76,12 @@ def test_quick_start_flow_and_no_secret_in_logs(served, redis_standalone):
     body = httpx.get(link).content
     assert b"Ready to accept connections" in body and len(body) == item["size"]
 
+    httpx.get(f"{api}/redislog", params={"log_type": "run"}, headers={**headers, "X-Request-Id": "quick-start-1"})
     time.sleep(0.2)
     log = log_path.read_text()
+    entries = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert entries and all({"time", "level", "logger", "message", "request_id"} <= set(e) for e in entries)
+    assert any(e["request_id"] == "quick-start-1" and "/redislog 200" in e["message"] for e in entries)
     assert "GET /downloads/<token>" in log
     for secret in (credential["secret_key"], token, link.rsplit("/", 1)[1]):
         assert secret not in log

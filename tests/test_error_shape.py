@@ -31,9 +31,9 @@ def api(dcslog_server, redis_replicated):
     instance = dcslog_server.import_instance(redis_replicated.primary.url)
     base = f"{dcslog_server.url}/v2/proj-a/instances/{instance['instance_id']}"
 
-    def call(method, path, token=admin, **kwargs):
+    def call(method, path, token=admin, headers=None, **kwargs):
         url = path if path.startswith("http") else base + path
-        headers = {"X-Auth-Token": token} if token else {}
+        headers = {**({"X-Auth-Token": token} if token else {}), **(headers or {})}
         return httpx.request(method, url, headers=headers, **kwargs)
     call.base, call.root, call.viewer = base, dcslog_server.url, viewer
     return call
@@ -127,3 +127,37 @@ def test_request_id_on_success(api):
 def test_health(api):
     response = httpx.get(api.root + "/health")
     assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_oversized_url_and_headers_get_the_envelope(api):
+    long_query = {"log_type": "run", "pad": "x" * 9000}
+    assert_envelope(api("GET", "/redislog", params=long_query), 414, "DCS.4800")
+    big_headers = {f"X-Pad-{i}": "y" * 1000 for i in range(20)}
+    assert_envelope(api("GET", "/redislog", params={"log_type": "run"}, headers=big_headers), 431, "DCS.4800")
+
+
+@pytest.mark.parametrize("path", [
+    "ROOT/v2/proj-a/instances/..%2F..%2Fetc%2Fpasswd",
+    "ROOT/v2/proj-a/instances/%2e%2e/redislog",
+    "ROOT/v2/proj-a%2Finstances/instances",
+    "ROOT/downloads/..%2F..%2Fdcslog.db",
+    "ROOT/downloads/%2e%2e",
+    "ROOT/console/static/..%2F..%2F..%2Fkeys.py",
+])
+def test_traversal_and_encoded_slashes_are_refused_in_the_envelope(api, path):
+    response = api("GET", path.replace("ROOT", api.root))
+    assert 400 <= response.status_code < 500
+    assert set(response.json()) == {"error_code", "error_msg", "error_ext_msg"}
+    assert b"root:" not in response.content and b"SQLite" not in response.content
+
+
+def test_deleted_credential_no_longer_works(dcslog_server):
+    credential = dcslog_server.credentials()
+    client = dcslog_server.sdk(credential=credential)
+    from huaweicloudsdkdcs.v2 import ListInstancesRequest
+    client.list_instances(ListInstancesRequest())
+    dcslog_server.cli("credentials", "delete", credential["access_key"])
+    from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
+    with pytest.raises(ClientRequestException) as caught:
+        client.list_instances(ListInstancesRequest())
+    assert (caught.value.status_code, caught.value.error_code) == (401, "DCS.1001")

@@ -368,3 +368,30 @@ def test_random_logs_match_reference(tmp_path, monkeypatch, seed, block):
     for day in all_days:
         s, e = day_range(plain, day)
         assert read_all(plain)[s:e] == reference([plain], day), day
+
+
+def test_a_source_that_shrinks_while_read_raises_instead_of_writing_a_short_day(tmp_path):
+    # copytruncate: the file we are reading is truncated under us.
+    from dcslog.runlog.slicer import SourceChanged, _copy_range
+
+    log = tmp_path / "redis.log"
+    log.write_bytes(b"x" * 100_000)
+    out = tmp_path / "out"
+    with open(log, "rb") as src, open(out, "wb") as dst:
+        os.truncate(log, 10)
+        with pytest.raises(SourceChanged):
+            _copy_range(src.fileno(), dst.fileno(), 0, 100_000)
+
+
+def test_iter_day_raises_when_the_source_shrinks_mid_stream(tmp_path):
+    from dcslog.runlog.slicer import SourceChanged, iter_day
+
+    day = date(2026, 11, 20)
+    lines = b"".join(f"1:M 20 Nov 2026 10:{i // 60:02d}:{i % 60:02d}.000 * line {i}\n".encode() for i in range(2000))
+    log = tmp_path / "redis.log"
+    log.write_bytes(lines)
+    chunks = iter_day(str(log), day, chunk_size=4096)
+    assert next(chunks) == lines[:4096]
+    os.truncate(log, 5000)
+    with pytest.raises(SourceChanged):
+        list(chunks)

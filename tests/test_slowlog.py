@@ -305,3 +305,20 @@ def test_metrics_show_losses_and_lag(dcslog_server, redis_node_factory):
     assert f'instance_id="{instance_id}"' in line and line.endswith(" 3.0")
     assert "dcslog_slowlog_harvest_age_seconds{" in text and "dcslog_slowlog_node_up{" in text
     assert 'dcslog_collection_jobs{state="queued"} 0.0' in text
+
+
+def test_request_and_collection_metrics(dcslog_server, redis_standalone):
+    from huaweicloudsdkdcs.v2 import CreateRedislogRequest, ListRedislogRequest
+    instance_id = dcslog_server.import_instance(redis_standalone.url)["instance_id"]
+    client = dcslog_server.sdk()
+    client.create_redislog(CreateRedislogRequest(instance_id=instance_id, log_type="run"))
+    wait_for(lambda: client.list_redislog(ListRedislogRequest(instance_id=instance_id, log_type="run"))
+             .file_list[0].status == "succeed", what="collection")
+    httpx.get(dcslog_server.url + "/v2/proj-a/instances")  # a 401
+    text = httpx.get(dcslog_server.url + "/metrics").text
+    assert 'dcslog_http_requests_total{method="POST",route="/v2/{project_id}/instances/{instance_id}/redislog",' \
+           'status="204"}' in text
+    assert 'dcslog_http_requests_total{method="GET",route="/v2/{project_id}/instances",status="401"}' in text
+    assert 'dcslog_http_request_duration_seconds_bucket{' in text
+    assert 'dcslog_collected_files_total{status="succeed"}' in text
+    assert "dcslog_collection_duration_seconds_count" in text and "dcslog_collected_bytes_total" in text

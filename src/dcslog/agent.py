@@ -20,7 +20,7 @@ from pathlib import Path
 from aiohttp import web
 
 from dcslog import errors
-from dcslog.app import AccessLogger, dcs_envelope
+from dcslog.app import PARSER_LIMITS, AccessLogger, dcs_envelope
 from dcslog.auth import SignedRequest, parse_authorization, verify_signature
 from dcslog.runlog.slicer import iter_day
 
@@ -92,5 +92,5 @@ def run_agent(host: str, port: int, key: str, allowed_dirs: list[str], tls_cert:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(tls_cert, tls_key)
     web.run_app(create_agent_app(key, allowed_dirs), host=host, port=port, ssl_context=context,
-                access_log_class=AccessLogger,
+                access_log_class=AccessLogger, **PARSER_LIMITS,
                 print=lambda *_: log.info("dcslog agent serving %s on %s:%s", ", ".join(allowed_dirs), host, port))

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 import uuid
 
 from aiohttp import web
@@ -23,14 +24,22 @@ from dcslog.config import Settings
 from dcslog.console import add_console_routes
 from dcslog.db.session import create_engine, create_sessionmaker, upgrade
 from dcslog.keys import Keyring, load_server_key
+from dcslog.observability import REQUEST_SECONDS, REQUESTS, request_id_var
 from dcslog.state import ENGINE, KEYRING, SESSIONMAKER, SETTINGS, STORE, WORKER
 from dcslog.storage import open_object_store
 
 log = logging.getLogger("dcslog")
 
 REQUEST_ID = web.RequestKey("request_id", str)
+STARTED = web.RequestKey("started", float)
 SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 MAX_BODY = 64 * 1024  # no DCS endpoint here takes a body; keep what is read small
+MAX_URL = 8 * 1024
+MAX_HEADERS = 16 * 1024
+# aiohttp answers a request over its own parser limits itself, in plain text, before any
+# middleware. Its limits sit above ours (MAX_URL, MAX_HEADERS), so that ours answer first,
+# in the envelope; memory stays bounded by theirs. Pass to run_app / AppRunner.
+PARSER_LIMITS = {"max_line_size": 64 * 1024, "max_field_size": 64 * 1024}
 
 HTTP_ERRORS = {
     404: errors.NotFound,
@@ -46,6 +55,12 @@ def _as_dcs_error(exc: web.HTTPException) -> errors.DcsError:
     return error
 
 
+def _too_large(status: int, message: str) -> errors.DcsError:
+    error = errors.DcsError(message)
+    error.status = status
+    return error
+
+
 def _error_response(error: errors.DcsError) -> web.Response:
     response = json_response(error.body(), status=error.status)
     response.headers.update(error.headers)
@@ -58,7 +73,13 @@ async def dcs_envelope(request: web.Request, handler) -> web.StreamResponse:
     given = request.headers.get("X-Request-Id", "")
     # A caller's own id is echoed (it ties their logs to ours) only if it is tame: it goes into our log.
     request[REQUEST_ID] = given if SAFE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    request[STARTED] = time.perf_counter()
+    request_id_var.set(request[REQUEST_ID])
     try:
+        if len(request.raw_path) > MAX_URL:
+            raise _too_large(414, f"The URL is longer than {MAX_URL} bytes.")
+        if sum(len(name) + len(value) for name, value in request.raw_headers) > MAX_HEADERS:
+            raise _too_large(431, f"The request headers are larger than {MAX_HEADERS} bytes.")
         return await handler(request)
     except errors.DcsError as exc:
         return _error_response(exc)
@@ -73,8 +94,15 @@ async def dcs_envelope(request: web.Request, handler) -> web.StreamResponse:
         return _error_response(errors.InternalError())
 
 
-async def _add_request_id(request: web.Request, response: web.StreamResponse) -> None:
+async def _on_response_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    """Stamp the request id and count the response: here, because a FileResponse
+    settles its status (200, 206, 304, 416) only when it is prepared."""
     response.headers["X-Request-Id"] = request.get(REQUEST_ID) or uuid.uuid4().hex
+    route = request.match_info.route.resource
+    template = route.canonical if route is not None else "(unmatched)"
+    REQUESTS.labels(template, request.method, str(response.status)).inc()
+    if STARTED in request:
+        REQUEST_SECONDS.labels(template, request.method).observe(time.perf_counter() - request[STARTED])
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -95,7 +123,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
     app[SETTINGS] = settings
     add_routes(app)
     add_console_routes(app)
-    app.on_response_prepare.append(_add_request_id)
+    app.on_response_prepare.append(_on_response_prepare)
     app.cleanup_ctx.append(_resources(run_worker))
     return app
 

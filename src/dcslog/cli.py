@@ -20,6 +20,7 @@ from sqlalchemy import select
 from dcslog import errors
 from dcslog.auth import ROLES
 from dcslog.config import Settings
+from dcslog.observability import configure_logging
 from dcslog.db.models import Credential, Instance, Token
 from dcslog.db.session import create_engine, create_sessionmaker, upgrade
 from dcslog.keys import Keyring, hash_token, load_server_key, new_access_key, new_secret_key, new_token
@@ -55,7 +56,7 @@ async def _with_session(settings: Settings, work: Callable[..., Awaitable[Any]])
 def cmd_serve(args, settings: Settings) -> None:
     from aiohttp import web
 
-    from dcslog.app import AccessLogger, create_app
+    from dcslog.app import PARSER_LIMITS, AccessLogger, create_app
 
     if args.host:
         settings.host = args.host
@@ -67,7 +68,7 @@ def cmd_serve(args, settings: Settings) -> None:
     except ImportError:
         loop = asyncio.new_event_loop()
     web.run_app(create_app(settings, run_worker=not args.no_worker), host=settings.host, port=settings.port,
-                access_log_class=AccessLogger, loop=loop,
+                access_log_class=AccessLogger, loop=loop, **PARSER_LIMITS,
                 print=lambda *_: logging.getLogger("dcslog").info(
                     "dcslog serving on http://%s:%s (data in %s)", settings.host, settings.port,
                     settings.data_dir.resolve()))
@@ -81,6 +82,11 @@ def cmd_worker(args, settings: Settings) -> None:
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        from dcslog.observability import REGISTRY
+        start_http_server(args.metrics_port, addr=args.metrics_host, registry=REGISTRY)
     logging.getLogger("dcslog").info("dcslog worker started (data in %s)", settings.data_dir.resolve())
     try:
         runner(run_worker(settings))
@@ -248,7 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--no-worker", action="store_true", help="API only; run `dcslog worker` elsewhere")
-    command(sub, "worker", cmd_worker, "run only the background worker (collections, retention)", project_required=None)
+    worker = command(sub, "worker", cmd_worker, "run only the background worker (collections, retention)",
+                     project_required=None)
+    worker.add_argument("--metrics-port", type=int, help="serve this worker's own Prometheus metrics on this port")
+    worker.add_argument("--metrics-host", default="127.0.0.1")
     agent = command(sub, "agent", cmd_agent, "serve this host's Redis run logs to a dcslog service",
                     project_required=None)
     agent.set_defaults(needs_database=False)
@@ -304,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "client", None):  # client commands read no server settings and open no database
         return args.client(args)
     settings = Settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     try:
         # Commands that run away from the service's database (the agent) say so with needs_database=False.
         if getattr(args, "needs_database", True):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -38,6 +39,7 @@ class Settings(BaseSettings):
     slowlog_interval: float = Field(60, gt=0, description="Seconds between two slow-log harvests of every node.")
     slowlog_retention_days: float = Field(7, gt=0, description="Days a harvested slow-log entry is kept (by its start time).")
     log_level: str = Field("INFO", description="Python logging level of the service's own log.")
+    log_format: Literal["text", "json"] = Field("text", description="Log lines as text, or one JSON object per line (time, level, logger, message, request_id).")
     config_file: Path | None = Field(None, description="Optional TOML file with defaults for the settings above.")
 
     @classmethod

@@ -1,7 +1,7 @@
-"""Prometheus metrics, read from the database at scrape time.
-
-The database is what every API process and worker share, so any one process
-answers for the whole deployment. Labels are ids, never addresses or names.
+"""Prometheus metrics: this process's own (requests, collections: ``observability.REGISTRY``), then
+those read from the database at scrape time (harvests, the job queue, files), which every API process
+and worker share, so any one process answers for them. Labels are ids and route templates, never
+addresses, names or tokens.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from sqlalchemy import func, select
 
 from dcslog.db.models import LogFile, SlowlogCursor, Task
+from dcslog.observability import REGISTRY
 from dcslog.services.common import utcnow
 from dcslog.state import SESSIONMAKER
 
@@ -59,4 +60,5 @@ async def metrics(request: web.Request) -> web.Response:
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot([lost, harvested, age, up, queue, by_status]))
-    return web.Response(body=generate_latest(registry), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+    body = generate_latest(REGISTRY) + generate_latest(registry)
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})

@@ -30,7 +30,7 @@ from dcslog.runlog.grammar import PREFIX_MAX, parse_line_date
 from dcslog.runlog.search import BufferSource, FileSource, day_bounds, last_dated, next_dated
 from dcslog.runlog.sources import log_sources
 
-__all__ = ["day_range", "iter_day", "write_day"]
+__all__ = ["SourceChanged", "day_range", "iter_day", "write_day"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20
@@ -85,9 +85,10 @@ def _iter_chunks(paths: list[str], day: date, chunk_size: int) -> Iterator[bytes
     for piece in _pieces(paths, day):
         if isinstance(piece, _Range):
             for offset in range(piece.start, piece.end, chunk_size):
-                chunk = os.pread(piece.fd, min(chunk_size, piece.end - offset), offset)
-                if not chunk:
-                    break  # truncated under us; the copy path stops the same way
+                wanted = min(chunk_size, piece.end - offset)
+                chunk = os.pread(piece.fd, wanted, offset)
+                if len(chunk) < wanted:
+                    raise SourceChanged(piece.fd)
                 yield chunk
         else:
             for offset in range(0, len(piece), chunk_size):
@@ -231,9 +232,17 @@ def _complete_prefixes(buf: bytes, at_start: bool) -> int:
     return last_start if len(buf) - last_start < PREFIX_MAX else len(buf)
 
 
+class SourceChanged(OSError):
+    """A source file shrank while it was read (a ``copytruncate`` rotation): the bytes
+    written so far are not the day. Slicing again finds the day in the rotated copy."""
+
+    def __init__(self, fd: int):
+        super().__init__(errno.EIO, "the run log shrank while it was read (copytruncate rotation?)")
+
+
 def _copy_range(in_fd: int, out_fd: int, start: int, end: int) -> int:
     """Copy ``[start, end)`` of ``in_fd`` to ``out_fd``'s current position, in the
-    kernel when possible; stops early if the source shrank. Returns bytes copied."""
+    kernel when possible. Returns bytes copied; raises SourceChanged if the source shrank."""
     offset = start
     methods = [_copy_file_range, _sendfile, _pread_write]
     while offset < end:
@@ -245,7 +254,7 @@ def _copy_range(in_fd: int, out_fd: int, start: int, end: int) -> int:
             methods.pop(0)  # a failed call copies nothing, so `offset` stays exact
             continue
         if n == 0:
-            break
+            raise SourceChanged(in_fd)
         offset += n
     return offset - start
 

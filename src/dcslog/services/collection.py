@@ -13,10 +13,12 @@ records.
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import json
 import logging
 import os
+import time
 from datetime import date
 from typing import Callable
 
@@ -25,14 +27,25 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dcslog.db.models import Instance, LogFile, Replication, Task
 from dcslog.keys import Keyring
+from dcslog.observability import COLLECTED_BYTES, COLLECTION_SECONDS, COLLECTIONS
 from dcslog.runlog.remote import AgentError, fetch_day
-from dcslog.runlog.slicer import write_day
+from dcslog.runlog.slicer import SourceChanged, write_day
 from dcslog.services.common import utcnow
 from dcslog.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
 HASH_CHUNK = 1 << 20
+
+
+def cut_day_retrying(store: ObjectStore, write: Callable[[int], int], key: str) -> tuple[int, str]:
+    """``cut_day``, once more if the log was rotated by copytruncate under the first try:
+    slicing again finds the day's start in the rotated copy."""
+    try:
+        return cut_day(store, write, key)
+    except SourceChanged:
+        log.info("run log shrank while read (copytruncate?); slicing %s again", key)
+        return cut_day(store, write, key)
 
 
 def cut_day(store: ObjectStore, write: Callable[[int], int], key: str) -> tuple[int, str]:
@@ -61,6 +74,10 @@ def cut_day(store: ObjectStore, write: Callable[[int], int], key: str) -> tuple[
 def describe_failure(exc: BaseException, log_file: str) -> str:
     if isinstance(exc, AgentError):
         return str(exc)
+    if isinstance(exc, SourceChanged):
+        return f"Log file {log_file} kept shrinking while it was read (copytruncate rotation?); collect again."
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return "The object store is full (no space left on device)."
     if isinstance(exc, FileNotFoundError):
         return f"Log file {log_file} (and rotated copies) not found on this machine."
     if isinstance(exc, PermissionError):
@@ -115,9 +132,10 @@ async def run_collect_task(sessionmaker: async_sessionmaker[AsyncSession], store
         new_key = None
         if failure is None:
             new_key = _object_key(row, task_id, attempt)
+            started = time.perf_counter()
             try:
                 size, sha256 = await asyncio.to_thread(
-                    cut_day, store, writer(date.fromisoformat(row.day)), new_key)
+                    cut_day_retrying, store, writer(date.fromisoformat(row.day)), new_key)
             except Exception as exc:  # noqa: BLE001 - every failure must end as a readable reason
                 log.warning("collection of %s %s failed: %r", row.replication_ip, row.day, exc)
                 reason = describe_failure(exc, replication.log_file)
@@ -127,9 +145,12 @@ async def run_collect_task(sessionmaker: async_sessionmaker[AsyncSession], store
             else:
                 values = {"status": "succeed", "object_key": new_key, "size": size, "sha256": sha256,
                           "error_msg": None}
+                COLLECTION_SECONDS.observe(time.perf_counter() - started)
+                COLLECTED_BYTES.inc(size)
         else:
             errors.append(failure)
             values = {"status": "failed", "error_msg": failure}
+        COLLECTIONS.labels(values["status"]).inc()
         async with sessionmaker() as session:
             recorded = await session.execute(update(LogFile).where(
                 LogFile.id == row.id, LogFile.task_id == task_id, LogFile.status == "creating",
