@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
+from dcslog.auth import sign_request
 from dcslog.services import instances as instance_service
 
 UNKNOWN_INSTANCE = "3f1d2c4e-0000-4000-8000-000000000000"
@@ -96,6 +97,34 @@ def test_non_ascii_signature(api):
     date = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     response = httpx.get(api.base, headers={"Authorization": auth.encode("utf-8"), "X-Sdk-Date": date})
     assert_envelope(response, 401, "DCS.1001")
+
+
+# Found by tests/test_fuzz.py: header bytes that are not UTF-8 (Latin-1, what requests sends) reached the
+# token hash and the signer as lone surrogates and failed with 500.
+def test_latin1_token(api):
+    assert_envelope(api("GET", "", token=b"dcslog-\xe9\xff"), 401, "DCS.1001")
+
+
+def test_latin1_access_key(api):
+    date = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    auth = b"SDK-HMAC-SHA256 Access=\xe9, SignedHeaders=host;x-sdk-date, Signature=abc"
+    assert_envelope(httpx.get(api.base, headers={"Authorization": auth, "X-Sdk-Date": date}), 401, "DCS.1001")
+
+
+def test_latin1_signed_header(api):
+    date = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    auth = "SDK-HMAC-SHA256 Access=AK, SignedHeaders=host;x-foo;x-sdk-date, Signature=abc"
+    response = httpx.get(api.base, headers={"Authorization": auth, "X-Foo": b"\xe9", "X-Sdk-Date": date})
+    assert_envelope(response, 401, "DCS.1001")
+
+
+def test_signed_latin1_header_verifies(dcslog_server):
+    """What requests (and so the SDK) sends for a header value it signed as text: its Latin-1 bytes."""
+    credential = dcslog_server.credentials()
+    url = f"{dcslog_server.url}/v2/proj-a/instances"
+    headers = sign_request(credential["access_key"], credential["secret_key"], "GET", url, {"X-Note": "caf\u00e9"})
+    headers["X-Note"] = "caf\u00e9".encode("latin-1")
+    assert httpx.get(url, headers=headers).status_code == 200
 
 
 def test_role_forbidden(api):

@@ -2,7 +2,8 @@
 
 aiohttp was chosen against PERF-ANCHORS.md: its FileResponse serves links with
 sendfile at ~0.97x nginx (Starlette's reaches 0.14-0.69x) and it answers
-small JSON requests at ~0.12x nginx per core (FastAPI: 0.04x).
+small JSON requests at ~0.12x nginx per core (FastAPI: 0.04x). It runs on the
+standard asyncio loop, which has loop.sendfile() (uvloop has not).
 """
 
 from __future__ import annotations

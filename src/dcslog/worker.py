@@ -80,25 +80,43 @@ class Worker:
             await asyncio.sleep(max(0.0, self.settings.slowlog_interval - (loop.time() - started)))
 
     async def _jobs_forever(self) -> None:
+        """Up to DCSLOG_WORKER_CONCURRENCY jobs at once: slicing waits on disk and hashing on CPU,
+        so one job rarely uses a whole machine, and a big day must not hold up small ones."""
         self.store.clean_staging(older_than=self.settings.job_lease)
         next_sweep = 0.0
         loop = asyncio.get_running_loop()
-        while True:
-            try:
-                if loop.time() >= next_sweep:
-                    await self.sweep()
-                    next_sweep = loop.time() + self.settings.sweep_interval
-                while (task_id := await self.claim()) is not None:
-                    await self.run_job(task_id)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - the loop must outlive a bad job or a database hiccup
-                log.exception("worker iteration failed")
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.settings.worker_poll_interval)
-            except asyncio.TimeoutError:
-                pass
+        running: set[asyncio.Task] = set()
+        try:
+            while True:
+                try:
+                    if loop.time() >= next_sweep:
+                        await self.sweep()
+                        next_sweep = loop.time() + self.settings.sweep_interval
+                    while len(running) < self.settings.worker_concurrency and (task_id := await self.claim()):
+                        job = asyncio.create_task(self._run_job_logged(task_id))
+                        running.add(job)
+                        job.add_done_callback(lambda done: (running.discard(done), self._wake.set()))
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 - the loop must outlive a bad job or a database hiccup
+                    log.exception("worker iteration failed")
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.settings.worker_poll_interval)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            for job in running:
+                job.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def _run_job_logged(self, task_id: str) -> None:
+        try:
+            await self.run_job(task_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - the lease runs out and the job is retried
+            log.exception("collection job %s failed", task_id)
 
     async def claim(self) -> str | None:
         """Take one runnable collection job, or None."""

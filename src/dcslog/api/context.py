@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dcslog import errors
@@ -51,6 +52,29 @@ class Context:
 Handler = Callable[[Context], Awaitable[web.StreamResponse]]
 
 
+def _wire_headers(headers: CIMultiDictProxy[str]) -> CIMultiDictProxy[str]:
+    """The headers with every value as text that hashes and encodes.
+
+    aiohttp decodes header bytes as UTF-8 with ``surrogateescape``, so a value
+    that is not UTF-8 (Latin-1, which is what requests, and so the SDK, sends)
+    holds lone surrogates that no encoder takes. Such a value is read as the
+    Latin-1 it is: a token or signature made of it is then simply wrong (401).
+    """
+    if all(value.isascii() for value in headers.values()):
+        return headers
+    return CIMultiDictProxy(CIMultiDict(
+        (name, value.encode("utf-8", "surrogateescape").decode("latin-1") if _has_surrogates(value) else value)
+        for name, value in headers.items()))
+
+
+def _has_surrogates(value: str) -> bool:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def dcs_operation(role: str) -> Callable[[Handler], Callable[[web.Request], Awaitable[web.StreamResponse]]]:
     def decorator(handler: Handler):
         @functools.wraps(handler)
@@ -58,7 +82,7 @@ def dcs_operation(role: str) -> Callable[[Handler], Callable[[web.Request], Awai
             async with request.app[SESSIONMAKER]() as session:
                 caller = await authenticate(
                     SignedRequest(request.method, request.rel_url.raw_path, request.rel_url.raw_query_string,
-                                  request.headers, await request.read()),
+                                  _wire_headers(request.headers), await request.read()),
                     session, request.app[KEYRING], request.app[SETTINGS].clock_skew)
                 project_id = request.match_info["project_id"]
                 validate_project_id(project_id)

@@ -1,4 +1,4 @@
-"""A liveness probe for load balancers: no credentials, one trivial query."""
+"""Probes for load balancers and orchestrators: no credentials."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ from dcslog.api.params import json_response
 from dcslog.state import SESSIONMAKER
 
 
+async def livez(request: web.Request) -> web.Response:
+    """Liveness: the process answers. No database, so it costs what the framework costs."""
+    return json_response({"status": "ok"})
+
+
 async def health(request: web.Request) -> web.Response:
+    """Readiness: the database answers too."""
     async with request.app[SESSIONMAKER]() as session:
         await session.execute(text("SELECT 1"))
     return json_response({"status": "ok"})

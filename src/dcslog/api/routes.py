@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dcslog.api import downloads, health, instances, metrics, redislog, slowlog, tasks
+from dcslog.api import downloads, health, instances, metrics, openapi, redislog, slowlog, tasks
 
 ROUTES = [
     ("GET", "/v2/{project_id}/instances", instances.list_instances),
@@ -18,7 +18,9 @@ ROUTES = [
     ("GET", "/v2/{project_id}/instances/{instance_id}/tasks", tasks.list_background_task),
     ("GET", "/downloads/{token}", downloads.download_redislog),
     ("GET", "/health", health.health),
+    ("GET", "/livez", health.livez),
     ("GET", "/metrics", metrics.metrics),
+    ("GET", "/openapi.json", openapi.openapi_json),
 ]
 
 
