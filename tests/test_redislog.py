@@ -266,3 +266,34 @@ def test_today_is_in_the_instance_time_zone():
     assert days_to_collect(0, "UTC", now) == [date(2026, 11, 27)]
     assert days_to_collect(0, "Pacific/Kiritimati", now) == [date(2026, 11, 28)]  # UTC+14
     assert days_to_collect(0, "America/Los_Angeles", datetime(2026, 11, 28, 3, 0)) == [date(2026, 11, 27)]
+
+
+def test_collecting_more_days_refreshes_some_and_adds_others(synthetic):
+    client, instance_id = synthetic["client"], synthetic["instance_id"]
+    base = dict(instance_id=instance_id, log_type="run", replication_id=synthetic["replication_id"])
+    client.create_redislog(CreateRedislogRequest(query_time=1, **base))
+    [first] = wait_settled(client, instance_id)
+    client.create_redislog(CreateRedislogRequest(query_time=3, **base))
+    files = wait_settled(client, instance_id)
+    assert len(files) == 3 and len({f.backup_id for f in files}) == 1
+    assert [f.id for f in files if f.time == first.time] == [first.id]
+
+
+def test_racing_collection_requests_one_wins(dcslog_server_factory, redis_standalone):
+    from concurrent.futures import ThreadPoolExecutor
+    with dcslog_server_factory(run_worker=False) as server:
+        imported = server.import_instance(redis_standalone.url)
+        token = server.cli("token", "create", "--project-id", "proj-a")["token"]
+        url = f"{server.url}/v2/proj-a/instances/{imported['instance_id']}/redislog"
+
+        def post(_):
+            response = httpx.post(url, params={"log_type": "run", "query_time": 7}, headers={"X-Auth-Token": token})
+            return response.status_code, (response.json()["error_code"] if response.content else None)
+        outcomes = []
+        for _ in range(3):
+            with ThreadPoolExecutor(4) as pool:
+                outcomes += pool.map(post, range(4))
+        # Twelve requests, four at a time: the first to commit wins, every other one is refused.
+        assert outcomes.count((204, None)) == 1 and outcomes.count((400, "DCS.4017")) == 11
+        listing = httpx.get(url, params={"log_type": "run", "limit": 100}, headers={"X-Auth-Token": token}).json()
+        assert listing["total_num"] == 7 and len({f["backup_id"] for f in listing["file_list"]}) == 1

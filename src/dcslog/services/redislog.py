@@ -67,30 +67,29 @@ async def create_redislog(session: AsyncSession, caller: Caller, instance: Insta
     )
     session.add(task)
     expires_at = now + timedelta(days=retention_days)
+    replica_files = (LogFile.instance_id == instance.id, LogFile.replication_id == replication.id)
+    day_texts = [day.isoformat() for day in days]
     try:
-        for day in days:
-            day_text = day.isoformat()
-            refreshed = await session.execute(
-                update(LogFile)
-                .where(LogFile.instance_id == instance.id, LogFile.replication_id == replication.id,
-                       LogFile.day == day_text, LogFile.status != "creating")
-                .values(status="creating", task_id=task.id, error_msg=None, updated_at=now,
-                        expires_at=expires_at, group_name=replication.group_name,
-                        group_index=replication.group_index, replication_ip=replication.host))
-            if refreshed.rowcount:
-                continue
-            existing = await session.scalar(select(LogFile.id).where(
-                LogFile.instance_id == instance.id, LogFile.replication_id == replication.id,
-                LogFile.day == day_text))
-            if existing is not None:  # there, but creating: a collection is running
+        # One statement takes every day already held and not being collected (refresh in place)…
+        refreshed = set((await session.execute(
+            update(LogFile)
+            .where(*replica_files, LogFile.day.in_(day_texts), LogFile.status != "creating")
+            .values(status="creating", task_id=task.id, error_msg=None, updated_at=now,
+                    expires_at=expires_at, group_name=replication.group_name,
+                    group_index=replication.group_index, replication_ip=replication.host)
+            .returning(LogFile.day))).scalars())
+        new_days = [day for day in day_texts if day not in refreshed]
+        if new_days:
+            # …and of the others, any that exists is being collected right now.
+            if await session.scalar(select(func.count()).select_from(LogFile).where(
+                    *replica_files, LogFile.day.in_(new_days))):
                 raise errors.CollectionRunning()
-            file_id = new_id()
-            session.add(LogFile(
-                id=file_id, instance_id=instance.id, project_id=instance.project_id,
+            session.add_all([LogFile(
+                id=new_id(), instance_id=instance.id, project_id=instance.project_id,
                 replication_id=replication.id, group_name=replication.group_name,
-                group_index=replication.group_index, replication_ip=replication.host, day=day_text,
-                status="creating", task_id=task.id, created_at=now, updated_at=now, expires_at=expires_at))
-            await session.flush()
+                group_index=replication.group_index, replication_ip=replication.host, day=day,
+                status="creating", task_id=task.id, created_at=now, updated_at=now, expires_at=expires_at)
+                for day in new_days])
         await session.commit()
     except IntegrityError:
         await session.rollback()
