@@ -41,11 +41,9 @@ it (ratio link/health too).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
-import re
 import shutil
 import signal
 import socket
@@ -290,7 +288,6 @@ def wait_collected(base: str, instance_id: str, headers: dict, day: str, timeout
 
 def serve_floor(port: int) -> None:
     """``dcslog serve --no-worker`` exactly as the CLI runs it, plus GET /bench-floor (no database)."""
-    from aiohttp import web
 
     import dcslog.app
     from dcslog import cli as dcslog_cli

@@ -137,6 +137,15 @@ def dcslog_server_factory(dcslog_env, monkeypatch: pytest.MonkeyPatch):
     return lambda run_worker=True, **overrides: started_server(monkeypatch, run_worker, **overrides)
 
 
+def answers(base_url: str) -> bool:
+    """Whether a dcslog process at ``base_url`` is up (GET /livez)."""
+    import httpx
+    try:
+        return httpx.get(base_url + "/livez").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 def wait_for(predicate, timeout: float = 30, interval: float = 0.1, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -7,11 +7,11 @@ import shutil
 import signal
 import subprocess
 import sys
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 
 import httpx
 import pytest
-from huaweicloudsdkdcs.v2 import CreateRedislogRequest, ListBackgroundTaskRequest
+from huaweicloudsdkdcs.v2 import CreateRedislogRequest
 
 from dcslog.auth import sign_request
 from dcslog.runlog.remote import AGENT_ACCESS_KEY

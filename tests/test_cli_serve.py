@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.dcslog_fixtures import _free_port, wait_for
+from tests.dcslog_fixtures import _free_port, answers, wait_for
 
 DCSLOG = [sys.executable, "-m", "dcslog.cli"]
 
@@ -35,13 +35,8 @@ def served(tmp_path):
         proc = subprocess.Popen([*DCSLOG, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
 
-    def up():
-        try:
-            return httpx.get(base + "/").status_code == 404
-        except httpx.TransportError:
-            return False
     try:
-        wait_for(up, timeout=30, what="dcslog serve to answer")
+        wait_for(lambda: answers(base), timeout=30, what="dcslog serve to answer")
         yield env, base, log_path
     finally:
         proc.send_signal(signal.SIGINT)
@@ -111,7 +106,7 @@ def test_api_only_server_and_a_separate_worker(tmp_path, redis_standalone):
     procs = [subprocess.Popen([*DCSLOG, "serve", "--no-worker"], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)]
     try:
-        wait_for(lambda: _answers(base), timeout=30, what="dcslog serve --no-worker")
+        wait_for(lambda: answers(base), timeout=30, what="dcslog serve --no-worker")
         token = run_cli(env, "token", "create", "--project-id", "demo")["token"]
         instance = run_cli(env, "instances", "import", "--project-id", "demo", "--name", "c",
                            "--redis", redis_standalone.url)
@@ -135,9 +130,3 @@ def test_api_only_server_and_a_separate_worker(tmp_path, redis_standalone):
                 proc.kill()
                 proc.wait()
 
-
-def _answers(base: str) -> bool:
-    try:
-        return httpx.get(base + "/").status_code == 404
-    except httpx.TransportError:
-        return False

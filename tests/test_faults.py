@@ -22,7 +22,7 @@ import httpx
 import pytest
 from huaweicloudsdkdcs.v2 import CreateRedislogRequest, ListInstancesRequest
 
-from tests.dcslog_fixtures import _free_port, wait_for
+from tests.dcslog_fixtures import _free_port, answers, wait_for
 from tests.test_redislog import download, log_line, today_utc, wait_settled
 
 DCSLOG = [sys.executable, "-m", "dcslog.cli"]
@@ -146,7 +146,7 @@ def test_service_sigkilled_mid_collection_then_restarted(tmp_path, redis_standal
 
     def serve() -> subprocess.Popen:
         proc = subprocess.Popen([*DCSLOG, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: _answers(port), timeout=30, what="dcslog serve")
+        wait_for(lambda: answers(f"http://127.0.0.1:{port}"), timeout=30, what="dcslog serve")
         return proc
 
     instance = cli("instances", "import", "--project-id", "demo", "--name", "n", "--redis", redis_standalone.url,
@@ -184,9 +184,3 @@ def test_service_sigkilled_mid_collection_then_restarted(tmp_path, redis_standal
             proc.kill()
             proc.wait()
 
-
-def _answers(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
-    except httpx.TransportError:
-        return False

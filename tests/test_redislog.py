@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import sqlite3
 import time
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 
 import httpx
 import pytest

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta
 
 import boto3
@@ -14,7 +13,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.dcslog_fixtures import _free_port, wait_for
+from tests.dcslog_fixtures import _free_port, answers, wait_for
 from tests.test_redislog import log_line, today_utc
 
 DCSLOG = [sys.executable, "-m", "dcslog.cli"]
@@ -73,7 +72,7 @@ def test_two_apis_two_workers_one_killed(cluster_env, redis_standalone, tmp_path
                                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         apis = [f"http://127.0.0.1:{p}" for p in ports]
         for api in apis:
-            wait_for(lambda: _answers(api), timeout=30, what=f"{api} to answer")
+            wait_for(lambda: answers(api), timeout=30, what=f"{api} to answer")
         headers = {"X-Auth-Token": token}
         for n, instance_id in enumerate(instances):
             api = apis[n % 2]  # requests spread over both API processes
@@ -133,9 +132,3 @@ def test_two_apis_two_workers_one_killed(cluster_env, redis_standalone, tmp_path
                 proc.kill()
                 proc.wait()
 
-
-def _answers(base: str) -> bool:
-    try:
-        return httpx.get(base + "/health").status_code == 200
-    except httpx.TransportError:
-        return False

@@ -7,7 +7,7 @@ import itertools
 import random
 import sqlite3
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 
 import httpx
 import pytest

@@ -82,7 +82,7 @@ class Worker:
     async def _jobs_forever(self) -> None:
         """Up to DCSLOG_WORKER_CONCURRENCY jobs at once: slicing waits on disk and hashing on CPU,
         so one job rarely uses a whole machine, and a big day must not hold up small ones."""
-        self.store.clean_staging(older_than=self.settings.job_lease)
+        self.store.staging.clean(older_than=self.settings.job_lease)
         next_sweep = 0.0
         loop = asyncio.get_running_loop()
         running: set[asyncio.Task] = set()

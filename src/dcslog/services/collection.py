@@ -50,7 +50,7 @@ def cut_day_retrying(store: ObjectStore, write: Callable[[int], int], key: str) 
 
 def cut_day(store: ObjectStore, write: Callable[[int], int], key: str) -> tuple[int, str]:
     """``write(fd)`` one day into a staged file, hash it, fsync it, publish it under ``key``. Returns (size, sha256)."""
-    fd, staged = store.stage()
+    fd, staged = store.staging.stage()
     try:
         try:
             size = write(fd)
@@ -67,7 +67,7 @@ def cut_day(store: ObjectStore, write: Callable[[int], int], key: str) -> tuple[
         store.publish(staged, key)
         return size, digest.hexdigest()
     except BaseException:
-        store.discard(staged)
+        store.staging.discard(staged)
         raise
 
 

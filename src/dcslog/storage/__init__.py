@@ -1,8 +1,8 @@
 """Object stores for collected files: a local directory (the embedded default) or any S3-compatible store.
 
-Both offer the same operations: ``stage()`` a file to write, ``publish()`` it
-atomically under a key, ``discard()``, ``delete()``, ``clean_staging()``, and
-``link()`` — the store's own download URL, or None when dcslog serves the
+Both offer the same operations: a ``staging`` area (``staging.Staging``) to
+write a file in, ``publish()`` to move it atomically under a key, ``delete()``,
+and ``link()`` — the store's own download URL, or None when dcslog serves the
 file itself (local directory).
 """
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import tempfile
-import time
 from pathlib import Path
+
+from dcslog.storage.staging import Staging
 
 
 class LocalObjectStore:
@@ -15,18 +15,13 @@ class LocalObjectStore:
 
     def __init__(self, root: str | Path):
         self.root = Path(root).resolve()
-        self.staging = self.root / ".staging"
-        self.staging.mkdir(parents=True, exist_ok=True)
+        self.staging = Staging(self.root / ".staging")
 
     def path(self, key: str) -> Path:
         target = (self.root / key).resolve()
         if self.root not in target.parents:
             raise ValueError(f"object key escapes the store: {key!r}")
         return target
-
-    def stage(self) -> tuple[int, str]:
-        """A new empty file to write into: (open fd, path)."""
-        return tempfile.mkstemp(dir=self.staging, suffix=".part")
 
     def publish(self, staged_path: str, key: str) -> None:
         target = self.path(key)
@@ -45,12 +40,6 @@ class LocalObjectStore:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
-
-    def discard(self, staged_path: str) -> None:
-        try:
-            os.unlink(staged_path)
-        except FileNotFoundError:
-            pass
 
     def delete(self, key: str) -> None:
         target = self.path(key)
@@ -73,15 +62,4 @@ class LocalObjectStore:
     def link(self, key: str, filename: str, expires_at) -> None:
         """None: dcslog serves local files itself, behind its own signed links."""
         return None
-
-    def clean_staging(self, older_than: float) -> None:
-        """Remove staged files left by a crashed process. Only old ones: another
-        process sharing the directory may be writing a fresh one right now."""
-        cutoff = time.time() - older_than
-        for leftover in self.staging.glob("*.part"):
-            try:
-                if leftover.stat().st_mtime < cutoff:
-                    leftover.unlink()
-            except FileNotFoundError:
-                pass
 

@@ -7,9 +7,6 @@ object or the complete new one.
 
 from __future__ import annotations
 
-import os
-import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -17,6 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
+
+from dcslog.storage.staging import Staging
 
 # S3 caps a SigV4 presigned URL at 7 days.
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
@@ -40,8 +39,7 @@ class S3ObjectStore:
         self.prefix = parts.path.strip("/")
         if not self.bucket:
             raise ValueError(f"DCSLOG_OBJECT_STORE {url!r}: no bucket")
-        self.staging = Path(staging_dir)
-        self.staging.mkdir(parents=True, exist_ok=True)
+        self.staging = Staging(staging_dir)
         session = boto3.session.Session(aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key,
                                         region_name=options.get("region") or "us-east-1")
         config = Config(signature_version="s3v4", s3={"addressing_style": options.get("addressing", "path")},
@@ -54,22 +52,13 @@ class S3ObjectStore:
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def stage(self) -> tuple[int, str]:
-        return tempfile.mkstemp(dir=self.staging, suffix=".part")
-
     def publish(self, staged_path: str, key: str) -> None:
         try:
             # Multipart above 64 MiB; boto3 aborts the upload if a part fails.
             self.client.upload_file(staged_path, self.bucket, self._key(key),
                                     ExtraArgs={"ContentType": "text/plain; charset=utf-8"}, Config=MULTIPART)
         finally:
-            self.discard(staged_path)
-
-    def discard(self, staged_path: str) -> None:
-        try:
-            os.unlink(staged_path)
-        except FileNotFoundError:
-            pass
+            self.staging.discard(staged_path)
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
@@ -89,12 +78,3 @@ class S3ObjectStore:
             "ResponseContentDisposition": f'attachment; filename="{filename}"',
             "ResponseContentType": "text/plain; charset=utf-8",
         }, ExpiresIn=max(1, min(int(seconds), MAX_PRESIGN_SECONDS)))
-
-    def clean_staging(self, older_than: float) -> None:
-        cutoff = time.time() - older_than
-        for leftover in self.staging.glob("*.part"):
-            try:
-                if leftover.stat().st_mtime < cutoff:
-                    leftover.unlink()
-            except FileNotFoundError:
-                pass
