@@ -101,7 +101,7 @@ def test_cli_errors_go_to_stderr(tmp_path):
 def test_api_only_server_and_a_separate_worker(tmp_path, redis_standalone):
     port = _free_port()
     env = {**os.environ, "DCSLOG_DATA_DIR": str(tmp_path / "data"), "DCSLOG_PORT": str(port),
-           "DCSLOG_WORKER_POLL_INTERVAL": "0.2"}
+           "DCSLOG_WORKER_POLL_INTERVAL": "0.2", "DCSLOG_ACCESS_LOG": "false"}
     base = f"http://127.0.0.1:{port}"
     procs = [subprocess.Popen([*DCSLOG, "serve", "--no-worker"], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)]

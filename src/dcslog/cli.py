@@ -66,7 +66,8 @@ def cmd_serve(args, settings: Settings) -> None:
     # FileResponse would fall back to read()/write() in a thread (bench/http_speed.py: 0.73x
     # nginx on a 1 GiB link instead of sendfile's ~0.97x).
     web.run_app(create_app(settings, run_worker=not args.no_worker), host=settings.host, port=settings.port,
-                access_log_class=AccessLogger if settings.access_log else None, **PARSER_LIMITS,
+                access_log_class=AccessLogger, **PARSER_LIMITS,
+                access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
                 print=lambda *_: logging.getLogger("dcslog").info(
                     "dcslog serving on http://%s:%s (data in %s)", settings.host, settings.port,
                     settings.data_dir.resolve()))
