@@ -153,3 +153,6 @@ def test_a_replica_that_died_stays_listed_inactive_and_collectable(dcslog_server
     assert entry["status"] == "Inactive"
     client = dcslog_server.sdk()
     collect_and_download(dcslog_server, client, imported["instance_id"], entry["replication_id"], dead.log_file)
+    pruned = dcslog_server.cli("instances", "refresh", imported["instance_id"], "--prune")
+    assert dead.host not in [r["replication_ip"] for r in pruned["group_list"][0]["replication_list"]]
+    assert len(pruned["group_list"][0]["replication_list"]) == 2

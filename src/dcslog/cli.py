@@ -205,7 +205,8 @@ def cmd_instances_show(args, settings: Settings) -> dict:
 def cmd_instances_refresh(args, settings: Settings) -> dict:
     async def work(session, keyring):
         instance = await instance_service.refresh_instance(
-            session, keyring, await _find_instance(session, args), redis_timeout=settings.redis_timeout)
+            session, keyring, await _find_instance(session, args), redis_timeout=settings.redis_timeout,
+            prune=args.prune)
         return await _instance_with_groups(session, instance)
     return asyncio.run(_with_session(settings, work))
 
@@ -296,6 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 ("remove", cmd_instances_remove, "delete an instance and its files")):
         p = command(inst, name, handler, help, columns=INSTANCE_COLUMNS if name != "remove" else None)
         p.add_argument("instance_id")
+        if handler is cmd_instances_refresh:
+            p.add_argument("--prune", action="store_true",
+                           help="drop nodes no longer found, instead of keeping them as Inactive")
 
     from dcslog.client import add_client_commands  # groups, logs, slowlog: talk to a DCS endpoint over HTTP
     add_client_commands(sub)

@@ -74,8 +74,11 @@ async def import_instance(session: AsyncSession, keyring: Keyring, *, project_id
 
 
 async def refresh_instance(session: AsyncSession, keyring: Keyring, instance: Instance,
-                           redis_timeout: float = 5.0) -> Instance:
-    """Re-discover. Ids of nodes already known stay the same; an unreachable deployment is marked ERROR."""
+                           redis_timeout: float = 5.0, prune: bool = False) -> Instance:
+    """Re-discover. Ids of nodes already known stay the same; an unreachable deployment is marked ERROR.
+
+    Nodes the discovery no longer finds stay listed as Inactive, unless ``prune``
+    (the operator says they are gone for good: moved, or decommissioned)."""
     try:
         topology = await discover(keyring.decrypt(instance.redis_url_encrypted),
                                   json.loads(instance.log_file_overrides), timeout=redis_timeout)
@@ -85,7 +88,7 @@ async def refresh_instance(session: AsyncSession, keyring: Keyring, instance: In
             replication.status = "Inactive"
     else:
         _apply_topology(instance, topology)
-        await _store_replications(session, instance, topology)
+        await _store_replications(session, instance, topology, prune)
     instance.updated_at = utcnow()
     await session.commit()
     return instance
@@ -119,7 +122,8 @@ async def _replications(session: AsyncSession, instance_id: str) -> list[Replica
     return list(rows)
 
 
-async def _store_replications(session: AsyncSession, instance: Instance, topology: Topology) -> None:
+async def _store_replications(session: AsyncSession, instance: Instance, topology: Topology,
+                              prune: bool = False) -> None:
     existing = {r.id: r for r in await _replications(session, instance.id)}
     seen = set()
     for group_index, group in enumerate(topology.groups):
@@ -141,7 +145,10 @@ async def _store_replications(session: AsyncSession, instance: Instance, topolog
     # so its run log (the interesting one) can still be collected.
     for replication_id, row in existing.items():
         if replication_id not in seen:
-            row.status = "Inactive"
+            if prune:
+                await session.delete(row)
+            else:
+                row.status = "Inactive"
     await session.flush()
 
 
