@@ -13,6 +13,7 @@ import pytest
 from dcslog.runlog import day_range, write_day
 from dcslog.runlog import search
 from dcslog.runlog.search import FileSource, day_bounds
+from tests.test_runlog_slicer import CountingSource
 
 pytestmark = pytest.mark.skipif(os.environ.get("DCSLOG_SKIP_BIG") == "1", reason="DCSLOG_SKIP_BIG=1")
 
@@ -73,17 +74,6 @@ def big_log(tmp_path_factory):
         yield str(path), digest.hexdigest(), length
     finally:
         path.unlink(missing_ok=True)
-
-
-class CountingSource(FileSource):
-    reads = 0
-    bytes = 0
-
-    def pread(self, offset, n):
-        data = super().pread(offset, n)
-        self.reads += 1
-        self.bytes += len(data)
-        return data
 
 
 def test_search_cost_is_bounded(big_log):
