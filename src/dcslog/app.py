@@ -113,8 +113,8 @@ class AccessLogger(AbstractAccessLogger):
         path = request.path
         if path.startswith("/downloads/"):
             path = "/downloads/<token>"
-        self.logger.info('%s %s %s %.1fms request_id=%s', request.method, path, response.status, time * 1000,
-                         request.get(REQUEST_ID, "-"))
+        # The request id is on the record already (observability.RequestIdFilter).
+        self.logger.info('%s %s %s %.1fms', request.method, path, response.status, time * 1000)
 
 
 def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> web.Application:

@@ -64,3 +64,5 @@ def configure_logging(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [h for h in root.handlers if not getattr(h, "_dcslog", False)] + [handler]
     root.setLevel(level.upper())
+    # Every command applies migrations first; their INFO lines would bury its own output (errors still show).
+    logging.getLogger("alembic.runtime.migration").setLevel(max(root.level, logging.WARNING))
