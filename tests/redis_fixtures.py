@@ -468,19 +468,31 @@ def start_cluster(nodes: NodeSet) -> RedisClusterNodes:
     if created.returncode != 0:
         raise RuntimeError(f"redis-cli --cluster create failed:\n{created.stdout}\n{created.stderr}")
 
+    def view(n: RedisNode) -> frozenset | None:
+        """``n``'s settled picture of the cluster, or None while it is still settling."""
+        if n.info("cluster").get("cluster_enabled") != 1:
+            return None
+        with contextlib.closing(n.client()) as c:
+            if "cluster_state:ok" not in c.execute_command("CLUSTER", "INFO"):
+                return None
+        rows = []
+        for r in _cluster_nodes(n):
+            flags = set(r[2].split(",")) - {"myself"}
+            if flags not in ({"master"}, {"slave"}) or r[7] != "connected":
+                return None  # fail?, fail, handshake, noaddr, or a link down
+            rows.append((r[0], r[1].split("@")[0], r[2].replace("myself,", ""), r[3], tuple(r[8:])))
+        return frozenset(rows)
+
     def converged() -> bool:
-        for n in all_nodes:
-            if n.info("cluster").get("cluster_enabled") != 1:
-                return False
-            with contextlib.closing(n.client()) as c:
-                if "cluster_state:ok" not in c.execute_command("CLUSTER", "INFO"):
-                    return False
-            rows = _cluster_nodes(n)
-            if sum("slave" in r[2].split(",") for r in rows) != 3:
-                return False
-            if sum("master" in r[2].split(",") and len(r) > 8 for r in rows) != 3:
-                return False
-        return True
+        # Every node must tell the same story: 3 masters with slots, each with
+        # one replica, all links connected.  Counting flags alone let a test
+        # start while one node still had a replica attached elsewhere.
+        views = {view(n) for n in all_nodes}
+        if len(views) != 1 or None in views:
+            return False
+        (rows,) = views
+        masters = {r[0] for r in rows if r[2] == "master" and r[4]}
+        return len(masters) == 3 and sorted(r[3] for r in rows if r[2] == "slave") == sorted(masters)
 
     wait_until(converged, 30, "cluster_state:ok with 3 masters and 3 replicas on every node")
 
