@@ -20,7 +20,7 @@ from pathlib import Path
 from aiohttp import web
 
 from dcslog import errors
-from dcslog.app import PARSER_LIMITS, AccessLogger, dcs_envelope
+from dcslog.app import REQUEST_ID, RUNNER_OPTIONS, dcs_envelope
 from dcslog.auth import SignedRequest, parse_authorization, verify_signature
 from dcslog.runlog.slicer import iter_day
 
@@ -65,7 +65,8 @@ async def runlog_day(request: web.Request) -> web.StreamResponse:
         raise errors.NotFound(f"Log file {log_file} (and rotated copies) not found on this host.") from None
     except PermissionError:
         raise errors.Forbidden(f"No permission to read log file {log_file}.") from None
-    response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
+    response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8",
+                                           "X-Request-Id": request[REQUEST_ID]})
     response.enable_chunked_encoding()
     await response.prepare(request)
     sentinel = object()
@@ -92,5 +93,5 @@ def run_agent(host: str, port: int, key: str, allowed_dirs: list[str], tls_cert:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(tls_cert, tls_key)
     web.run_app(create_agent_app(key, allowed_dirs), host=host, port=port, ssl_context=context,
-                access_log_class=AccessLogger, **PARSER_LIMITS,
+                **RUNNER_OPTIONS,
                 print=lambda *_: log.info("dcslog agent serving %s on %s:%s", ", ".join(allowed_dirs), host, port))

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import re
-import time
-import uuid
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -25,21 +24,21 @@ from dcslog.config import Settings
 from dcslog.console import add_console_routes
 from dcslog.db.session import create_engine, create_sessionmaker, upgrade
 from dcslog.keys import Keyring, load_server_key
-from dcslog.observability import REQUEST_SECONDS, REQUESTS, request_id_var
+from dcslog.observability import REQUEST_METRICS, log_info, new_request_id, request_id_var
 from dcslog.state import ENGINE, KEYRING, SESSIONMAKER, SETTINGS, STORE, WORKER
 from dcslog.storage import open_object_store
 
 log = logging.getLogger("dcslog")
 
 REQUEST_ID = web.RequestKey("request_id", str)
-STARTED = web.RequestKey("started", float)
+DOWNLOAD_ROUTE = "/downloads/{token}"
 SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 MAX_BODY = 64 * 1024  # no DCS endpoint here takes a body; keep what is read small
 MAX_URL = 8 * 1024
 MAX_HEADERS = 16 * 1024
 # aiohttp answers a request over its own parser limits itself, in plain text, before any
 # middleware. Its limits sit above ours (MAX_URL, MAX_HEADERS), so that ours answer first,
-# in the envelope; memory stays bounded by theirs. Pass to run_app / AppRunner.
+# in the envelope; memory stays bounded by theirs.
 PARSER_LIMITS = {"max_line_size": 64 * 1024, "max_field_size": 64 * 1024}
 
 HTTP_ERRORS = {
@@ -70,51 +69,62 @@ def _error_response(error: errors.DcsError) -> web.Response:
 
 @web.middleware
 async def dcs_envelope(request: web.Request, handler) -> web.StreamResponse:
-    """The one place that turns any failure into the DCS error envelope."""
+    """The one place that turns any failure into the DCS error envelope, and stamps X-Request-Id."""
     given = request.headers.get("X-Request-Id", "")
     # A caller's own id is echoed (it ties their logs to ours) only if it is tame: it goes into our log.
-    request[REQUEST_ID] = given if SAFE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-    request[STARTED] = time.perf_counter()
-    request_id_var.set(request[REQUEST_ID])
+    request_id = given if SAFE_REQUEST_ID.fullmatch(given) else new_request_id()
+    request[REQUEST_ID] = request_id
+    request_id_var.set(request_id)
     try:
         if len(request.raw_path) > MAX_URL:
             raise _too_large(414, f"The URL is longer than {MAX_URL} bytes.")
-        if sum(len(name) + len(value) for name, value in request.raw_headers) > MAX_HEADERS:
+        if sum(map(len, itertools.chain.from_iterable(request.raw_headers))) > MAX_HEADERS:
             raise _too_large(431, f"The request headers are larger than {MAX_HEADERS} bytes.")
-        return await handler(request)
+        response = await handler(request)
     except errors.DcsError as exc:
-        return _error_response(exc)
+        response = _error_response(exc)
     except web.HTTPException as exc:
-        if exc.status < 400:
+        if exc.status < 400:  # a redirect: aiohttp sends the exception itself
+            exc.headers["X-Request-Id"] = request_id
             raise
-        return _error_response(_as_dcs_error(exc))
+        response = _error_response(_as_dcs_error(exc))
     except asyncio.CancelledError:
         raise
     except Exception:
-        log.exception("unexpected error, request_id=%s", request[REQUEST_ID])
-        return _error_response(errors.InternalError())
+        log.exception("unexpected error, request_id=%s", request_id)
+        response = _error_response(errors.InternalError())
+    # A handler that streams (the agent) has sent its headers already and sets the id itself.
+    if not response.prepared:
+        response.headers["X-Request-Id"] = request_id
+    return response
 
 
-async def _on_response_prepare(request: web.Request, response: web.StreamResponse) -> None:
-    """Stamp the request id and count the response: here, because a FileResponse
-    settles its status (200, 206, 304, 416) only when it is prepared."""
-    response.headers["X-Request-Id"] = request.get(REQUEST_ID) or uuid.uuid4().hex
-    route = request.match_info.route.resource
-    template = route.canonical if route is not None else "(unmatched)"
-    REQUESTS.labels(template, request.method, str(response.status)).inc()
-    if STARTED in request:
-        REQUEST_SECONDS.labels(template, request.method).observe(time.perf_counter() - request[STARTED])
+def _route_template(request: web.BaseRequest) -> str:
+    match_info = getattr(request, "match_info", None)  # absent when aiohttp itself refused the request
+    resource = match_info.route.resource if match_info is not None else None
+    return resource.canonical if resource is not None else "(unmatched)"
 
 
 class AccessLogger(AbstractAccessLogger):
-    """Method, path, status, time and request id; download tokens are bearer secrets, so never the full link."""
+    """Runs once per request, after its response is sent (aiohttp calls it whenever an
+    access logger is set, ``enabled`` being True): counts the request in the request
+    metrics, and writes the access line — method, path as sent (percent-encoded, so one
+    line), status, time; the request id is added by the log format — unless the
+    ``aiohttp.access`` logger is quiet (DCSLOG_ACCESS_LOG=false). Download tokens are
+    bearer secrets: never logged."""
 
     def log(self, request, response, time):
-        path = request.path
-        if path.startswith("/downloads/"):
-            path = "/downloads/<token>"
-        # The request id is on the record already (observability.RequestIdFilter).
-        self.logger.info('%s %s %s %.1fms', request.method, path, response.status, time * 1000)
+        route = _route_template(request)
+        REQUEST_METRICS.count(route, request.method, response.status, time)
+        if self.logger.isEnabledFor(logging.INFO):
+            path = request.rel_url.raw_path
+            if route == DOWNLOAD_ROUTE or request.path.startswith("/downloads/"):
+                path = "/downloads/<token>"
+            log_info(self.logger, f"{request.method} {path} {response.status} {time * 1000:.1f}ms")
+
+
+# What every server of ours (dcslog serve, the tests' servers, the agent) runs aiohttp with.
+RUNNER_OPTIONS = {**PARSER_LIMITS, "access_log_class": AccessLogger}
 
 
 def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> web.Application:
@@ -124,7 +134,6 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
     app[SETTINGS] = settings
     add_routes(app)
     add_console_routes(app)
-    app.on_response_prepare.append(_on_response_prepare)
     app.cleanup_ctx.append(_resources(run_worker))
     return app
 

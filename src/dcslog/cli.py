@@ -56,7 +56,7 @@ async def _with_session(settings: Settings, work: Callable[..., Awaitable[Any]])
 def cmd_serve(args, settings: Settings) -> None:
     from aiohttp import web
 
-    from dcslog.app import PARSER_LIMITS, AccessLogger, create_app
+    from dcslog.app import RUNNER_OPTIONS, create_app
 
     if args.host:
         settings.host = args.host
@@ -65,9 +65,10 @@ def cmd_serve(args, settings: Settings) -> None:
     # The standard asyncio loop, not uvloop: uvloop has no loop.sendfile(), so aiohttp's
     # FileResponse would fall back to read()/write() in a thread (bench/http_speed.py: 0.73x
     # nginx on a 1 GiB link instead of sendfile's ~0.97x).
+    if not settings.access_log:  # the access logger still counts requests for /metrics
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     web.run_app(create_app(settings, run_worker=not args.no_worker), host=settings.host, port=settings.port,
-                access_log_class=AccessLogger, **PARSER_LIMITS,
-                access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
+                **RUNNER_OPTIONS,
                 print=lambda *_: logging.getLogger("dcslog").info(
                     "dcslog serving on http://%s:%s (data in %s)", settings.host, settings.port,
                     settings.data_dir.resolve()))

@@ -42,6 +42,8 @@ def choice_param(query: MultiMapping[str], name: str, allowed: tuple[str, ...], 
     return raw
 
 
+_encode = json.JSONEncoder(separators=(",", ":")).encode  # one encoder, not one per response
+
+
 def json_response(body: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=json.dumps(body, separators=(",", ":")).encode(),
-                        headers={"Content-Type": JSON_CONTENT_TYPE})
+    return web.Response(status=status, body=_encode(body).encode(), headers={"Content-Type": JSON_CONTENT_TYPE})
