@@ -22,6 +22,7 @@ from dcslog.api.params import json_response
 from dcslog.api.routes import add_routes
 from dcslog.config import Settings
 from dcslog.console import add_console_routes
+from dcslog.db.readcache import ReadCache
 from dcslog.db.session import create_engine, create_sessionmaker, upgrade
 from dcslog.keys import Keyring, load_server_key
 from dcslog.observability import REQUEST_METRICS, log_info, new_request_id, request_id_var
@@ -144,20 +145,23 @@ def _resources(run_worker: bool):
         url = settings.effective_database_url
         await asyncio.to_thread(upgrade, url)
         engine = create_engine(url)
+        read_cache = ReadCache(url)
         app[ENGINE] = engine
-        app[SESSIONMAKER] = create_sessionmaker(engine)
+        app[SESSIONMAKER] = create_sessionmaker(engine, read_cache)
         app[KEYRING] = Keyring(load_server_key(settings))
         app[STORE] = await asyncio.to_thread(open_object_store, settings)
         worker_task = None
         if run_worker:
             from dcslog.worker import Worker
 
-            app[WORKER] = Worker(settings, app[SESSIONMAKER], app[STORE], app[KEYRING])
+            # The worker changes what it loads: its sessions share nothing with the API's.
+            app[WORKER] = Worker(settings, create_sessionmaker(engine), app[STORE], app[KEYRING])
             worker_task = asyncio.create_task(app[WORKER].run())
         yield
         if worker_task is not None:
             worker_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker_task
+        read_cache.close()
         await engine.dispose()
     return resources

@@ -63,7 +63,7 @@ class Keyring:
 
     def sign_link(self, file_id: str, expires_at: int) -> str:
         """An opaque link token: which file, until when, and an HMAC over both."""
-        payload = _b64(json.dumps({"f": file_id, "e": expires_at}, separators=(",", ":")).encode())
+        payload = _b64(_compact_json({"f": file_id, "e": expires_at}).encode())
         return f"{payload}.{self._link_mac(payload)}"
 
     def verify_link(self, token: str, now: float | None = None) -> str | None:
@@ -81,7 +81,7 @@ class Keyring:
         return file_id
 
     def _link_mac(self, payload: str) -> str:
-        return _b64(hmac.new(self._link_key, payload.encode(), hashlib.sha256).digest())
+        return _b64(hmac.digest(self._link_key, payload.encode(), "sha256"))
 
 
 def hash_token(token: str) -> str:
@@ -100,6 +100,9 @@ def new_access_key() -> str:
 
 def new_secret_key() -> str:
     return secrets.token_urlsafe(30)
+
+
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _b64(data: bytes) -> str:

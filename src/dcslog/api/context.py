@@ -79,7 +79,8 @@ def dcs_operation(role: str) -> Callable[[Handler], Callable[[web.Request], Awai
     def decorator(handler: Handler):
         @functools.wraps(handler)
         async def route(request: web.Request) -> web.StreamResponse:
-            async with request.app[SESSIONMAKER]() as session:
+            session = request.app[SESSIONMAKER]()
+            try:
                 caller = await authenticate(
                     SignedRequest(request.method, request.rel_url.raw_path, request.rel_url.raw_query_string,
                                   _wire_headers(request.headers), await request.read()),
@@ -94,5 +95,9 @@ def dcs_operation(role: str) -> Callable[[Handler], Callable[[web.Request], Awai
                 if "instance_id" in request.match_info:
                     instance = await get_instance(session, project_id, request.match_info["instance_id"])
                 return await handler(Context(request, session, caller, instance))
+            finally:
+                # Answered from the read cache, the session never began: nothing to release.
+                if session.in_transaction():
+                    await session.close()
         return route
     return decorator

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 from email.utils import parsedate_to_datetime
 
 from aiohttp import web
@@ -21,6 +23,27 @@ class RangeNotSatisfiable(errors.DcsError):
 class PreconditionFailed(errors.DcsError):
     status = 412
     error_msg = "The file has changed: the precondition failed."
+
+
+class CorkedFileResponse(web.FileResponse):
+    """FileResponse (sendfile(), HEAD, Range, If-Range, ETag) with TCP_CORK held while it is
+    sent, as nginx's ``tcp_nopush``: the kernel then sends only full segments. Without it,
+    the last 100 MiB of a file went out at 0.6x nginx's speed; with it, at nginx's
+    (docs/benchmarks-http.md)."""
+
+    async def prepare(self, request: web.BaseRequest):
+        sock = request.transport.get_extra_info("socket") if request.transport is not None else None
+        corked = False
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6) and hasattr(socket, "TCP_CORK"):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+                corked = True
+        try:
+            return await super().prepare(request)
+        finally:
+            if corked:  # flushes the last partial segment
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
 
 
 def _check_preconditions(request: web.Request, stat: os.stat_result) -> None:
@@ -62,7 +85,7 @@ async def download_redislog(request: web.Request) -> web.StreamResponse:
     _check_preconditions(request, stat)
     name = redislog.file_name(row.replication_ip, row.day)
     # FileResponse sends with sendfile() and handles HEAD, Range (206), If-Range and ETag itself.
-    return web.FileResponse(path, headers={
+    return CorkedFileResponse(path, headers={
         "Content-Type": "text/plain; charset=utf-8",
         "Content-Disposition": f'attachment; filename="{name}"',
         "Cache-Control": "private, no-store",

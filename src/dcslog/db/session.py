@@ -10,6 +10,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from dcslog.db.readcache import READ_CACHE, ReadCache
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -40,8 +42,11 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_pre_ping=True)
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def create_sessionmaker(engine: AsyncEngine, read_cache: ReadCache | None = None) -> async_sessionmaker[AsyncSession]:
+    """Sessions of ``engine``; with a ``ReadCache``, their look-ups through
+    ``readcache.cached`` are answered from it while the database is unchanged."""
+    info = {} if read_cache is None else {READ_CACHE: read_cache}
+    return async_sessionmaker(engine, expire_on_commit=False, info=info)
 
 
 def sync_url(url: str) -> str:

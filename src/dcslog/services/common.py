@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dcslog import errors
 from dcslog.db.models import Instance
+from dcslog.db.readcache import cached
 
 # Derived ids (replications, nodes, groups) live under this namespace, so the
 # same node of the same instance always gets the same id.
@@ -44,8 +45,13 @@ def validate_project_id(project_id: str) -> str:
     return project_id
 
 
+CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def validate_instance_id(instance_id: str) -> str:
     """The canonical (lower-case, hyphenated) form of a UUID, else DCS.4061."""
+    if CANONICAL_UUID.fullmatch(instance_id):  # what our own ids look like: no parsing needed
+        return instance_id
     try:
         parsed = uuid.UUID(instance_id)
     except ValueError:
@@ -58,8 +64,8 @@ def validate_instance_id(instance_id: str) -> str:
 async def get_instance(session: AsyncSession, project_id: str, instance_id: str) -> Instance:
     """The instance, only if it belongs to the project: another project's gets the same 404 as a missing one."""
     instance_id = validate_instance_id(instance_id)
-    instance = await session.scalar(
-        select(Instance).where(Instance.id == instance_id, Instance.project_id == project_id))
+    instance = await cached(session, ("instance", project_id, instance_id), lambda: session.scalar(
+        select(Instance).where(Instance.id == instance_id, Instance.project_id == project_id)))
     if instance is None:
         raise errors.InstanceNotFound()
     return instance

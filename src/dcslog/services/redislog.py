@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dcslog import errors
 from dcslog.auth import Caller
 from dcslog.db.models import Instance, LogFile, Replication, Task
+from dcslog.db.readcache import cached
 from dcslog.keys import Keyring
 from dcslog.services.common import new_id, utcnow
 from dcslog.storage import ObjectStore
@@ -136,10 +137,10 @@ async def list_redislog(session: AsyncSession, instance: Instance, *, offset: in
 
 
 async def _log_file(session: AsyncSession, instance: Instance, file_id: str) -> LogFile:
-    row = await session.scalar(select(LogFile).where(
-        LogFile.id == file_id, LogFile.instance_id == instance.id, LogFile.project_id == instance.project_id,
-        _live()))
-    if row is None:
+    row = await cached(session, ("log_file", file_id), lambda: session.get(LogFile, file_id))
+    # Checked here, not in the query, so that a cached row is checked at every use.
+    if row is None or row.instance_id != instance.id or row.project_id != instance.project_id \
+            or row.expires_at <= utcnow():
         raise errors.NotFound("The log file does not exist.")
     return row
 
@@ -165,7 +166,7 @@ async def file_for_download(session: AsyncSession, keyring: Keyring, token: str)
     file_id = keyring.verify_link(token)
     if file_id is None:
         raise errors.LinkForbidden()
-    row = await session.scalar(select(LogFile).where(LogFile.id == file_id, _live()))
-    if row is None or row.status != "succeed" or row.object_key is None:
+    row = await cached(session, ("log_file", file_id), lambda: session.get(LogFile, file_id))
+    if row is None or row.expires_at <= utcnow() or row.status != "succeed" or row.object_key is None:
         raise errors.NotFound("The log file no longer exists or is being collected again.")
     return row
