@@ -18,8 +18,8 @@ Downloads (``curl -s -o /dev/null``, --reps repetitions, medians):
 Small requests (``wrk -t1 -c32 -d10s``, --rounds rounds, medians of req/s):
   nginx fixed  ``return 200 '{"status":"ok"}'``, one worker, access log off
   floor        ``GET /bench-floor`` returning that body with no database access:
-               dcslog's own app (create_app: middleware, response hooks, access
-               log, uvloop) started through ``dcslog.cli.main(["serve", …])`` with
+               dcslog's own app (create_app: the envelope middleware, request id,
+               request metrics, access line) started through ``dcslog.cli.main(["serve", …])`` with
                that one route added, in a process of its own
   health       ``GET /health`` on dcslog serve (one ``SELECT 1``)
   link token   ``POST …/redislog/{id}/links`` with X-Auth-Token (wrk -s Lua)
