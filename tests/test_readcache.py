@@ -97,10 +97,24 @@ def test_a_busy_database_is_asked_not_trusted(database):
     assert asyncio.run(cache.get("k", load, cache.version())) == 1 and load.count == 2  # asked the database
 
 
-@pytest.mark.parametrize("url", ["postgresql+psycopg://u@127.0.0.1/db", "sqlite+aiosqlite:///:memory:"])
-def test_off_where_there_is_no_cheap_change_signal(url):
-    cache = ReadCache(url)
+@pytest.mark.parametrize("url", ["postgresql+psycopg://u@127.0.0.1/db", "sqlite+aiosqlite:///:memory:",
+                                 "sqlite+aiosqlite:///{tmp}/missing.db", "sqlite+aiosqlite:///{db}?mode=ro"])
+def test_off_where_it_could_watch_the_wrong_file(url, database, tmp_path):
+    cache = ReadCache(url.format(tmp=tmp_path, db=database))
     assert not cache.enabled and cache.version() is None
+    assert not (tmp_path / "missing.db").exists()  # the probe never creates a database
+
+
+def test_a_path_with_spaces(tmp_path):
+    path = tmp_path / "dir with spaces" / "db.sqlite"
+    path.parent.mkdir()
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE t (v INTEGER)")
+    cache = ReadCache(f"sqlite+aiosqlite:///{path}")
+    before = cache.version()
+    with sqlite3.connect(path) as writer:
+        writer.execute("INSERT INTO t VALUES (1)")
+    assert before is not None and cache.version() != before
 
 
 def test_service_sees_changes_made_by_another_process(dcslog_server, redis_standalone):

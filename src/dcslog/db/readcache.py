@@ -27,8 +27,10 @@ read their attributes, never change them or add them to a session.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from typing import Awaitable, Callable, Hashable, TypeVar
+from urllib.request import pathname2url
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -48,8 +50,13 @@ class ReadCache:
     def __init__(self, database_url: str) -> None:
         self._probe: sqlite3.Connection | None = None
         url = make_url(database_url)
-        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-            self._probe = sqlite3.connect(url.database, timeout=0, isolation_level=None, check_same_thread=False)
+        # Only a plain file that exists (the schema is migrated before the cache is made): the
+        # probe must watch the very file the engine uses, read-only, never create an empty one.
+        if url.get_backend_name() == "sqlite" and not url.query and url.database \
+                and url.database != ":memory:" and os.path.isfile(url.database):
+            location = "file:" + pathname2url(os.path.abspath(url.database)) + "?mode=ro"
+            self._probe = sqlite3.connect(location, uri=True, timeout=0, isolation_level=None,
+                                          check_same_thread=False)
         self._entries: dict[Hashable, tuple[int, object]] = {}
 
     @property
