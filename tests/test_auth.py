@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import urllib.parse
 from datetime import datetime, timedelta, timezone
 
 import httpx
@@ -13,7 +14,8 @@ from huaweicloudsdkcore.sdk_request import SdkRequest
 from huaweicloudsdkcore.signer.signer import Signer
 from huaweicloudsdkdcs.v2 import CreateRedislogRequest, ListInstancesRequest, ShowInstanceRequest
 
-from dcslog.auth import canonical_query, canonical_uri
+from dcslog import errors
+from dcslog.auth import SignedRequest, canonical_query, canonical_uri, verify_signature
 
 
 def sdk_signed(credential: dict, method: str, url: str, path: str, query: list[tuple[str, str]] | None = None,
@@ -182,6 +184,23 @@ def test_canonical_forms_match_the_sdk():
     signer = Signer(BasicCredentials("ak", "sk", "p"))
     assert canonical_uri("/v2/p/a%20b/%C3%BC") == signer._process_canonical_uri(request)
     assert canonical_query("b=2&a=x%20y&a=1") == Signer._process_canonical_query_string(request)
+
+
+@pytest.mark.parametrize("path", ["/v2/p/instances/3f0b2a8e-1111-2222-3333-444455556666/redislog/x/links",
+                                  "/v2/p/instances/", "/", "/v2/a.b_c~d-e", "/v2/p/a%7Eb", "/v2/p/a%2Fb"])
+def test_plain_paths_skip_only_a_no_op(path):
+    # The fast path (no unquote/quote) must give what the SDK's signer gives.
+    request = SdkRequest(method="GET", resource_path=urllib.parse.unquote(path))
+    assert canonical_uri(path) == Signer(BasicCredentials("ak", "sk", "p"))._process_canonical_uri(request)
+
+
+@pytest.mark.parametrize("sdk_date", ["2026-11-27T10:00:00Z", "20261127T100000", "20261327T100000Z",
+                                      "20261127T250000Z", "２０２６1127T100000Z", "20261127T100000Z ", ""])
+def test_malformed_sdk_date(sdk_date):
+    headers = {"host": "h", "x-sdk-date": sdk_date}
+    request = SignedRequest("GET", "/v2/p/instances", "", headers, b"")
+    with pytest.raises(errors.Unauthorized, match="Malformed X-Sdk-Date"):
+        verify_signature(request, (["host", "x-sdk-date"], "0" * 64), "sk", 900)
 
 
 def test_our_client_signer_verifies_here(dcslog_server):
