@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -16,13 +18,14 @@ from huaweicloudsdkdcs.v2 import CreateRedislogRequest
 from dcslog.auth import sign_request
 from dcslog.runlog.remote import AGENT_ACCESS_KEY
 from tests.dcslog_fixtures import _free_port, wait_for
+from tests.redis_fixtures import TlsFiles
 from tests.test_redislog import day_lines, download, today_utc, wait_settled
 
 KEY = "agent-secret-for-tests"
 
 
-@pytest.fixture
-def agent(tmp_path):
+@contextlib.contextmanager
+def running_agent(tmp_path, tls: TlsFiles | None = None):
     """`dcslog agent` on 127.0.0.3, in a mount namespace of its own where ``log_dir`` holds the
     "remote host's" logs; in the tests' (and the service's) namespace ``log_dir`` is an empty directory.
 
@@ -36,6 +39,8 @@ def agent(tmp_path):
     env = {**os.environ, "DCSLOG_AGENT_KEY": KEY}
     agent_cmd = [sys.executable, "-m", "dcslog.cli", "agent", "--host", "127.0.0.3", "--port", str(port),
                  "--allow-dir", str(log_dir)]
+    if tls is not None:
+        agent_cmd += ["--tls-cert", tls.cert, "--tls-key", tls.key]
     if os.geteuid() == 0 and shutil.which("unshare"):
         # sh -c SCRIPT $0 $1 COMMAND…: bind the remote disk over log_dir, then exec the agent.
         command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
@@ -44,11 +49,13 @@ def agent(tmp_path):
     else:  # without root, the agent shares our view of the disk
         command, remote_files = agent_cmd, log_dir
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.3:{port}"
+    url = f"{'https' if tls else 'http'}://127.0.0.3:{port}"
+
+    trust = ssl.create_default_context(cafile=tls.cert) if tls else True
 
     def up():
         try:
-            return httpx.get(url + "/v1/runlog/day").status_code == 401
+            return httpx.get(url + "/v1/runlog/day", verify=trust).status_code == 401
         except httpx.TransportError:
             return False
     try:
@@ -57,6 +64,12 @@ def agent(tmp_path):
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(10)
+
+
+@pytest.fixture
+def agent(tmp_path):
+    with running_agent(tmp_path) as running:
+        yield running
 
 
 def test_collection_through_an_agent(dcslog_server, redis_standalone, agent):
@@ -74,6 +87,36 @@ def test_collection_through_an_agent(dcslog_server, redis_standalone, agent):
     [item] = wait_settled(client, imported["instance_id"])
     assert item.status == "succeed"
     assert download(client, imported["instance_id"], item.id).content == content
+
+
+def test_collection_through_an_agent_over_tls(dcslog_server, redis_standalone, tmp_path, monkeypatch):
+    """An https:// agent: refused while its certificate is not trusted (a readable reason), collected
+    once the service trusts its CA through the standard SSL_CERT_FILE."""
+    tls = TlsFiles.create(tmp_path / "tls", hosts=("127.0.0.3",))
+    with running_agent(tmp_path, tls) as (agent_url, log_dir, remote_files):
+        assert agent_url.startswith("https://")
+        content = day_lines(today_utc(), 25)
+        (remote_files / "redis.log").write_bytes(content)
+        imported = dcslog_server.import_instance(
+            redis_standalone.url, "proj-a", "remote-tls",
+            "--log-file", f"{redis_standalone.address}={log_dir}/redis.log",
+            "--agent", f"{redis_standalone.address}={agent_url}", "--agent-key", KEY)
+        instance_id = imported["instance_id"]
+        client = dcslog_server.sdk()
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+        client.create_redislog(CreateRedislogRequest(instance_id=instance_id, log_type="run"))
+        [item] = wait_settled(client, instance_id)
+        assert item.status == "failed"
+        token = dcslog_server.cli("token", "create", "--project-id", "proj-a")["token"]
+        tasks = httpx.get(f"{dcslog_server.url}/v2/proj-a/instances/{instance_id}/tasks",
+                          headers={"X-Auth-Token": token}).json()["tasks"]
+        assert "CERTIFICATE_VERIFY_FAILED" in tasks[0]["error_msg"]
+
+        monkeypatch.setenv("SSL_CERT_FILE", tls.cert)
+        client.create_redislog(CreateRedislogRequest(instance_id=instance_id, log_type="run"))
+        [item] = wait_settled(client, instance_id)
+        assert item.status == "succeed"
+        assert download(client, instance_id, item.id).content == content
 
 
 def test_agent_errors_reach_the_user(dcslog_server, redis_standalone, agent):
