@@ -132,3 +132,48 @@ def test_two_apis_two_workers_one_killed(cluster_env, redis_standalone, tmp_path
                 proc.kill()
                 proc.wait()
 
+
+
+def test_a_request_to_another_process_wakes_the_worker_at_once(cluster_env, redis_standalone, tmp_path):
+    """API and worker in separate processes, the worker polling only every 10 minutes: the
+    collection still completes, because the request announces its jobs (NOTIFY) and the worker listens."""
+    env = {**cluster_env, "DCSLOG_WORKER_POLL_INTERVAL": "600", "DCSLOG_JOB_LEASE": "60"}
+    log = tmp_path / "node.log"
+    content = busy_day(today_utc(), "notify ")[:200_000]
+    content = content[:content.rindex(b"\n") + 1]
+    log.write_bytes(content)
+    instance_id = run_cli(env, "instances", "import", "--project-id", "demo", "--name", "n", "--redis",
+                          redis_standalone.url, "--log-file", f"{redis_standalone.address}={log}")["instance_id"]
+    token = run_cli(env, "token", "create", "--project-id", "demo")["token"]
+    port = _free_port()
+    worker_log = tmp_path / "worker.log"
+    procs = []
+    try:
+        procs.append(subprocess.Popen([*DCSLOG, "serve", "--no-worker", "--port", str(port)], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        with open(worker_log, "wb") as out:
+            procs.append(subprocess.Popen([*DCSLOG, "worker"], env=env, stdout=out, stderr=out))
+        api = f"http://127.0.0.1:{port}"
+        wait_for(lambda: answers(api), timeout=30, what="the API to answer")
+        # Its first look for jobs is behind it once it listens: from now on only a notification wakes it.
+        wait_for(lambda: b"listening for jobs" in worker_log.read_bytes(), what="the worker to listen")
+        headers = {"X-Auth-Token": token}
+        response = httpx.post(f"{api}/v2/demo/instances/{instance_id}/redislog", params={"log_type": "run"},
+                              headers=headers)
+        assert response.status_code == 204, response.text
+
+        def done():
+            files = httpx.get(f"{api}/v2/demo/instances/{instance_id}/redislog", params={"log_type": "run"},
+                              headers=headers).json()["file_list"]
+            return files[0] if files and files[0]["status"] != "creating" else None
+        item = wait_for(done, timeout=60, what="the collection, woken by NOTIFY (the poll is 600 s)")
+        assert item["status"] == "succeed" and item["size"] == len(content)
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGINT)
+        for proc in procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -25,7 +25,7 @@ from dcslog.services.collection import run_collect_task
 from dcslog.services.slowlog import harvest_all, sweep_slowlog
 from dcslog.services.common import new_id, utcnow
 from dcslog.services.redislog import COLLECT_TASK
-from dcslog.db.session import create_engine, create_sessionmaker
+from dcslog.db.session import JOBS_CHANNEL, create_engine, create_sessionmaker, is_postgresql, libpq_url
 from dcslog.storage import ObjectStore, open_object_store
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,10 @@ async def run_worker(settings: Settings) -> None:
         await engine.dispose()
 
 
+LISTEN_START_TIMEOUT = 10.0  # seconds a starting worker waits to be listening before it polls anyway
+LISTEN_RETRY_SECONDS = 5.0
+
+
 class Worker:
     def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], store: ObjectStore,
                  keyring: Keyring):
@@ -58,14 +62,45 @@ class Worker:
         self._wake.set()
 
     async def run(self) -> None:
-        """Collection jobs and sweeps here; slow-log harvests in a task of their own, so neither waits on the other."""
-        harvester = asyncio.create_task(self._harvest_forever())
+        """Collection jobs and sweeps here; slow-log harvests in a task of their own, so neither waits on the other.
+        On PostgreSQL a third task listens for new jobs announced by any process."""
+        helpers = [asyncio.create_task(self._harvest_forever())]
+        if is_postgresql(self.settings.effective_database_url):
+            listening = asyncio.Event()
+            helpers.append(asyncio.create_task(self._listen_forever(listening)))
+            # Listen before the first look for jobs, so that no request falls between the two.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(listening.wait(), LISTEN_START_TIMEOUT)
         try:
             await self._jobs_forever()
         finally:
-            harvester.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await harvester
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+
+    async def _listen_forever(self, listening: asyncio.Event) -> None:
+        """Wake on ``NOTIFY dcslog_jobs`` (``db.session.announce_jobs``, sent by the request that queued
+        the jobs), whichever process made the request. The poll stays the fallback: a notification
+        sent while this connection is down is lost, the next poll finds the job."""
+        import psycopg
+
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                        libpq_url(self.settings.effective_database_url), autocommit=True) as connection:
+                    await connection.execute(f"LISTEN {JOBS_CHANNEL}")
+                    listening.set()
+                    log.info("worker listening for jobs on PostgreSQL channel %s", JOBS_CHANNEL)
+                    self.wake()  # whatever was queued while nobody listened
+                    async for _ in connection.notifies():
+                        self.wake()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - polling goes on; listening is retried
+                log.warning("no job notifications (%s); polling every %ss until they are back",
+                            exc, self.settings.worker_poll_interval)
+                listening.set()  # do not hold up the start any longer
+            await asyncio.sleep(LISTEN_RETRY_SECONDS)
 
     async def _harvest_forever(self) -> None:
         loop = asyncio.get_running_loop()

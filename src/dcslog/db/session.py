@@ -6,7 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -40,6 +40,26 @@ def create_engine(url: str) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_pre_ping=True)
+
+
+# PostgreSQL channel on which a request that queued collection jobs wakes every worker.
+JOBS_CHANNEL = "dcslog_jobs"
+
+
+def is_postgresql(url: str) -> bool:
+    return make_url(url).get_backend_name() == "postgresql"
+
+
+def libpq_url(url: str) -> str:
+    """A SQLAlchemy PostgreSQL URL as libpq (psycopg.connect) takes it."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def announce_jobs(session: AsyncSession) -> None:
+    """Wake the workers of every process when this session commits (PostgreSQL NOTIFY;
+    elsewhere they find the jobs at their next poll, or are woken in-process)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text(f"NOTIFY {JOBS_CHANNEL}"))
 
 
 def create_sessionmaker(engine: AsyncEngine, read_cache: ReadCache | None = None) -> async_sessionmaker[AsyncSession]:

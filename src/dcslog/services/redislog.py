@@ -14,6 +14,7 @@ from dcslog import errors
 from dcslog.auth import Caller
 from dcslog.db.models import Instance, LogFile, Replication, Task
 from dcslog.db.readcache import cached
+from dcslog.db.session import announce_jobs
 from dcslog.keys import Keyring
 from dcslog.services.common import new_id, utcnow
 from dcslog.storage import ObjectStore
@@ -91,6 +92,7 @@ async def create_redislog(session: AsyncSession, caller: Caller, instance: Insta
                 group_index=replication.group_index, replication_ip=replication.host, day=day,
                 status="creating", task_id=task.id, created_at=now, updated_at=now, expires_at=expires_at)
                 for day in new_days])
+        await announce_jobs(session)
         await session.commit()
     except IntegrityError:
         await session.rollback()
