@@ -21,7 +21,7 @@ from huaweicloudsdkcore.http.http_config import HttpConfig
 from huaweicloudsdkdcs.v2 import DcsClient
 
 from dcslog import cli
-from dcslog.app import RUNNER_OPTIONS, create_app
+from dcslog.app import RUNNER_OPTIONS, DcsRunner, create_app
 from dcslog.config import Settings
 from dcslog.db.session import create_engine, create_sessionmaker
 from dcslog.keys import Keyring, load_server_key
@@ -81,7 +81,7 @@ class DcslogServer:
 def running_app(settings: Settings, run_worker: bool = True) -> Iterator[str]:
     """Serve create_app(settings) on settings.host:settings.port in a thread until the block ends."""
     loop = asyncio.new_event_loop()
-    runner = web.AppRunner(create_app(settings, run_worker=run_worker), **RUNNER_OPTIONS)
+    runner = DcsRunner(create_app(settings, run_worker=run_worker), **RUNNER_OPTIONS)
     started = threading.Event()
 
     def serve() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import socket
 from datetime import datetime, timezone
 
 import httpx
@@ -163,6 +165,49 @@ def test_oversized_url_and_headers_get_the_envelope(api):
     assert_envelope(api("GET", "/redislog", params=long_query), 414, "DCS.4800")
     big_headers = {f"X-Pad-{i}": "y" * 1000 for i in range(20)}
     assert_envelope(api("GET", "/redislog", params={"log_type": "run"}, headers=big_headers), 431, "DCS.4800")
+
+
+def raw_exchange(url: str, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes no HTTP client would, read until the server closes: (status, headers, body)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(data)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in header_lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+MALFORMED = {
+    "not HTTP": b"GARBAGE\r\n\r\n",
+    "bad Content-Length": b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+    "bad chunk size": b"POST /v2/p/instances HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n",
+    "space in a header name": b"GET /health HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n",
+    "control byte in the path": b"GET /he\x01alth HTTP/1.1\r\nHost: x\r\n\r\n",
+    "request line over 64 KiB": b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    "header over 64 KiB": b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 70_000 + b"\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("data", MALFORMED.values(), ids=MALFORMED.keys())
+def test_what_the_http_parser_rejects_gets_the_envelope(dcslog_server, data, caplog):
+    """aiohttp answers these itself, before any middleware, in plain text; DcsRequestHandler
+    answers them in the envelope, echoes none of the client's bytes, and closes the connection
+    (``raw_exchange`` reads until it is closed)."""
+    with caplog.at_level(logging.INFO, logger="dcslog"):
+        status, headers, body = raw_exchange(dcslog_server.url, data)
+    assert status == 400
+    assert headers["content-type"] == "application/json;charset=UTF-8" and headers["x-request-id"]
+    envelope = json.loads(body)
+    assert set(envelope) == {"error_code", "error_msg", "error_ext_msg"} and envelope["error_code"] == "DCS.4800"
+    assert envelope["error_msg"].startswith("Malformed HTTP request: ") and len(envelope["error_msg"]) < 300
+    assert b"aaaa" not in body and b"bbbb" not in body and b"GARBAGE" not in body
+    assert any(headers["x-request-id"] in r.getMessage() for r in caplog.records)  # logged, findable by its id
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # a client's fault, not ours (the access log too)
+    assert httpx.get(dcslog_server.url + "/health").status_code == 200  # and the server goes on
 
 
 @pytest.mark.parametrize("path", [

@@ -16,6 +16,7 @@ import re
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_protocol import RequestHandler
 
 from dcslog import errors
 from dcslog.api.params import json_response
@@ -55,7 +56,7 @@ def _as_dcs_error(exc: web.HTTPException) -> errors.DcsError:
     return error
 
 
-def _too_large(status: int, message: str) -> errors.DcsError:
+def _status_error(status: int, message: str) -> errors.DcsError:
     error = errors.DcsError(message)
     error.status = status
     return error
@@ -77,9 +78,9 @@ async def dcs_envelope(request: web.Request, handler) -> web.StreamResponse:
     request_id_var.set(request_id)
     try:
         if len(request.raw_path) > MAX_URL:
-            raise _too_large(414, f"The URL is longer than {MAX_URL} bytes.")
+            raise _status_error(414, f"The URL is longer than {MAX_URL} bytes.")
         if sum(map(len, itertools.chain.from_iterable(request.raw_headers))) > MAX_HEADERS:
-            raise _too_large(431, f"The request headers are larger than {MAX_HEADERS} bytes.")
+            raise _status_error(431, f"The request headers are larger than {MAX_HEADERS} bytes.")
         response = await handler(request)
     except errors.DcsError as exc:
         response = _error_response(exc)
@@ -100,7 +101,10 @@ async def dcs_envelope(request: web.Request, handler) -> web.StreamResponse:
 
 
 def _route_template(request: web.BaseRequest) -> str:
-    match_info = getattr(request, "match_info", None)  # absent when aiohttp itself refused the request
+    try:
+        match_info = request.match_info
+    except (AttributeError, AssertionError):  # none: aiohttp refused the request before routing it
+        match_info = None
     resource = match_info.route.resource if match_info is not None else None
     return resource.canonical if resource is not None else "(unmatched)"
 
@@ -125,6 +129,68 @@ class AccessLogger(AbstractAccessLogger):
 
 # What every server of ours (dcslog serve, the tests' servers, the agent) runs aiohttp with.
 RUNNER_OPTIONS = {**PARSER_LIMITS, "access_log_class": AccessLogger}
+
+
+class DcsRequestHandler(RequestHandler):
+    """aiohttp's per-connection protocol, answering in the DCS envelope what never reaches
+    the middleware: a request its HTTP parser rejects (bad request line, header or chunked
+    body, a line over PARSER_LIMITS), which aiohttp answers in plain text."""
+
+    __slots__ = ()
+
+    def handle_error(self, request, status=500, exc=None, message=None):
+        if request.writer.output_size > 0:  # as aiohttp: a response is half sent, only closing is left
+            raise ConnectionError("Response is sent already, cannot send another response with the error message")
+        request_id = new_request_id()
+        request_id_var.set(request_id)  # this runs in the request's task: its access line gets the id too
+        if status >= 500:
+            log.error("unexpected error outside the application, request_id=%s", request_id, exc_info=exc)
+            error = errors.InternalError()
+        else:
+            # The parser's first line says what was wrong; the rest echoes the client's bytes.
+            reason = (message or "").partition("\n")[0].strip().rstrip(":")[:200] or "Malformed HTTP request"
+            if reason.startswith("Got more than"):
+                reason = f"A request line or header is longer than {PARSER_LIMITS['max_line_size']} bytes"
+            log.info("malformed request from %s, request_id=%s: %s", request.remote, request_id, reason)
+            error = _status_error(status, f"Malformed HTTP request: {reason}.")
+        response = _error_response(error)
+        response.headers["X-Request-Id"] = request_id
+        response.force_close()  # the parser has lost its place in the stream
+        return response
+
+
+class DcsServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return DcsRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class DcsRunner(web.AppRunner):
+    """``web.AppRunner`` whose connections are ``DcsRequestHandler``s. aiohttp has no option
+    for the protocol class, so the server it builds is given ours (which adds no state)."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = DcsServer
+        return server
+
+
+def run_app(app: web.Application, *, host: str, port: int, ssl_context=None, ready=None) -> None:
+    """Serve ``app`` until SIGINT or SIGTERM, as ``web.run_app`` does, through ``DcsRunner``.
+    ``ready()`` is called once the socket listens."""
+
+    async def serve() -> None:
+        runner = DcsRunner(app, handle_signals=True, **RUNNER_OPTIONS)  # signals raise web.GracefulExit
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
+            if ready is not None:
+                ready()
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
+        asyncio.run(serve())
 
 
 def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> web.Application:

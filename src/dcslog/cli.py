@@ -54,9 +54,7 @@ async def _with_session(settings: Settings, work: Callable[..., Awaitable[Any]])
 
 
 def cmd_serve(args, settings: Settings) -> None:
-    from aiohttp import web
-
-    from dcslog.app import RUNNER_OPTIONS, create_app
+    from dcslog.app import create_app, run_app
 
     if args.host:
         settings.host = args.host
@@ -67,11 +65,10 @@ def cmd_serve(args, settings: Settings) -> None:
     # nginx on a 1 GiB link instead of sendfile's ~0.97x).
     if not settings.access_log:  # the access logger still counts requests for /metrics
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    web.run_app(create_app(settings, run_worker=not args.no_worker), host=settings.host, port=settings.port,
-                **RUNNER_OPTIONS,
-                print=lambda *_: logging.getLogger("dcslog").info(
-                    "dcslog serving on http://%s:%s (data in %s)", settings.host, settings.port,
-                    settings.data_dir.resolve()))
+    run_app(create_app(settings, run_worker=not args.no_worker), host=settings.host, port=settings.port,
+            ready=lambda: logging.getLogger("dcslog").info(
+                "dcslog serving on http://%s:%s (data in %s)", settings.host, settings.port,
+                settings.data_dir.resolve()))
 
 
 def cmd_worker(args, settings: Settings) -> None:
