@@ -23,6 +23,7 @@ from dcslog.api.params import json_response
 from dcslog.api.routes import add_routes
 from dcslog.config import Settings
 from dcslog.console import add_console_routes
+from dcslog.db.inline import InlineReads
 from dcslog.db.readcache import ReadCache
 from dcslog.db.session import create_engine, create_sessionmaker, upgrade
 from dcslog.keys import Keyring, load_server_key
@@ -211,8 +212,9 @@ def _resources(run_worker: bool):
         await asyncio.to_thread(upgrade, url)
         engine = create_engine(url)
         read_cache = ReadCache(url)
+        inline_reads = InlineReads(url)
         app[ENGINE] = engine
-        app[SESSIONMAKER] = create_sessionmaker(engine, read_cache)
+        app[SESSIONMAKER] = create_sessionmaker(engine, read_cache, inline_reads)
         app[KEYRING] = Keyring(load_server_key(settings))
         app[STORE] = await asyncio.to_thread(open_object_store, settings)
         worker_task = None
@@ -228,5 +230,6 @@ def _resources(run_worker: bool):
             with contextlib.suppress(asyncio.CancelledError):
                 await worker_task
         read_cache.close()
+        inline_reads.close()
         await engine.dispose()
     return resources

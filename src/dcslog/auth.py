@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dcslog import errors
 from dcslog.db.models import Credential, Token
+from dcslog.db.inline import read
 from dcslog.db.readcache import cached
 from dcslog.keys import Keyring, hash_token
 
@@ -145,7 +146,8 @@ async def authenticate(request: SignedRequest, session: AsyncSession, keyring: K
 async def _authenticate_token(token: str, session: AsyncSession, now: datetime) -> Caller:
     # Looked up by its hash: the table never holds a usable token.
     token_hash = hash_token(token)
-    row = await cached(session, ("token", token_hash), lambda: session.get(Token, token_hash))
+    row = await cached(session, ("token", token_hash),
+                       lambda: read(session, lambda s: s.get(Token, token_hash)))
     if row is None:
         raise errors.Unauthorized("Invalid token.")
     if row.expires_at <= now:
@@ -158,7 +160,7 @@ async def _authenticate_signature(request: SignedRequest, authorization: str, se
     access_key, signed_headers, signature = parse_authorization(authorization)
 
     async def load() -> tuple[Credential | None, str]:
-        credential = await session.get(Credential, access_key)
+        credential = await read(session, lambda s: s.get(Credential, access_key))
         # An unknown AK costs the same decrypt and HMAC as a known one, so response
         # time does not tell which access keys exist (see docs/design.md for what the
         # read cache, which keeps both answers, changes there).

@@ -46,15 +46,23 @@ VERSION = "read_cache_version"
 MAX_ENTRIES = 10_000
 
 
+def readonly_sqlite_location(database_url: str) -> str | None:
+    """A read-only ``file:`` URI of the SQLite file the URL names, or None (another database,
+    in memory, or URL options we would not reproduce). Only a plain file that exists (the
+    schema is migrated first): a reader of ours must see the very file the engine uses, and
+    never create an empty one."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and not url.query and url.database \
+            and url.database != ":memory:" and os.path.isfile(url.database):
+        return "file:" + pathname2url(os.path.abspath(url.database)) + "?mode=ro"
+    return None
+
+
 class ReadCache:
     def __init__(self, database_url: str) -> None:
         self._probe: sqlite3.Connection | None = None
-        url = make_url(database_url)
-        # Only a plain file that exists (the schema is migrated before the cache is made): the
-        # probe must watch the very file the engine uses, read-only, never create an empty one.
-        if url.get_backend_name() == "sqlite" and not url.query and url.database \
-                and url.database != ":memory:" and os.path.isfile(url.database):
-            location = "file:" + pathname2url(os.path.abspath(url.database)) + "?mode=ro"
+        location = readonly_sqlite_location(database_url)
+        if location is not None:
             self._probe = sqlite3.connect(location, uri=True, timeout=0, isolation_level=None,
                                           check_same_thread=False)
         self._entries: dict[Hashable, tuple[int, object]] = {}

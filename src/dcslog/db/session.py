@@ -10,6 +10,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from dcslog.db.inline import INLINE_READS, InlineReads
 from dcslog.db.readcache import READ_CACHE, ReadCache
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -62,10 +63,16 @@ async def announce_jobs(session: AsyncSession) -> None:
         await session.execute(text(f"NOTIFY {JOBS_CHANNEL}"))
 
 
-def create_sessionmaker(engine: AsyncEngine, read_cache: ReadCache | None = None) -> async_sessionmaker[AsyncSession]:
+def create_sessionmaker(engine: AsyncEngine, read_cache: ReadCache | None = None,
+                        inline_reads: InlineReads | None = None) -> async_sessionmaker[AsyncSession]:
     """Sessions of ``engine``; with a ``ReadCache``, their look-ups through
-    ``readcache.cached`` are answered from it while the database is unchanged."""
-    info = {} if read_cache is None else {READ_CACHE: read_cache}
+    ``readcache.cached`` are answered from it while the database is unchanged; with
+    ``InlineReads``, their ``inline.read``s run on the loop's thread (the API's, on SQLite)."""
+    info = {}
+    if read_cache is not None:
+        info[READ_CACHE] = read_cache
+    if inline_reads is not None:
+        info[INLINE_READS] = inline_reads
     return async_sessionmaker(engine, expire_on_commit=False, info=info)
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dcslog import errors
 from dcslog.db.models import Instance
+from dcslog.db.inline import read
 from dcslog.db.readcache import cached
 
 # Derived ids (replications, nodes, groups) live under this namespace, so the
@@ -64,8 +65,8 @@ def validate_instance_id(instance_id: str) -> str:
 async def get_instance(session: AsyncSession, project_id: str, instance_id: str) -> Instance:
     """The instance, only if it belongs to the project: another project's gets the same 404 as a missing one."""
     instance_id = validate_instance_id(instance_id)
-    instance = await cached(session, ("instance", project_id, instance_id), lambda: session.scalar(
-        select(Instance).where(Instance.id == instance_id, Instance.project_id == project_id)))
+    instance = await cached(session, ("instance", project_id, instance_id), lambda: read(session, lambda s: s.scalar(
+        select(Instance).where(Instance.id == instance_id, Instance.project_id == project_id))))
     if instance is None:
         raise errors.InstanceNotFound()
     return instance

@@ -6,13 +6,14 @@ import json
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dcslog import errors
 from dcslog.auth import Caller
 from dcslog.db.models import Instance, LogFile, Replication, Task
+from dcslog.db.inline import read
 from dcslog.db.readcache import cached
 from dcslog.db.session import announce_jobs
 from dcslog.keys import Keyring
@@ -105,7 +106,8 @@ async def create_redislog(session: AsyncSession, caller: Caller, instance: Insta
     return task
 
 
-def runlog_item(row: LogFile) -> dict:
+def runlog_item(row) -> dict:
+    """A FileObject from a ``LogFile`` or a row of its columns."""
     item = {
         "id": row.id,
         "file_name": file_name(row.replication_ip, row.day),
@@ -123,23 +125,31 @@ def runlog_item(row: LogFile) -> dict:
     return item
 
 
-def _live():
-    """Files past retention are gone for users at once, whenever the sweeper gets to their bytes."""
-    return LogFile.expires_at > utcnow()
+_FILES = LogFile.__table__.c
+# Files past retention are gone for users at once, whenever the sweeper gets to their bytes.
+_LISTED = (_FILES.instance_id == bindparam("instance_id"), _FILES.project_id == bindparam("project_id"),
+           _FILES.expires_at > bindparam("now"))
+# One statement for the page and the total (a window count), built once: the console and
+# `logs collect --wait` poll this list. Past the last page no row carries the total, which
+# is then counted on its own.
+_LIST_PAGE = (select(*_FILES, func.count().over().label("total")).where(*_LISTED)
+              .order_by(_FILES.day.desc(), _FILES.group_index, _FILES.replication_ip, _FILES.id)
+              .offset(bindparam("offset")).limit(bindparam("limit")))
+_COUNT = select(func.count()).select_from(LogFile.__table__).where(*_LISTED)
 
 
 async def list_redislog(session: AsyncSession, instance: Instance, *, offset: int, limit: int) -> tuple[int, list[dict]]:
-    where = (LogFile.instance_id == instance.id, LogFile.project_id == instance.project_id, _live())
-    total = await session.scalar(select(func.count()).select_from(LogFile).where(*where)) or 0
-    rows = await session.scalars(
-        select(LogFile).where(*where)
-        .order_by(LogFile.day.desc(), LogFile.group_index, LogFile.replication_ip, LogFile.id)
-        .offset(offset).limit(limit))
-    return total, [runlog_item(r) for r in rows]
+    where = {"instance_id": instance.id, "project_id": instance.project_id, "now": utcnow()}
+
+    def page(s) -> tuple[int, list[dict]]:
+        rows = s.execute(_LIST_PAGE, {**where, "offset": offset, "limit": limit}).all()
+        total = rows[0].total if rows else (s.scalar(_COUNT, where) if offset else 0)
+        return total, [runlog_item(row) for row in rows]
+    return await read(session, page)
 
 
 async def _log_file(session: AsyncSession, instance: Instance, file_id: str) -> LogFile:
-    row = await cached(session, ("log_file", file_id), lambda: session.get(LogFile, file_id))
+    row = await cached(session, ("log_file", file_id), lambda: read(session, lambda s: s.get(LogFile, file_id)))
     # Checked here, not in the query, so that a cached row is checked at every use.
     if row is None or row.instance_id != instance.id or row.project_id != instance.project_id \
             or row.expires_at <= utcnow():
@@ -168,7 +178,7 @@ async def file_for_download(session: AsyncSession, keyring: Keyring, token: str)
     file_id = keyring.verify_link(token)
     if file_id is None:
         raise errors.LinkForbidden()
-    row = await cached(session, ("log_file", file_id), lambda: session.get(LogFile, file_id))
+    row = await cached(session, ("log_file", file_id), lambda: read(session, lambda s: s.get(LogFile, file_id)))
     if row is None or row.expires_at <= utcnow() or row.status != "succeed" or row.object_key is None:
         raise errors.NotFound("The log file no longer exists or is being collected again.")
     return row

@@ -1,0 +1,83 @@
+"""InlineReads: the API's short reads on SQLite, run on the event loop's own thread.
+
+Through aiosqlite every DBAPI call (cursor, execute, fetch, close, rollback)
+is a hop to the connection's thread and back: a one-row look-up that SQLite
+answers in tens of microseconds costs ~0.6 ms of CPU, and under load the
+hops queue behind each other for the GIL (docs/benchmarks-http.md, "Reads
+on the loop"). On a local file in WAL mode a reader never waits for a
+writer, so a short, index-backed read is cheaper run synchronously right
+where it is needed than handed to a thread.
+
+The connection is read-only (``mode=ro``: it can neither write nor create
+the file) and has no busy timeout, so the loop never sleeps on a lock: in
+the rare moment SQLite answers "busy" (a checkpoint restarting the WAL,
+recovery after a crash), the read goes through the session instead, which
+waits its turn on aiosqlite's thread as before. Writes always go through the
+session. Only reads that are short by construction (primary-key look-ups, a
+page of one instance's files) use it; open-ended queries (the slow log) stay
+on the session. Each read is one statement, so it sees one committed state.
+
+``read(session, fn)`` runs ``fn(sync_session)``: inline when the session
+carries an ``InlineReads`` (the API's sessions on SQLite), else through
+``AsyncSession.run_sync`` (PostgreSQL, the worker, the CLI) — the same
+function, the same answer. Objects read inline come back detached.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Callable, TypeVar
+
+from sqlalchemy import create_engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import StaticPool
+
+from dcslog.db.readcache import readonly_sqlite_location
+
+T = TypeVar("T")
+INLINE_READS = "inline_reads"  # the key in Session.info
+BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+
+
+class InlineReads:
+    def __init__(self, database_url: str) -> None:
+        self._engine = None
+        location = readonly_sqlite_location(database_url)
+        if location is not None:
+            # One connection, used only from the loop's thread, one read at a time (a read never awaits).
+            self._engine = create_engine(
+                "sqlite://", poolclass=StaticPool,
+                creator=lambda: sqlite3.connect(location, uri=True, timeout=0, check_same_thread=False))
+
+    @property
+    def enabled(self) -> bool:
+        return self._engine is not None
+
+    def run(self, fn: Callable[[Session], T]) -> tuple[bool, T | None]:
+        """(True, ``fn(session)``) read on the loop, or (False, None) when SQLite is busy."""
+        try:
+            with Session(self._engine) as session:
+                return True, fn(session)
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlite_errorcode", None) in BUSY:
+                return False, None
+            raise
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+
+async def read(session: AsyncSession, fn: Callable[[Session], T]) -> T:
+    """``fn(sync_session)``: inline on SQLite in the API, else through ``session``.
+    ``fn`` only reads, in one statement, and must not depend on ``session``'s own
+    uncommitted changes (an inline read does not see them)."""
+    inline: InlineReads | None = session.info.get(INLINE_READS)
+    if inline is not None and inline.enabled:
+        done, value = inline.run(fn)
+        if done:
+            return value
+    return await session.run_sync(fn)

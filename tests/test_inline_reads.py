@@ -1,0 +1,147 @@
+"""The API's short reads on SQLite run on the loop's thread, read-only, and step aside when SQLite is busy."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from datetime import datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from dcslog.db import inline
+from dcslog.db.inline import InlineReads, read
+from dcslog.db.models import Token
+from dcslog.db.session import create_engine, create_sessionmaker, upgrade
+
+
+@pytest.fixture
+def database(tmp_path):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'dcslog.db'}"
+    upgrade(url)
+    with sqlite3.connect(tmp_path / "dcslog.db") as db:
+        db.execute("INSERT INTO tokens (token_hash, project_id, role, created_at, expires_at) "
+                   "VALUES ('h', 'proj-a', 'viewer', '2026-01-01 00:00:00', '2099-01-01 00:00:00')")
+    return url, tmp_path / "dcslog.db"
+
+
+def get_token(session: Session):
+    return session.get(Token, "h")
+
+
+def test_reads_inline_see_every_commit_and_come_back_detached(database):
+    url, path = database
+    reads = InlineReads(url)
+    assert reads.enabled
+    done, token = reads.run(get_token)
+    assert done and token.role == "viewer" and token.project_id == "proj-a"
+    with sqlite3.connect(path) as writer:  # another connection (any process) commits…
+        writer.execute("UPDATE tokens SET role = 'admin'")
+    assert reads.run(get_token)[1].role == "admin"  # …the next read sees it
+    assert token.role == "viewer"  # the object read before is detached: nothing reloads it behind our back
+    reads.close()
+
+
+def test_inline_reads_cannot_write(database):
+    reads = InlineReads(database[0])
+    with pytest.raises(OperationalError, match="readonly"):
+        reads.run(lambda s: s.execute(text("DELETE FROM tokens")))
+    with sqlite3.connect(database[1]) as db:
+        assert db.execute("SELECT count(*) FROM tokens").fetchone()[0] == 1
+
+
+def test_a_busy_database_goes_through_the_session_without_blocking_the_loop(database):
+    """A connection holding SQLite's exclusive lock: the inline read answers "busy" at once (no
+    timeout on the loop), the read goes through the session, which waits its turn on aiosqlite's
+    thread while the loop goes on, and gets the answer once the lock is gone."""
+    url, path = database
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("UPDATE tokens SET role = 'operator'")
+    holder.execute("COMMIT")  # in exclusive locking mode the lock stays after the commit
+    reads = InlineReads(url)
+    assert reads.run(get_token) == (False, None)
+
+    def release() -> None:
+        holder.execute("PRAGMA locking_mode=NORMAL")
+        holder.execute("SELECT 1 FROM tokens").fetchall()  # the lock goes at the next access
+        holder.close()
+
+    async def scenario():
+        engine = create_engine(url)
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+        ticking = asyncio.create_task(ticker())
+        threading.Timer(0.5, release).start()
+        async with create_sessionmaker(engine, inline_reads=reads)() as session:
+            token = await read(session, get_token)
+        ticking.cancel()
+        await engine.dispose()
+        return token, ticks
+    token, ticks = asyncio.run(scenario())
+    assert token.role == "operator"
+    assert ticks >= 20  # the loop ran all along (~50 ticks in 0.5 s)
+    assert reads.run(get_token)[1].role == "operator"  # and inline reads work again
+    reads.close()
+
+
+@pytest.mark.parametrize("url", ["postgresql+psycopg://u@127.0.0.1/db", "sqlite+aiosqlite:///:memory:",
+                                 "sqlite+aiosqlite:///{tmp}/missing.db"])
+def test_off_where_it_could_read_the_wrong_database(url, tmp_path):
+    assert not InlineReads(url.format(tmp=tmp_path)).enabled
+    assert not (tmp_path / "missing.db").exists()
+
+
+def test_without_inline_reads_the_same_function_runs_through_the_session(database):
+    async def scenario():
+        engine = create_engine(database[0])
+        async with create_sessionmaker(engine)() as session:
+            token = await read(session, get_token)
+            assert token in session  # loaded by the session itself, as any of its queries
+        await engine.dispose()
+        return token
+    assert asyncio.run(scenario()).role == "viewer"
+
+
+def test_the_api_answers_look_ups_and_lists_inline(dcslog_server, redis_standalone, monkeypatch):
+    """Through the API on SQLite: caller, instance, file list and file behind a link are all
+    read inline, none through aiosqlite's thread — and the answers are the right ones."""
+    token = dcslog_server.cli("token", "create", "--project-id", "proj-a")["token"]
+    instance_id = dcslog_server.import_instance(redis_standalone.url)["instance_id"]
+    base = f"{dcslog_server.url}/v2/proj-a/instances/{instance_id}"
+    headers = {"X-Auth-Token": token}
+    assert httpx.post(f"{base}/redislog", params={"log_type": "run", "query_time": 0},
+                      headers=headers).status_code == 204
+    inline_reads, session_reads = [], []
+    real_run, real_run_sync = InlineReads.run, inline.AsyncSession.run_sync
+    monkeypatch.setattr(InlineReads, "run", lambda self, fn: inline_reads.append(fn) or real_run(self, fn))
+
+    async def run_sync(self, fn, *args, **kwargs):
+        session_reads.append(fn)
+        return await real_run_sync(self, fn, *args, **kwargs)
+    monkeypatch.setattr(inline.AsyncSession, "run_sync", run_sync)
+    deadline = datetime.now() + timedelta(seconds=60)
+    while True:
+        listed = httpx.get(f"{base}/redislog", params={"log_type": "run"}, headers=headers)
+        assert listed.status_code == 200 and listed.json()["total_num"] == 1
+        item = listed.json()["file_list"][0]
+        if item["status"] == "succeed" or datetime.now() > deadline:
+            break
+    assert item["status"] == "succeed"
+    link = httpx.post(f"{base}/redislog/{item['id']}/links", headers=headers)
+    assert link.status_code == 200
+    download = httpx.get(link.json()["link"])
+    assert download.status_code == 200 and len(download.content) == item["size"]
+    assert httpx.get(f"{base}/redislog", params={"log_type": "run", "offset": 5},
+                     headers=headers).json() == {"total_num": 1, "file_list": []}  # past the end: counted
+    assert inline_reads and not session_reads
