@@ -23,6 +23,12 @@ Small requests (``wrk -t1 -c32 -d10s``, --rounds rounds, medians of req/s):
                that one route added, in a process of its own
   health       ``GET /health`` on dcslog serve (one ``SELECT 1``)
   link token   ``POST …/redislog/{id}/links`` with X-Auth-Token (wrk -s Lua)
+  link, minimal handler
+               a reference, not dcslog: in the floor's process (same app, middleware,
+               access line), a handler doing only what no cache removes from a link
+               request (hash the token, read PRAGMA data_version, check ids, project,
+               role, file and expiry, sign, answer the same JSON) from dicts loaded at
+               start: the most "link vs floor" could be on this stack
   link AK/SK   the same POST signed with SDK-HMAC-SHA256: wrk's Lua cannot compute
                HMAC, but a signature binds only method, path, query, host and
                X-Sdk-Date (±15 min), so one request signed by ``auth.sign_request``
@@ -287,7 +293,8 @@ def wait_collected(base: str, instance_id: str, headers: dict, day: str, timeout
 # ---------------------------------------------------------------- the no-database floor server
 
 def serve_floor(port: int) -> None:
-    """``dcslog serve --no-worker`` exactly as the CLI runs it, plus GET /bench-floor (no database)."""
+    """``dcslog serve --no-worker`` exactly as the CLI runs it, plus GET /bench-floor (no database)
+    and POST /bench-minimal-link/… (``minimal_link_handler``)."""
 
     import dcslog.app
     from dcslog import cli as dcslog_cli
@@ -301,10 +308,64 @@ def serve_floor(port: int) -> None:
     def create_app(*args, **kwargs):
         app = real_create_app(*args, **kwargs)
         app.router.add_get("/bench-floor", floor)
+        app.router.add_post(f"/bench-minimal-link/v2/{{project_id}}/instances/{{instance_id}}/redislog/{{id}}/links",
+                            minimal_link_handler())
         return app
 
     dcslog.app.create_app = create_app
     sys.exit(dcslog_cli.main(["serve", "--no-worker", "--port", str(port)]))
+
+
+def minimal_link_handler():
+    """A reference, not dcslog: the least work a link request can do, on the same app
+    (middleware, access line, metrics) as the floor — what "link vs floor" could reach on
+    this stack. The token and the file are read from dcslog's database once, at start,
+    into dicts; per request it still does what no cache removes: hash the token, read
+    ``PRAGMA data_version`` (what keeps a cache exact), check the ids, project, role, file
+    and expiry, sign the link (``Keyring.sign_link``), answer the same JSON. No session,
+    no ORM, no generality."""
+    import hashlib
+    import sqlite3
+    from dcslog.api.params import json_response
+    from dcslog.config import Settings
+    from dcslog.keys import Keyring, load_server_key
+    from dcslog.db.readcache import readonly_sqlite_location
+
+    settings = Settings()
+    keyring = Keyring(load_server_key(settings))
+    probe = sqlite3.connect(readonly_sqlite_location(settings.effective_database_url), uri=True, timeout=0,
+                            isolation_level=None, check_same_thread=False)
+    probe.row_factory = sqlite3.Row
+    callers = {row["token_hash"]: (row["project_id"], row["role"], datetime.fromisoformat(row["expires_at"]))
+               for row in probe.execute("SELECT token_hash, project_id, role, expires_at FROM tokens")}
+    files = {row["id"]: row for row in probe.execute(
+        "SELECT id, instance_id, project_id, task_id, status, expires_at FROM log_files")}
+    project_ids = __import__("re").compile(r"[A-Za-z0-9_-]{1,64}")
+    uuids = __import__("re").compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+    public_url = settings.effective_public_url
+    epoch = datetime(1970, 1, 1)
+
+    async def minimal_link(request):
+        from aiohttp import web
+        await request.read()
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        probe.execute("PRAGMA data_version").fetchone()
+        caller = callers.get(hashlib.sha256(request.headers.get("X-Auth-Token", "").encode()).hexdigest())
+        match = request.match_info
+        project_id, instance_id, file_id = match["project_id"], match["instance_id"], match["id"]
+        if caller is None or caller[2] <= now or not project_ids.fullmatch(project_id) \
+                or caller[0] != project_id or not uuids.fullmatch(instance_id):
+            raise web.HTTPForbidden()
+        row = files.get(file_id)
+        expires = datetime.fromisoformat(row["expires_at"]) if row else now
+        if row is None or row["instance_id"] != instance_id or row["project_id"] != project_id \
+                or expires <= now or row["status"] != "succeed":
+            raise web.HTTPNotFound()
+        expires_at = min(now + timedelta(seconds=settings.link_ttl), expires)
+        token = keyring.sign_link(file_id, int((expires_at - epoch).total_seconds()))
+        return json_response({"id": file_id, "backup_id": row["task_id"], "link": f"{public_url}/downloads/{token}",
+                              "expires_at": expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")})
+    return minimal_link
 
 
 # ---------------------------------------------------------------- the benchmark
@@ -414,6 +475,8 @@ def main() -> int:
             "GET /health": (base, lambda: lua_script(scripts / "health.lua", "GET", {}, ["/health"])),
             "POST link, token": (base, lambda: lua_script(
                 scripts / "link_token.lua", "POST", {"X-Auth-Token": token}, [link_path])),
+            "link, minimal handler": (f"http://127.0.0.1:{floor_port}", lambda: lua_script(
+                scripts / "link_minimal.lua", "POST", {"X-Auth-Token": token}, [f"/bench-minimal-link{link_path}"])),
             "POST link, AK/SK": (base, lambda: lua_script(
                 scripts / "link_aksk.lua", "POST",
                 {k: v for k, v in sign_request(credential["access_key"], credential["secret_key"], "POST",

@@ -395,3 +395,56 @@ def test_iter_day_raises_when_the_source_shrinks_mid_stream(tmp_path):
     os.truncate(log, 5000)
     with pytest.raises(SourceChanged):
         list(chunks)
+
+
+def copytruncate_window(tmp_path, copied: int | None = None, one_day: bool = False):
+    """redis.log.2.gz (older), redis.log.1 a copy of redis.log's first ``copied`` bytes (all of
+    them when None: logrotate has copied and not yet truncated), and redis.log, to which
+    Redis went on appending meanwhile. ``one_day``: everything in redis.log is D2 (a rotation
+    by size during the day). Returns (logfile, older)."""
+    older = write(tmp_path / "redis.log.2.gz", [entry(D1, s) for s in range(0, 3000, 7)], gz=True)
+    if one_day:
+        current_lines = [entry(D2, 10), *LOGO, *[entry(D2, s) for s in range(20, 4000, 3)]]
+        appended = [entry(D2, s) for s in range(5000, 5600, 5)]
+    else:
+        current_lines = [entry(D1, 80000), *CRASH, entry(D2, 10), *LOGO, *[entry(D2, s) for s in range(20, 4000, 3)]]
+        appended = [entry(D3, s) for s in range(0, 600, 5)]
+    current = write(tmp_path / "redis.log", current_lines)
+    head = read_all(current)
+    (tmp_path / "redis.log.1").write_bytes(head if copied is None else head[:copied])
+    with open(current, "ab") as f:  # Redis writes on between the copy and the truncate
+        f.write(b"".join(appended))
+    return current, older
+
+
+WINDOWS = {"copied": (None, False), "copying-1B": (1, False), "copying-5KB": (5000, False),
+           "copying-70KB": (70_000, False), "one day, copied": (None, True), "one day, copying": (30_000, True)}
+
+
+@pytest.mark.parametrize("copied, one_day", WINDOWS.values(), ids=WINDOWS.keys())
+def test_copytruncate_window_the_day_is_not_sliced_twice(tmp_path, copied, one_day):
+    logfile, older = copytruncate_window(tmp_path, copied, one_day)
+    assert read_all(tmp_path / "redis.log.1")  # the copy is there, and its bytes are also in redis.log
+    for day in (D1, D2, D3):
+        assert sliced(logfile, day, tmp_path) == reference([older, logfile], day), day
+        assert b"".join(iter_day(logfile, day, chunk_size=997)) == reference([older, logfile], day), day
+
+
+def test_after_the_truncate_both_files_are_read(tmp_path):
+    logfile, older = copytruncate_window(tmp_path)
+    rotated = str(tmp_path / "redis.log.1")
+    os.truncate(logfile, 0)  # logrotate's truncate; then Redis writes on
+    write(logfile, [entry(D3, s) for s in range(1000, 1600, 5)])
+    for day in (D1, D2, D3):
+        assert sliced(logfile, day, tmp_path) == reference([older, rotated, logfile], day), day
+    assert sliced(logfile, D2, tmp_path)  # D2 is only in redis.log.1 now
+
+
+def test_a_rotated_file_that_merely_starts_like_the_log_is_read(tmp_path):
+    """Same first 64 KiB, different afterwards: not a copy of the log's head, so both count."""
+    head = b"".join(entry(D1, s) for s in range(0, 2000))
+    assert len(head) > 64 * 1024
+    rotated = write(tmp_path / "redis.log.1", [head, entry(D1, 70000, msg="only in the rotated file")])
+    logfile = write(tmp_path / "redis.log", [head, entry(D2, 5, msg="only in the log")])
+    assert sliced(logfile, D1, tmp_path) == reference([rotated, logfile], D1)
+    assert b"only in the rotated file" in sliced(logfile, D1, tmp_path)

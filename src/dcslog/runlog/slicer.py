@@ -12,7 +12,10 @@ holding no entry at all is treated the same way, as a whole.
 
 Sources are read oldest first (see ``sources.log_sources``); each is opened
 once, up front, so a rotation happening meanwhile cannot shift what we read,
-and a plain file is read only up to its size at that moment. Plain files are
+and a plain file is read only up to its size at that moment. A newest rotated
+file that is byte for byte the head of the current log (logrotate's
+``copytruncate`` between its copy and its truncate) is left out: the current
+log holds those bytes. A truncate while we read raises ``SourceChanged``. Plain files are
 searched (``search.day_bounds``) and copied in the kernel; gzip files are
 stream-decompressed in fixed-size chunks. Memory stays bounded by the chunk
 size whatever the size of the files or of the day.
@@ -125,6 +128,7 @@ class _Opened:
 def _pieces(paths: list[str], day: date) -> Iterator[_Range | bytes]:
     """The day's bytes, oldest first: ranges of plain files, decompressed gzip chunks."""
     opened: list[_Opened] = []
+    current_opened = False
     try:
         for path in paths:
             try:
@@ -136,8 +140,14 @@ def _pieces(paths: list[str], day: date) -> Iterator[_Range | bytes]:
             except BaseException:
                 f.close()
                 raise
+            current_opened = path == paths[-1]
         if not opened:
             raise FileNotFoundError(errno.ENOENT, "run log vanished while opening", paths[-1])
+        if current_opened and len(opened) >= 2 and _is_head_of(opened[-2], opened[-1]):
+            # logrotate's copytruncate between its copy and its truncate (or during the copy):
+            # the newest rotated file is a copy of the head of the current log, which still
+            # holds every one of those bytes. Read both and the day would be there twice.
+            opened.pop(-2).file.close()
         firsts = [o.first for o in opened]
         lead = next((d for d in firsts if d is not None), None)
         if lead is None:
@@ -163,6 +173,22 @@ def _pieces(paths: list[str], day: date) -> Iterator[_Range | bytes]:
     finally:
         for o in opened:
             o.file.close()
+
+
+def _is_head_of(older: _Opened, current: _Opened) -> bool:
+    """Whether the plain file ``older`` is byte for byte the start of the plain file ``current``.
+    Compared piece by piece, stopping at the first difference: after a completed rotation
+    the current log starts with other lines, so this costs one 64 KiB read of each."""
+    if older.gz or current.gz or not 0 < older.size <= current.size:
+        return False
+    a, b = older.file.fileno(), current.file.fileno()
+    offset, piece = 0, 64 * 1024
+    while offset < older.size:
+        wanted = min(piece, older.size - offset)
+        if os.pread(a, wanted, offset) != os.pread(b, wanted, offset):
+            return False
+        offset, piece = offset + wanted, _CHUNK
+    return True
 
 
 def _open(f: RawIOBase) -> _Opened:
