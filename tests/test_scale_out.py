@@ -177,3 +177,83 @@ def test_a_request_to_another_process_wakes_the_worker_at_once(cluster_env, redi
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def test_the_sweep_removes_what_a_crash_left_half_written(s3_server, tmp_path, monkeypatch):
+    """A worker killed mid-upload leaves a multipart upload (parts billed, never visible) and a
+    staged file. The retention sweep aborts uploads under dcslog's prefix and removes staged
+    files once they are ABANDONED_AFTER old — fresh ones may be a live collection's.
+    (moto reports every upload as initiated in 2010, so only the staged file shows the age
+    rule; real stores report the real time.)"""
+    import asyncio
+
+    from dcslog import worker as worker_module
+    from dcslog.config import Settings
+    from dcslog.db.session import create_engine, create_sessionmaker, upgrade
+    from dcslog.keys import Keyring, load_server_key
+    from dcslog.storage import open_object_store
+
+    bucket = s3_server.create_bucket()
+    monkeypatch.setenv("DCSLOG_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DCSLOG_OBJECT_STORE", s3_server.store_url(bucket).replace(f"s3://{bucket}?", f"s3://{bucket}/fleet?"))
+    monkeypatch.setenv("DCSLOG_S3_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("DCSLOG_S3_SECRET_ACCESS_KEY", "test")
+    settings = Settings()
+    store = open_object_store(settings)
+    s3 = store.client
+    key = "fleet/instance/replica/2026-11-27.log"
+    upload = s3.create_multipart_upload(Bucket=bucket, Key=key)
+    s3.upload_part(Bucket=bucket, Key=key, UploadId=upload["UploadId"], PartNumber=1, Body=b"x" * 1024)
+    s3.create_multipart_upload(Bucket=bucket, Key="another-app/big.bin")  # not under our prefix: never touched
+    fd, staged = store.staging.stage()
+    os.close(fd)
+
+    def uploads() -> set[str]:
+        return {u["Key"] for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])}
+
+    async def sweep() -> None:
+        url = settings.effective_database_url
+        upgrade(url)
+        engine = create_engine(url)
+        await worker_module.Worker(settings, create_sessionmaker(engine), store,
+                                   Keyring(load_server_key(settings))).sweep()
+        await engine.dispose()
+    assert uploads() == {key, "another-app/big.bin"}
+    asyncio.run(sweep())
+    assert uploads() == {"another-app/big.bin"}  # "initiated in 2010": abandoned
+    assert os.path.exists(staged)  # a second old: maybe a collection being written right now
+    monkeypatch.setattr(worker_module, "ABANDONED_AFTER", -1.0)  # now it counts as old
+    asyncio.run(sweep())
+    assert not os.path.exists(staged)
+    assert uploads() == {"another-app/big.bin"}
+
+
+def test_a_sweep_that_cannot_list_uploads_still_does_retention(s3_server, tmp_path, monkeypatch, caplog):
+    """The store refuses the listing (here: the bucket is gone; elsewhere: no
+    s3:ListBucketMultipartUploads): a warning, and the sweep returns normally."""
+    import asyncio
+    import logging
+
+    from dcslog import worker as worker_module
+    from dcslog.config import Settings
+    from dcslog.db.session import create_engine, create_sessionmaker, upgrade
+    from dcslog.keys import Keyring, load_server_key
+    from dcslog.storage import open_object_store
+
+    monkeypatch.setenv("DCSLOG_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DCSLOG_OBJECT_STORE", s3_server.store_url("no-such-bucket-here"))
+    monkeypatch.setenv("DCSLOG_S3_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("DCSLOG_S3_SECRET_ACCESS_KEY", "test")
+    settings = Settings()
+
+    async def sweep() -> int:
+        upgrade(settings.effective_database_url)
+        engine = create_engine(settings.effective_database_url)
+        try:
+            return await worker_module.Worker(settings, create_sessionmaker(engine), open_object_store(settings),
+                                              Keyring(load_server_key(settings))).sweep()
+        finally:
+            await engine.dispose()
+    with caplog.at_level(logging.WARNING, logger="dcslog"):
+        assert asyncio.run(sweep()) == 0
+    assert any("half-written uploads" in r.getMessage() for r in caplog.records)

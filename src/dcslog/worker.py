@@ -45,6 +45,9 @@ async def run_worker(settings: Settings) -> None:
 
 LISTEN_START_TIMEOUT = 10.0  # seconds a starting worker waits to be listening before it polls anyway
 LISTEN_RETRY_SECONDS = 5.0
+# Age after which a staged file or an S3 multipart upload is taken for a crash's leftover:
+# far beyond any live upload of one day's log (a live one is never touched).
+ABANDONED_AFTER = 24 * 3600.0
 
 
 class Worker:
@@ -125,8 +128,10 @@ class Worker:
             while True:
                 try:
                     if loop.time() >= next_sweep:
-                        await self.sweep()
+                        # Set first: a sweep that fails is retried at the next interval, and
+                        # meanwhile jobs are still claimed.
                         next_sweep = loop.time() + self.settings.sweep_interval
+                        await self.sweep()
                     while len(running) < self.settings.worker_concurrency and (task_id := await self.claim()):
                         job = asyncio.create_task(self._run_job_logged(task_id))
                         running.add(job)
@@ -230,4 +235,11 @@ class Worker:
             await sweep_slowlog(session, self.settings.slowlog_retention_days)
         if deleted:
             log.info("retention: deleted %d expired file(s)", deleted)
+        try:
+            abandoned = await asyncio.to_thread(self.store.clean_abandoned, ABANDONED_AFTER)
+        except Exception as exc:  # noqa: BLE001 - e.g. no s3:ListBucketMultipartUploads: retention went on
+            log.warning("could not look for half-written uploads left by a crash: %s", exc)
+        else:
+            if abandoned:
+                log.info("retention: removed %d half-written upload(s) or staged file(s) left by a crash", abandoned)
         return deleted

@@ -2,8 +2,9 @@
 
 Both offer the same operations: a ``staging`` area (``staging.Staging``) to
 write a file in, ``publish()`` to move it atomically under a key, ``delete()``,
-and ``link()`` — the store's own download URL, or None when dcslog serves the
-file itself (local directory).
+``link()`` — the store's own download URL, or None when dcslog serves the
+file itself (local directory) — and ``clean_abandoned()``, which removes what
+a crashed process left half-written (run by the retention sweep).
 """
 
 from __future__ import annotations

@@ -59,6 +59,10 @@ class LocalObjectStore:
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
 
+    def clean_abandoned(self, older_than: float) -> int:
+        """Remove what crashed processes left half-written (staged files) ``older_than`` seconds ago."""
+        return self.staging.clean(older_than)
+
     def link(self, key: str, filename: str, expires_at) -> None:
         """None: dcslog serves local files itself, behind its own signed links."""
         return None

@@ -7,7 +7,7 @@ object or the complete new one.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -69,6 +69,21 @@ class S3ObjectStore:
             return True
         except self.client.exceptions.ClientError:
             return False
+
+    def clean_abandoned(self, older_than: float) -> int:
+        """Remove what crashed processes left half-written ``older_than`` seconds ago: staged
+        files, and multipart uploads under our prefix (a worker killed mid-upload leaves its
+        parts in the bucket, invisible and billed, until the upload is aborted)."""
+        removed = self.staging.clean(older_than)
+        cutoff = datetime.now(timezone.utc) - timedelta(seconds=older_than)
+        prefix = f"{self.prefix}/" if self.prefix else ""
+        for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=prefix):
+            for upload in page.get("Uploads", []):
+                if upload["Initiated"] < cutoff:
+                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"],
+                                                       UploadId=upload["UploadId"])
+                    removed += 1
+        return removed
 
     def link(self, key: str, filename: str, expires_at: datetime) -> str:
         """The store's own presigned GET URL, downloading as ``filename``, valid until ``expires_at`` (naive UTC)."""

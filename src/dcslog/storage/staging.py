@@ -23,13 +23,16 @@ class Staging:
         except FileNotFoundError:
             pass
 
-    def clean(self, older_than: float) -> None:
-        """Remove staged files left by a crashed process. Only old ones: another
-        process sharing the directory may be writing a fresh one right now."""
+    def clean(self, older_than: float) -> int:
+        """Remove staged files left by a crashed process; return how many. Only old ones:
+        another process sharing the directory may be writing a fresh one right now."""
         cutoff = time.time() - older_than
+        removed = 0
         for leftover in self.directory.glob("*.part"):
             try:
                 if leftover.stat().st_mtime < cutoff:
                     leftover.unlink()
+                    removed += 1
             except FileNotFoundError:
                 pass
+        return removed
