@@ -114,8 +114,9 @@ def test_without_inline_reads_the_same_function_runs_through_the_session(databas
 
 
 def test_the_api_answers_look_ups_and_lists_inline(dcslog_server, redis_standalone, monkeypatch):
-    """Through the API on SQLite: caller, instance, file list and file behind a link are all
-    read inline, none through aiosqlite's thread — and the answers are the right ones."""
+    """Through the API on SQLite: caller, instance, file list, file behind a link, instance
+    list and view, groups are all read inline, none through aiosqlite's thread — and the
+    answers are the right ones."""
     token = dcslog_server.cli("token", "create", "--project-id", "proj-a")["token"]
     instance_id = dcslog_server.import_instance(redis_standalone.url)["instance_id"]
     base = f"{dcslog_server.url}/v2/proj-a/instances/{instance_id}"
@@ -144,4 +145,10 @@ def test_the_api_answers_look_ups_and_lists_inline(dcslog_server, redis_standalo
     assert download.status_code == 200 and len(download.content) == item["size"]
     assert httpx.get(f"{base}/redislog", params={"log_type": "run", "offset": 5},
                      headers=headers).json() == {"total_num": 1, "file_list": []}  # past the end: counted
+    listed = httpx.get(f"{dcslog_server.url}/v2/proj-a/instances", headers=headers).json()
+    assert listed["instance_num"] == 1 and listed["instances"][0]["instance_id"] == instance_id
+    assert (listed["instances"][0]["sharding_count"], listed["instances"][0]["replica_count"]) == (1, 1)
+    assert httpx.get(base, headers=headers).json() == listed["instances"][0]
+    groups = httpx.get(f"{dcslog_server.url}/v2/proj-a/instance/{instance_id}/groups", headers=headers).json()
+    assert groups["group_count"] == 1 and len(groups["group_list"][0]["replication_list"]) == 1
     assert inline_reads and not session_reads

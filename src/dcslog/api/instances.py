@@ -12,13 +12,12 @@ from dcslog.services import instances
 @dcs_operation("viewer")
 async def list_instances(ctx: Context) -> web.Response:
     query = ctx.request.query
-    total, rows = await instances.list_instances(
+    total, views = await instances.list_instances(
         ctx.session, ctx.caller.project_id,
         offset=int_param(query, "offset", 0, minimum=0),
         limit=int_param(query, "limit", 10, minimum=1, maximum=1000),
         name=query.get("name") or None, status=query.get("status") or None)
-    return json_response({"instance_num": total,
-                          "instances": [await instances.instance_view(ctx.session, row) for row in rows]})
+    return json_response({"instance_num": total, "instances": views})
 
 
 @dcs_operation("viewer")

@@ -14,8 +14,10 @@ the rare moment SQLite answers "busy" (a checkpoint restarting the WAL,
 recovery after a crash), the read goes through the session instead, which
 waits its turn on aiosqlite's thread as before. Writes always go through the
 session. Only reads that are short by construction (primary-key look-ups, a
-page of one instance's files) use it; open-ended queries (the slow log) stay
-on the session. Each read is one statement, so it sees one committed state.
+page of one instance's files or of a project's instances) use it; open-ended
+queries (the slow log) stay on the session. As through the session on SQLite
+(pysqlite opens no transaction for a SELECT), each statement sees the
+database as of its own start.
 
 ``read(session, fn)`` runs ``fn(sync_session)``: inline when the session
 carries an ``InlineReads`` (the API's sessions on SQLite), else through
@@ -73,7 +75,7 @@ class InlineReads:
 
 async def read(session: AsyncSession, fn: Callable[[Session], T]) -> T:
     """``fn(sync_session)``: inline on SQLite in the API, else through ``session``.
-    ``fn`` only reads, in one statement, and must not depend on ``session``'s own
+    ``fn`` only reads, a bounded amount, and must not depend on ``session``'s own
     uncommitted changes (an inline read does not see them)."""
     inline: InlineReads | None = session.info.get(INLINE_READS)
     if inline is not None and inline.enabled:

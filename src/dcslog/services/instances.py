@@ -10,6 +10,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dcslog import errors
+from dcslog.db.inline import read
 from dcslog.db.models import Instance, LogFile, Replication, Task
 from dcslog.keys import Keyring
 from dcslog.redis.discovery import DiscoveryError, Topology, discover
@@ -153,22 +154,42 @@ async def _store_replications(session: AsyncSession, instance: Instance, topolog
 
 
 async def list_instances(session: AsyncSession, project_id: str, *, offset: int = 0, limit: int = 10,
-                         name: str | None = None, status: str | None = None) -> tuple[int, list[Instance]]:
+                         name: str | None = None, status: str | None = None) -> tuple[int, list[dict]]:
+    """(how many match, the ShowInstance objects of one page), newest first: one read of three statements."""
     query = select(Instance).where(Instance.project_id == project_id)
     if name:
         query = query.where(Instance.name.contains(name, autoescape=True))
     if status:
         query = query.where(Instance.status == status)
-    total = await session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = await session.scalars(query.order_by(Instance.created_at.desc(), Instance.id).offset(offset).limit(limit))
-    return total or 0, list(rows)
+
+    def page(s) -> tuple[int, list[dict]]:
+        total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = list(s.scalars(query.order_by(Instance.created_at.desc(), Instance.id).offset(offset).limit(limit)))
+        sizes = _group_sizes(s, [row.id for row in rows])
+        return total, [_view(row, sizes.get(row.id, {})) for row in rows]
+    return await read(session, page)
+
+
+def _group_sizes(s, instance_ids: list[str]) -> dict[str, dict[int, int]]:
+    """Per instance, the number of nodes in each of its groups (shards)."""
+    sizes: dict[str, dict[int, int]] = {}
+    if instance_ids:
+        for instance_id, group_index, nodes in s.execute(
+                select(Replication.instance_id, Replication.group_index, func.count())
+                .where(Replication.instance_id.in_(instance_ids))
+                .group_by(Replication.instance_id, Replication.group_index)):
+            sizes.setdefault(instance_id, {})[group_index] = nodes
+    return sizes
 
 
 async def instance_view(session: AsyncSession, instance: Instance) -> dict:
     """The DCS ShowInstance object (the subset in SPEC §2), plus documented extensions."""
-    replications = await _replications(session, instance.id)
-    groups = {r.group_index for r in replications}
-    per_group = max((sum(1 for r in replications if r.group_index == g) for g in groups), default=1)
+    sizes = await read(session, lambda s: _group_sizes(s, [instance.id]))
+    return _view(instance, sizes.get(instance.id, {}))
+
+
+def _view(instance: Instance, group_sizes: dict[int, int]) -> dict:
+    per_group = max(group_sizes.values(), default=1)
     return {
         "instance_id": instance.id,
         "name": instance.name,
@@ -184,7 +205,7 @@ async def instance_view(session: AsyncSession, instance: Instance) -> dict:
         "capacity": instance.max_memory_bytes // GB,
         "capacity_minor": f"{instance.max_memory_bytes / GB:.2f}".rstrip("0").rstrip("."),
         "replica_count": per_group,
-        "sharding_count": len(groups),
+        "sharding_count": len(group_sizes),
         "description": instance.description,
         "created_at": dcs_time(instance.created_at),
         "updated_at": dcs_time(instance.updated_at),
@@ -203,7 +224,10 @@ async def instance_view(session: AsyncSession, instance: Instance) -> dict:
 async def group_list(session: AsyncSession, instance: Instance) -> list[dict]:
     """DCS ListGroupReplicationInfo ``group_list``: shards in a stable order, master first."""
     groups: dict[int, dict] = {}
-    for r in await _replications(session, instance.id):
+    replications = await read(session, lambda s: list(s.scalars(
+        select(Replication).where(Replication.instance_id == instance.id)
+        .order_by(Replication.group_index, Replication.position))))
+    for r in replications:
         group = groups.setdefault(r.group_index, {
             "group_id": r.group_id, "group_name": r.group_name, "replication_list": []})
         group["replication_list"].append({
