@@ -19,8 +19,8 @@ from urllib.parse import quote, unquote, urlsplit
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dcslog import errors
-from dcslog.db.models import Credential, Token
 from dcslog.db.inline import read
+from dcslog.db.models import Credential, Token
 from dcslog.db.readcache import cached
 from dcslog.keys import Keyring, hash_token
 

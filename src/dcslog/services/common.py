@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dcslog import errors
-from dcslog.db.models import Instance
 from dcslog.db.inline import read
+from dcslog.db.models import Instance
 from dcslog.db.readcache import cached
 
 # Derived ids (replications, nodes, groups) live under this namespace, so the
