@@ -308,7 +308,7 @@ def serve_floor(port: int) -> None:
     def create_app(*args, **kwargs):
         app = real_create_app(*args, **kwargs)
         app.router.add_get("/bench-floor", floor)
-        app.router.add_post(f"/bench-minimal-link/v2/{{project_id}}/instances/{{instance_id}}/redislog/{{id}}/links",
+        app.router.add_post("/bench-minimal-link/v2/{project_id}/instances/{instance_id}/redislog/{id}/links",
                             minimal_link_handler())
         return app
 
