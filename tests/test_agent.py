@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -154,3 +155,12 @@ def test_import_needs_the_agent_key(dcslog_server, redis_standalone):
     with pytest.raises(AssertionError):
         dcslog_server.import_instance(redis_standalone.url, "proj-a", "x",
                                       "--agent", f"{redis_standalone.address}=http://127.0.0.3:1")
+
+
+def test_agent_answers_malformed_http_in_the_envelope(agent):
+    """The agent runs on the same connection protocol as the service (app.run_app)."""
+    from tests.test_error_shape import raw_exchange
+
+    status, headers, body = raw_exchange(agent[0], b"GET /v1/runlog/day HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n")
+    assert status == 400 and headers["x-request-id"]
+    assert json.loads(body)["error_code"] == "DCS.4800"
