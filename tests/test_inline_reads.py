@@ -17,6 +17,7 @@ from dcslog.db import inline
 from dcslog.db.inline import InlineReads, read
 from dcslog.db.models import Token
 from dcslog.db.session import create_engine, create_sessionmaker, upgrade
+from dcslog.observability import REGISTRY
 
 
 @pytest.fixture
@@ -88,7 +89,11 @@ def test_a_busy_database_goes_through_the_session_without_blocking_the_loop(data
         ticking.cancel()
         await engine.dispose()
         return token, ticks
+    def fallbacks() -> float:
+        return REGISTRY.get_sample_value("dcslog_inline_read_fallbacks_total")
+    before = fallbacks()
     token, ticks = asyncio.run(scenario())
+    assert fallbacks() == before + 1  # counted for /metrics
     assert token.role == "operator"
     assert ticks >= 20  # the loop ran all along (~50 ticks in 0.5 s)
     assert reads.run(get_token)[1].role == "operator"  # and inline reads work again

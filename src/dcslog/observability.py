@@ -30,6 +30,9 @@ COLLECTED_BYTES = Counter("dcslog_collected_bytes", "Bytes of run logs collected
 COLLECTION_SECONDS = Histogram("dcslog_collection_duration_seconds",
                                "Seconds to collect and publish one day of one replica's run log.", registry=REGISTRY,
                                buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
+INLINE_READ_FALLBACKS = Counter("dcslog_inline_read_fallbacks",
+                                "Reads SQLite answered busy on the event loop, sent through aiosqlite's thread instead.",
+                                registry=REGISTRY)
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 

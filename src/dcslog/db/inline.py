@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
 from dcslog.db.readcache import readonly_sqlite_location
+from dcslog.observability import INLINE_READ_FALLBACKS
 
 T = TypeVar("T")
 INLINE_READS = "inline_reads"  # the key in Session.info
@@ -82,4 +83,5 @@ async def read(session: AsyncSession, fn: Callable[[Session], T]) -> T:
         done, value = inline.run(fn)
         if done:
             return value
+        INLINE_READ_FALLBACKS.inc()
     return await session.run_sync(fn)
