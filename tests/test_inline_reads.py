@@ -24,9 +24,11 @@ from dcslog.observability import REGISTRY
 def database(tmp_path):
     url = f"sqlite+aiosqlite:///{tmp_path / 'dcslog.db'}"
     upgrade(url)
-    with sqlite3.connect(tmp_path / "dcslog.db") as db:
-        db.execute("INSERT INTO tokens (token_hash, project_id, role, created_at, expires_at) "
-                   "VALUES ('h', 'proj-a', 'viewer', '2026-01-01 00:00:00', '2099-01-01 00:00:00')")
+    db = sqlite3.connect(tmp_path / "dcslog.db", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")  # as dcslog's engine sets it
+    db.execute("INSERT INTO tokens (token_hash, project_id, role, created_at, expires_at) "
+               "VALUES ('h', 'proj-a', 'viewer', '2026-01-01 00:00:00', '2099-01-01 00:00:00')")
+    db.close()
     return url, tmp_path / "dcslog.db"
 
 
@@ -44,6 +46,23 @@ def test_reads_inline_see_every_commit_and_come_back_detached(database):
         writer.execute("UPDATE tokens SET role = 'admin'")
     assert reads.run(get_token)[1].role == "admin"  # …the next read sees it
     assert token.role == "viewer"  # the object read before is detached: nothing reloads it behind our back
+    reads.close()
+
+
+def test_inline_reads_hold_no_snapshot_between_reads(database):
+    """An open read transaction on the long-lived inline connection would pin the WAL: no
+    checkpoint could finish and the file would grow without end."""
+    url, path = database
+    reads = InlineReads(url)
+    for _ in range(3):
+        reads.run(get_token)
+        reads.run(lambda s: s.execute(text("SELECT token_hash FROM tokens")).first())  # a result left unread
+    with sqlite3.connect(path) as writer:
+        writer.execute("UPDATE tokens SET role = 'admin'")
+    with sqlite3.connect(path) as checkpointer:
+        busy, _, _ = checkpointer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    assert busy == 0
+    assert (path.parent / "dcslog.db-wal").stat().st_size == 0
     reads.close()
 
 
