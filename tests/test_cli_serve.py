@@ -133,3 +133,50 @@ def test_api_only_server_and_a_separate_worker(tmp_path, redis_standalone):
                 proc.kill()
                 proc.wait()
 
+
+
+def test_sigterm_lets_a_download_in_flight_finish(tmp_path, redis_standalone):
+    """Stopping `dcslog serve` (a deploy, a restart) stops it listening, lets what is in flight
+    finish — here a download the client reads slowly — and then exits 0."""
+    from tests.test_redislog import log_line, today_utc
+
+    day = today_utc()
+    start = datetime(day.year, day.month, day.day, 0, 10)
+    lines = b"".join(log_line(start, f"entry {i} " + "x" * 200) for i in range(2000))
+    log_file = tmp_path / "redis.log"
+    log_file.write_bytes(lines * 80)  # ≈ 36 MB of today: far more than the sockets' buffers
+    port = _free_port()
+    env = {**os.environ, "DCSLOG_DATA_DIR": str(tmp_path / "data"), "DCSLOG_PORT": str(port)}
+    base = f"http://127.0.0.1:{port}"
+    with open(tmp_path / "serve.log", "wb") as log:
+        proc = subprocess.Popen([*DCSLOG, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: answers(base), timeout=30, what="dcslog serve to answer")
+        token = run_cli(env, "token", "create", "--project-id", "demo")["token"]
+        instance = run_cli(env, "instances", "import", "--project-id", "demo", "--name", "big", "--redis",
+                           redis_standalone.url, "--log-file", f"{redis_standalone.address}={log_file}")
+        api = f"{base}/v2/demo/instances/{instance['instance_id']}"
+        headers = {"X-Auth-Token": token}
+        assert httpx.post(f"{api}/redislog", params={"log_type": "run"}, headers=headers).status_code == 204
+
+        def done():
+            item = httpx.get(f"{api}/redislog", params={"log_type": "run"}, headers=headers).json()["file_list"][0]
+            return item if item["status"] != "creating" else None
+        item = wait_for(done, what="collection")
+        assert item["status"] == "succeed" and item["size"] == len(lines) * 80
+        link = httpx.post(f"{api}/redislog/{item['id']}/links", headers=headers).json()["link"]
+        with httpx.stream("GET", link, timeout=60) as response:
+            chunks = response.iter_raw(64 * 1024)
+            received = len(next(chunks))
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(1)  # the server is draining now…
+            assert proc.poll() is None
+            with pytest.raises(httpx.ConnectError):  # …and takes no new connection
+                httpx.get(f"{base}/health", timeout=5)
+            received += sum(len(chunk) for chunk in chunks)
+        assert received == item["size"]  # the download in flight was not cut
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

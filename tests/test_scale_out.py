@@ -179,13 +179,16 @@ def test_a_request_to_another_process_wakes_the_worker_at_once(cluster_env, redi
                 proc.wait()
 
 
-def test_the_sweep_removes_what_a_crash_left_half_written(s3_server, tmp_path, monkeypatch):
+@pytest.mark.parametrize("prefix", ["fleet", ""], ids=["under a prefix", "bucket root"])
+def test_the_sweep_removes_what_a_crash_left_half_written(s3_server, tmp_path, monkeypatch, prefix):
     """A worker killed mid-upload leaves a multipart upload (parts billed, never visible) and a
-    staged file. The retention sweep aborts uploads under dcslog's prefix and removes staged
-    files once they are ABANDONED_AFTER old — fresh ones may be a live collection's.
+    staged file. The retention sweep aborts uploads of dcslog's keys and removes staged files
+    once they are ABANDONED_AFTER old — fresh ones may be a live collection's — and leaves
+    other applications' uploads alone, even in the same bucket, even under no prefix.
     (moto reports every upload as initiated in 2010, so only the staged file shows the age
     rule; real stores report the real time.)"""
     import asyncio
+    import uuid
 
     from dcslog import worker as worker_module
     from dcslog.config import Settings
@@ -195,16 +198,19 @@ def test_the_sweep_removes_what_a_crash_left_half_written(s3_server, tmp_path, m
 
     bucket = s3_server.create_bucket()
     monkeypatch.setenv("DCSLOG_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("DCSLOG_OBJECT_STORE", s3_server.store_url(bucket).replace(f"s3://{bucket}?", f"s3://{bucket}/fleet?"))
+    monkeypatch.setenv("DCSLOG_OBJECT_STORE", s3_server.store_url(bucket).replace(
+        f"s3://{bucket}?", f"s3://{bucket}/{prefix}?" if prefix else f"s3://{bucket}?"))
     monkeypatch.setenv("DCSLOG_S3_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("DCSLOG_S3_SECRET_ACCESS_KEY", "test")
     settings = Settings()
     store = open_object_store(settings)
     s3 = store.client
-    key = "fleet/instance/replica/2026-11-27.log"
-    upload = s3.create_multipart_upload(Bucket=bucket, Key=key)
-    s3.upload_part(Bucket=bucket, Key=key, UploadId=upload["UploadId"], PartNumber=1, Body=b"x" * 1024)
-    s3.create_multipart_upload(Bucket=bucket, Key="another-app/big.bin")  # not under our prefix: never touched
+    ours = f"{prefix + '/' if prefix else ''}{uuid.uuid4()}/{uuid.uuid4()}/{uuid.uuid4()}-1.log"
+    upload = s3.create_multipart_upload(Bucket=bucket, Key=ours)
+    s3.upload_part(Bucket=bucket, Key=ours, UploadId=upload["UploadId"], PartNumber=1, Body=b"x" * 1024)
+    foreign = {"another-app/big.bin", f"{prefix + '/' if prefix else ''}backups/dump.rdb"}
+    for key in foreign:  # never touched
+        s3.create_multipart_upload(Bucket=bucket, Key=key)
     fd, staged = store.staging.stage()
     os.close(fd)
 
@@ -218,14 +224,14 @@ def test_the_sweep_removes_what_a_crash_left_half_written(s3_server, tmp_path, m
         await worker_module.Worker(settings, create_sessionmaker(engine), store,
                                    Keyring(load_server_key(settings))).sweep()
         await engine.dispose()
-    assert uploads() == {key, "another-app/big.bin"}
+    assert uploads() == {ours, *foreign}
     asyncio.run(sweep())
-    assert uploads() == {"another-app/big.bin"}  # "initiated in 2010": abandoned
+    assert uploads() == foreign  # ours, "initiated in 2010": abandoned
     assert os.path.exists(staged)  # a second old: maybe a collection being written right now
     monkeypatch.setattr(worker_module, "ABANDONED_AFTER", -1.0)  # now it counts as old
     asyncio.run(sweep())
     assert not os.path.exists(staged)
-    assert uploads() == {"another-app/big.bin"}
+    assert uploads() == foreign
 
 
 def test_a_sweep_that_cannot_list_uploads_still_does_retention(s3_server, tmp_path, monkeypatch, caplog):

@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import logging
 import re
+import signal
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -129,7 +130,9 @@ class AccessLogger(AbstractAccessLogger):
 
 
 # What every server of ours (dcslog serve, the tests' servers, the agent) runs aiohttp with.
-RUNNER_OPTIONS = {**PARSER_LIMITS, "access_log_class": AccessLogger}
+# keepalive_timeout: web.run_app's 75 s for an idle keep-alive connection (the protocol's
+# own default is an hour of held file descriptors per idle client).
+RUNNER_OPTIONS = {**PARSER_LIMITS, "access_log_class": AccessLogger, "keepalive_timeout": 75.0}
 
 
 class DcsRequestHandler(RequestHandler):
@@ -140,14 +143,15 @@ class DcsRequestHandler(RequestHandler):
     __slots__ = ()
 
     def handle_error(self, request, status=500, exc=None, message=None):
-        if request.writer.output_size > 0:  # as aiohttp: a response is half sent, only closing is left
-            raise ConnectionError("Response is sent already, cannot send another response with the error message")
         request_id = new_request_id()
         request_id_var.set(request_id)  # this runs in the request's task: its access line gets the id too
         if status >= 500:
             log.error("unexpected error outside the application, request_id=%s", request_id, exc_info=exc)
             error = errors.InternalError()
-        else:
+            error.status = status
+        if request.writer.output_size > 0:  # as aiohttp: a response is half sent, only closing is left
+            raise ConnectionError("Response is sent already, cannot send another response with the error message")
+        if status < 500:
             # The parser's first line says what was wrong; the rest echoes the client's bytes.
             reason = (message or "").partition("\n")[0].strip().rstrip(":")[:200] or "Malformed HTTP request"
             if reason.startswith("Got more than"):
@@ -176,21 +180,33 @@ class DcsRunner(web.AppRunner):
 
 
 def run_app(app: web.Application, *, host: str, port: int, ssl_context=None, ready=None) -> None:
-    """Serve ``app`` until SIGINT or SIGTERM, as ``web.run_app`` does, through ``DcsRunner``.
+    """Serve ``app`` through ``DcsRunner`` until SIGINT or SIGTERM, then shut down as
+    ``web.run_app`` does: stop listening, let requests in flight finish (downloads, agent
+    streams; up to aiohttp's 60 s shutdown timeout), then run the app's cleanup (the worker).
     ``ready()`` is called once the socket listens."""
 
     async def serve() -> None:
-        runner = DcsRunner(app, handle_signals=True, **RUNNER_OPTIONS)  # signals raise web.GracefulExit
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGINT, signal.SIGTERM)
+
+        def on_signal() -> None:
+            stop.set()
+            for signum in signals:  # a second Ctrl-C or SIGTERM ends the process at once
+                loop.remove_signal_handler(signum)
+        for signum in signals:
+            loop.add_signal_handler(signum, on_signal)
+        runner = DcsRunner(app, **RUNNER_OPTIONS)
         await runner.setup()
         try:
             await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
             if ready is not None:
                 ready()
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
-            await runner.cleanup()
+            await runner.cleanup()  # before asyncio.run cancels what is left: the drain comes first
 
-    with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve())
 
 

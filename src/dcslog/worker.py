@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from dcslog.config import Settings
 from dcslog.db.models import LogFile, Task
 from dcslog.keys import Keyring, load_server_key
-from dcslog.services.collection import run_collect_task
+from dcslog.services.collection import is_object_key, run_collect_task
 from dcslog.services.slowlog import harvest_all, sweep_slowlog
 from dcslog.services.common import new_id, utcnow
 from dcslog.services.redislog import COLLECT_TASK
@@ -236,7 +236,7 @@ class Worker:
         if deleted:
             log.info("retention: deleted %d expired file(s)", deleted)
         try:
-            abandoned = await asyncio.to_thread(self.store.clean_abandoned, ABANDONED_AFTER)
+            abandoned = await asyncio.to_thread(self.store.clean_abandoned, ABANDONED_AFTER, is_object_key)
         except Exception as exc:  # noqa: BLE001 - e.g. no s3:ListBucketMultipartUploads: retention went on
             log.warning("could not look for half-written uploads left by a crash: %s", exc)
         else:

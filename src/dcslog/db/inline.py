@@ -9,11 +9,14 @@ writer, so a short, index-backed read is cheaper run synchronously right
 where it is needed than handed to a thread.
 
 The connection is read-only (``mode=ro``: it can neither write nor create
-the file) and has no busy timeout, so the loop never sleeps on a lock: in
-the rare moment SQLite answers "busy" (a checkpoint restarting the WAL,
-recovery after a crash), the read goes through the session instead, which
-waits its turn on aiosqlite's thread as before. Writes always go through the
-session. Only reads that are short by construction (primary-key look-ups, a
+the file) and has no busy timeout, so the loop does not wait for a lock
+another connection holds: when SQLite answers "busy" (a checkpoint
+restarting the WAL, another connection recovering it after a crash) — or
+any other operational error — the read goes through the session instead,
+which waits its turn on aiosqlite's thread as before and raises whatever is
+really wrong. (SQLite's one exception: a reader that finds the WAL index
+damaged after a crash rebuilds it itself, once, here on the loop.) Writes
+always go through the session. Only reads that are short by construction (primary-key look-ups, a
 page of one instance's files or of a project's instances) use it; open-ended
 queries (the slow log) stay on the session. As through the session on SQLite
 (pysqlite opens no transaction for a SELECT), each statement sees the
@@ -41,7 +44,6 @@ from dcslog.observability import INLINE_READ_FALLBACKS
 
 T = TypeVar("T")
 INLINE_READS = "inline_reads"  # the key in Session.info
-BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 
 
 class InlineReads:
@@ -59,14 +61,14 @@ class InlineReads:
         return self._engine is not None
 
     def run(self, fn: Callable[[Session], T]) -> tuple[bool, T | None]:
-        """(True, ``fn(session)``) read on the loop, or (False, None) when SQLite is busy."""
+        """(True, ``fn(session)``) read on the loop, or (False, None) when SQLite would not answer
+        here: busy or locked (extended codes such as SQLITE_BUSY_RECOVERY included), or any other
+        operational error, which the session's own try then reports if it is real."""
         try:
             with Session(self._engine) as session:
                 return True, fn(session)
-        except OperationalError as exc:
-            if getattr(exc.orig, "sqlite_errorcode", None) in BUSY:
-                return False, None
-            raise
+        except OperationalError:
+            return False, None
 
     def close(self) -> None:
         if self._engine is not None:

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 from datetime import date
 from typing import Callable
@@ -89,6 +90,15 @@ def describe_failure(exc: BaseException, log_file: str) -> str:
 
 def _object_key(row: LogFile, task_id: str, attempt: int) -> str:
     return f"{row.instance_id}/{row.id}/{task_id}-{attempt}.log"
+
+
+_OBJECT_KEY = re.compile(r"[0-9a-f-]{36}/[0-9a-f-]{36}/[0-9a-f-]{36}-[0-9]+\.log")
+
+
+def is_object_key(key: str) -> bool:
+    """Whether a key (under the store's prefix) has the shape of ``_object_key``: the store's
+    sweep touches nothing else, even in a bucket shared with other applications."""
+    return _OBJECT_KEY.fullmatch(key) is not None
 
 
 def _holds_lease(task_id: str, owner: str):

@@ -59,8 +59,9 @@ class LocalObjectStore:
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
 
-    def clean_abandoned(self, older_than: float) -> int:
-        """Remove what crashed processes left half-written (staged files) ``older_than`` seconds ago."""
+    def clean_abandoned(self, older_than: float, is_ours=None) -> int:
+        """Remove what crashed processes left half-written (staged files) ``older_than`` seconds
+        ago. (The staging directory is dcslog's alone: ``is_ours``, for shared stores, is moot.)"""
         return self.staging.clean(older_than)
 
     def link(self, key: str, filename: str, expires_at) -> None:

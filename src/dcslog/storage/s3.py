@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
@@ -70,19 +71,24 @@ class S3ObjectStore:
         except self.client.exceptions.ClientError:
             return False
 
-    def clean_abandoned(self, older_than: float) -> int:
+    def clean_abandoned(self, older_than: float, is_ours: Callable[[str], bool]) -> int:
         """Remove what crashed processes left half-written ``older_than`` seconds ago: staged
-        files, and multipart uploads under our prefix (a worker killed mid-upload leaves its
-        parts in the bucket, invisible and billed, until the upload is aborted)."""
+        files, and multipart uploads of our keys (a worker killed mid-upload leaves its parts
+        in the bucket, invisible and billed, until the upload is aborted). ``is_ours(key)``
+        (the key under our prefix) keeps the hands off other applications' uploads."""
         removed = self.staging.clean(older_than)
         cutoff = datetime.now(timezone.utc) - timedelta(seconds=older_than)
         prefix = f"{self.prefix}/" if self.prefix else ""
         for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=prefix):
             for upload in page.get("Uploads", []):
-                if upload["Initiated"] < cutoff:
+                if upload["Initiated"] >= cutoff or not is_ours(upload["Key"][len(prefix):]):
+                    continue
+                try:
                     self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"],
                                                        UploadId=upload["UploadId"])
                     removed += 1
+                except self.client.exceptions.NoSuchUpload:
+                    pass  # another worker's sweep aborted it first
         return removed
 
     def link(self, key: str, filename: str, expires_at: datetime) -> str:
