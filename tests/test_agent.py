@@ -10,6 +10,8 @@ import signal
 import ssl
 import subprocess
 import sys
+import threading
+import time
 from datetime import datetime, timezone
 
 import httpx
@@ -20,6 +22,7 @@ from dcslog.auth import sign_request
 from dcslog.runlog.remote import AGENT_ACCESS_KEY
 from tests.dcslog_fixtures import _free_port, wait_for
 from tests.redis_fixtures import TlsFiles
+from tests.test_faults import big_day
 from tests.test_redislog import day_lines, download, today_utc, wait_settled
 
 KEY = "agent-secret-for-tests"
@@ -164,3 +167,51 @@ def test_agent_answers_malformed_http_in_the_envelope(agent):
     status, headers, body = raw_exchange(agent[0], b"GET /v1/runlog/day HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n")
     assert status == 400 and headers["x-request-id"]
     assert json.loads(body)["error_code"] == "DCS.4800"
+
+
+def test_a_log_that_shrinks_mid_stream_cuts_the_stream(agent):
+    """copytruncate on the Redis host while the agent streams: the stream breaks without its
+    last chunk (the client sees an incomplete answer), never ends as if the short day were whole."""
+    agent_url, log_dir, remote_files = agent
+    log = remote_files / "redis.log"
+    log.write_bytes(big_day(today_utc(), 48))
+    url = f"{agent_url}/v1/runlog/day?day={today_utc().isoformat()}&log_file={log_dir / 'redis.log'}"
+    received = 0
+    with pytest.raises(httpx.RemoteProtocolError, match="incomplete"):
+        with httpx.stream("GET", url, headers=sign_request(AGENT_ACCESS_KEY, KEY, "GET", url), timeout=30) as response:
+            assert response.status_code == 200
+            chunks = response.iter_raw(64 * 1024)
+            received += len(next(chunks))
+            os.truncate(log, 1000)  # the agent is blocked on our socket, well before the end of the day
+            for chunk in chunks:
+                received += len(chunk)
+    assert received < len(big_day(today_utc(), 48))
+
+
+def test_collection_through_an_agent_survives_copytruncate_mid_stream(dcslog_server, redis_standalone, agent):
+    """The same rotation during a real collection: the service asks again and gets the day
+    from redis.log.1 (whether the rotation lands before, during or after the stream)."""
+    agent_url, log_dir, remote_files = agent
+    log = remote_files / "redis.log"
+    content = big_day(today_utc(), 256)
+    log.write_bytes(content)
+    shutil.copyfile(log, remote_files / "redis.log.1.tmp")
+    imported = dcslog_server.import_instance(
+        redis_standalone.url, "proj-a", "remote", "--log-file", f"{redis_standalone.address}={log_dir}/redis.log",
+        "--agent", f"{redis_standalone.address}={agent_url}", "--agent-key", KEY)
+    staging = dcslog_server.settings.data_dir / "files" / ".staging"
+
+    def rotate_when_reading() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(p.stat().st_size > 0 for p in staging.glob("*.part")):
+            pass
+        os.rename(remote_files / "redis.log.1.tmp", remote_files / "redis.log.1")
+        os.truncate(log, 0)
+    rotator = threading.Thread(target=rotate_when_reading)
+    rotator.start()
+    client = dcslog_server.sdk()
+    client.create_redislog(CreateRedislogRequest(instance_id=imported["instance_id"], log_type="run"))
+    rotator.join()
+    [item] = wait_settled(client, imported["instance_id"])
+    assert item.status == "succeed"  # one rotation: the second ask finds the day whole in redis.log.1
+    assert download(client, imported["instance_id"], item.id).content == content

@@ -22,7 +22,7 @@ from aiohttp import web
 from dcslog import errors
 from dcslog.app import REQUEST_ID, dcs_envelope, run_app
 from dcslog.auth import SignedRequest, parse_authorization, verify_signature
-from dcslog.runlog.slicer import iter_day
+from dcslog.runlog.slicer import SourceChanged, iter_day
 
 log = logging.getLogger("dcslog.agent")
 
@@ -60,7 +60,7 @@ async def runlog_day(request: web.Request) -> web.StreamResponse:
         raise errors.InvalidParameter("day") from None
     path = _allowed(log_file, request.app[ALLOWED_DIRS])
     try:
-        chunks = await asyncio.to_thread(iter_day, str(path), day)
+        chunks, first = await asyncio.to_thread(_open_day, str(path), day)
     except FileNotFoundError:
         raise errors.NotFound(f"Log file {log_file} (and rotated copies) not found on this host.") from None
     except PermissionError:
@@ -69,11 +69,29 @@ async def runlog_day(request: web.Request) -> web.StreamResponse:
                                            "X-Request-Id": request[REQUEST_ID]})
     response.enable_chunked_encoding()
     await response.prepare(request)
-    sentinel = object()
-    while (chunk := await asyncio.to_thread(next, chunks, sentinel)) is not sentinel:
+    # A failure from here on (the log shrinking under a copytruncate rotation, a disk error)
+    # cuts the stream without its last chunk (app.dcs_envelope): the service never takes a
+    # short day for a whole one, and asks again.
+    chunk = first
+    while chunk is not _END:
         await response.write(chunk)
+        chunk = await asyncio.to_thread(next, chunks, _END)
     await response.write_eof()
     return response
+
+
+_END = b""  # iter_day yields no empty chunk
+
+
+def _open_day(path: str, day: date):
+    """(the day's chunks, the first of them or ``_END``). A copytruncate rotation before
+    anything is sent is no failure: the day is sliced again, as the service does locally."""
+    try:
+        chunks = iter_day(path, day)
+        return chunks, next(chunks, _END)
+    except SourceChanged:
+        chunks = iter_day(path, day)
+        return chunks, next(chunks, _END)
 
 
 def create_agent_app(key: str, allowed_dirs: list[str]) -> web.Application:

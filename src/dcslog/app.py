@@ -70,6 +70,10 @@ def _error_response(error: errors.DcsError) -> web.Response:
     return response
 
 
+class AnswerCut(ConnectionResetError):
+    """A streamed answer (a download, an agent's day) failed after its first bytes went out."""
+
+
 @web.middleware
 async def dcs_envelope(request: web.Request, handler) -> web.StreamResponse:
     """The one place that turns any failure into the DCS error envelope, and stamps X-Request-Id."""
@@ -84,18 +88,27 @@ async def dcs_envelope(request: web.Request, handler) -> web.StreamResponse:
         if sum(map(len, itertools.chain.from_iterable(request.raw_headers))) > MAX_HEADERS:
             raise _status_error(431, f"The request headers are larger than {MAX_HEADERS} bytes.")
         response = await handler(request)
-    except errors.DcsError as exc:
-        response = _error_response(exc)
-    except web.HTTPException as exc:
-        if exc.status < 400:  # a redirect: aiohttp sends the exception itself
-            exc.headers["X-Request-Id"] = request_id
-            raise
-        response = _error_response(_as_dcs_error(exc))
     except asyncio.CancelledError:
         raise
-    except Exception:
-        log.exception("unexpected error, request_id=%s", request_id)
-        response = _error_response(errors.InternalError())
+    except Exception as exc:
+        if request.writer.output_size > 0:
+            # Part of a streamed answer is out: an envelope now would land inside its body.
+            # The connection is closed instead, without the end of the chunked or sized
+            # body, so the client sees a broken answer, never a short one that looks whole.
+            level = logging.INFO if isinstance(exc, ConnectionError) else logging.WARNING  # the client left
+            log.log(level, "answer cut after %d bytes: %s, request_id=%s", request.writer.output_size,
+                    exc or type(exc).__name__, request_id)
+            raise AnswerCut() from exc
+        if isinstance(exc, errors.DcsError):
+            response = _error_response(exc)
+        elif isinstance(exc, web.HTTPException):
+            if exc.status < 400:  # a redirect: aiohttp sends the exception itself
+                exc.headers["X-Request-Id"] = request_id
+                raise
+            response = _error_response(_as_dcs_error(exc))
+        else:
+            log.exception("unexpected error, request_id=%s", request_id)
+            response = _error_response(errors.InternalError())
     # A handler that streams (the agent) has sent its headers already and sets the id itself.
     if not response.prepared:
         response.headers["X-Request-Id"] = request_id
@@ -143,6 +156,8 @@ class DcsRequestHandler(RequestHandler):
     __slots__ = ()
 
     def handle_error(self, request, status=500, exc=None, message=None):
+        if isinstance(exc, AnswerCut):  # logged by dcs_envelope: only closing is left (aiohttp does it)
+            raise ConnectionError("the answer was cut")
         request_id = new_request_id()
         request_id_var.set(request_id)  # this runs in the request's task: its access line gets the id too
         if status >= 500:

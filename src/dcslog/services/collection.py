@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from dcslog.db.models import Instance, LogFile, Replication, Task
 from dcslog.keys import Keyring
 from dcslog.observability import COLLECTED_BYTES, COLLECTION_SECONDS, COLLECTIONS
-from dcslog.runlog.remote import AgentError, fetch_day
+from dcslog.runlog.remote import AgentError, AgentStreamCut, fetch_day
 from dcslog.runlog.slicer import SourceChanged, write_day
 from dcslog.services.common import utcnow
 from dcslog.storage import ObjectStore
@@ -40,12 +40,12 @@ HASH_CHUNK = 1 << 20
 
 
 def cut_day_retrying(store: ObjectStore, write: Callable[[int], int], key: str) -> tuple[int, str]:
-    """``cut_day``, once more if the log was rotated by copytruncate under the first try:
-    slicing again finds the day's start in the rotated copy."""
+    """``cut_day``, once more if the log was rotated by copytruncate under the first try
+    (slicing again finds the day's start in the rotated copy), or an agent's stream broke."""
     try:
         return cut_day(store, write, key)
-    except SourceChanged:
-        log.info("run log shrank while read (copytruncate?); slicing %s again", key)
+    except (SourceChanged, AgentStreamCut) as exc:
+        log.info("day cut short (%s); slicing %s again", exc, key)
         return cut_day(store, write, key)
 
 
