@@ -10,8 +10,6 @@ import signal
 import ssl
 import subprocess
 import sys
-import threading
-import time
 from datetime import datetime, timezone
 
 import httpx
@@ -22,7 +20,7 @@ from dcslog.auth import sign_request
 from dcslog.runlog.remote import AGENT_ACCESS_KEY
 from tests.dcslog_fixtures import _free_port, wait_for
 from tests.redis_fixtures import TlsFiles
-from tests.test_faults import big_day
+from tests.test_faults import big_day, copytruncate_while_collecting
 from tests.test_redislog import day_lines, download, today_utc, wait_settled
 
 KEY = "agent-secret-for-tests"
@@ -195,20 +193,10 @@ def test_collection_through_an_agent_survives_copytruncate_mid_stream(dcslog_ser
     log = remote_files / "redis.log"
     content = big_day(today_utc(), 256)
     log.write_bytes(content)
-    shutil.copyfile(log, remote_files / "redis.log.1.tmp")
     imported = dcslog_server.import_instance(
         redis_standalone.url, "proj-a", "remote", "--log-file", f"{redis_standalone.address}={log_dir}/redis.log",
         "--agent", f"{redis_standalone.address}={agent_url}", "--agent-key", KEY)
-    staging = dcslog_server.settings.data_dir / "files" / ".staging"
-
-    def rotate_when_reading() -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not any(p.stat().st_size > 0 for p in staging.glob("*.part")):
-            pass
-        os.rename(remote_files / "redis.log.1.tmp", remote_files / "redis.log.1")
-        os.truncate(log, 0)
-    rotator = threading.Thread(target=rotate_when_reading)
-    rotator.start()
+    rotator = copytruncate_while_collecting(log, dcslog_server.settings.data_dir / "files" / ".staging")
     client = dcslog_server.sdk()
     client.create_redislog(CreateRedislogRequest(instance_id=imported["instance_id"], log_type="run"))
     rotator.join()

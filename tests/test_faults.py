@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -57,6 +58,24 @@ def test_a_node_that_dies_mid_collection(dcslog_server, redis_standalone, tmp_pa
     assert download(client, imported["instance_id"], item.id).content == content
 
 
+def copytruncate_while_collecting(log: Path, staging: Path) -> threading.Thread:
+    """logrotate's copytruncate (copy the log to redis.log.1, then truncate it in place), timed
+    to land while dcslog writes the day into ``staging``: the copy is made beforehand, the
+    rename and truncate happen (in the returned, started thread) once a staged file has bytes."""
+    copy = log.with_name(log.name + ".1.tmp")
+    shutil.copyfile(log, copy)
+
+    def rotate_when_reading() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(p.stat().st_size > 0 for p in staging.glob("*.part")):
+            pass
+        os.rename(copy, log.with_name(log.name + ".1"))
+        os.truncate(log, 0)
+    rotator = threading.Thread(target=rotate_when_reading)
+    rotator.start()
+    return rotator
+
+
 def test_copytruncate_rotation_mid_read(dcslog_server, redis_standalone, tmp_path):
     log = tmp_path / "redis.log"
     content = big_day(today_utc(), 256)
@@ -66,19 +85,7 @@ def test_copytruncate_rotation_mid_read(dcslog_server, redis_standalone, tmp_pat
     client = dcslog_server.sdk()
     staging = dcslog_server.settings.data_dir / "files" / ".staging"
 
-    # logrotate's copytruncate copies the log to redis.log.1, then truncates redis.log in place.
-    # The copy is made beforehand here, so that the truncation lands while dcslog is reading.
-    shutil.copyfile(log, tmp_path / "redis.log.1.tmp")
-
-    def rotate_when_reading() -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if any(p.stat().st_size > 0 for p in staging.glob("*.part")):
-                break
-        os.rename(tmp_path / "redis.log.1.tmp", tmp_path / "redis.log.1")
-        os.truncate(log, 0)
-    rotator = threading.Thread(target=rotate_when_reading)
-    rotator.start()
+    rotator = copytruncate_while_collecting(log, staging)
     client.create_redislog(CreateRedislogRequest(instance_id=imported["instance_id"], log_type="run"))
     rotator.join()
     [item] = wait_settled(client, imported["instance_id"])

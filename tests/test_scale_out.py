@@ -179,6 +179,35 @@ def test_a_request_to_another_process_wakes_the_worker_at_once(cluster_env, redi
                 proc.wait()
 
 
+def s3_worker_settings(monkeypatch, tmp_path, store_url: str):
+    """Settings of a worker on the embedded database and the S3 store at ``store_url``."""
+    from dcslog.config import Settings
+
+    monkeypatch.setenv("DCSLOG_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DCSLOG_OBJECT_STORE", store_url)
+    monkeypatch.setenv("DCSLOG_S3_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("DCSLOG_S3_SECRET_ACCESS_KEY", "test")
+    return Settings()
+
+
+def run_sweep(settings, store) -> int:
+    """One retention sweep of a worker, as `dcslog worker` runs it."""
+    import asyncio
+
+    from dcslog.db.session import create_engine, create_sessionmaker, upgrade
+    from dcslog.keys import Keyring, load_server_key
+    from dcslog.worker import Worker
+
+    async def sweep() -> int:
+        upgrade(settings.effective_database_url)
+        engine = create_engine(settings.effective_database_url)
+        try:
+            return await Worker(settings, create_sessionmaker(engine), store, Keyring(load_server_key(settings))).sweep()
+        finally:
+            await engine.dispose()
+    return asyncio.run(sweep())
+
+
 @pytest.mark.parametrize("prefix", ["fleet", ""], ids=["under a prefix", "bucket root"])
 def test_the_sweep_removes_what_a_crash_left_half_written(s3_server, tmp_path, monkeypatch, prefix):
     """A worker killed mid-upload leaves a multipart upload (parts billed, never visible) and a
@@ -187,28 +216,21 @@ def test_the_sweep_removes_what_a_crash_left_half_written(s3_server, tmp_path, m
     other applications' uploads alone, even in the same bucket, even under no prefix.
     (moto reports every upload as initiated in 2010, so only the staged file shows the age
     rule; real stores report the real time.)"""
-    import asyncio
     import uuid
 
     from dcslog import worker as worker_module
-    from dcslog.config import Settings
-    from dcslog.db.session import create_engine, create_sessionmaker, upgrade
-    from dcslog.keys import Keyring, load_server_key
     from dcslog.storage import open_object_store
 
     bucket = s3_server.create_bucket()
-    monkeypatch.setenv("DCSLOG_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("DCSLOG_OBJECT_STORE", s3_server.store_url(bucket).replace(
-        f"s3://{bucket}?", f"s3://{bucket}/{prefix}?" if prefix else f"s3://{bucket}?"))
-    monkeypatch.setenv("DCSLOG_S3_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("DCSLOG_S3_SECRET_ACCESS_KEY", "test")
-    settings = Settings()
+    under = f"{prefix}/" if prefix else ""
+    settings = s3_worker_settings(monkeypatch, tmp_path,
+                                  s3_server.store_url(bucket).replace(f"s3://{bucket}?", f"s3://{bucket}/{prefix}?"))
     store = open_object_store(settings)
     s3 = store.client
-    ours = f"{prefix + '/' if prefix else ''}{uuid.uuid4()}/{uuid.uuid4()}/{uuid.uuid4()}-1.log"
+    ours = f"{under}{uuid.uuid4()}/{uuid.uuid4()}/{uuid.uuid4()}-1.log"
     upload = s3.create_multipart_upload(Bucket=bucket, Key=ours)
     s3.upload_part(Bucket=bucket, Key=ours, UploadId=upload["UploadId"], PartNumber=1, Body=b"x" * 1024)
-    foreign = {"another-app/big.bin", f"{prefix + '/' if prefix else ''}backups/dump.rdb"}
+    foreign = {"another-app/big.bin", f"{under}backups/dump.rdb"}
     for key in foreign:  # never touched
         s3.create_multipart_upload(Bucket=bucket, Key=key)
     fd, staged = store.staging.stage()
@@ -216,20 +238,12 @@ def test_the_sweep_removes_what_a_crash_left_half_written(s3_server, tmp_path, m
 
     def uploads() -> set[str]:
         return {u["Key"] for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])}
-
-    async def sweep() -> None:
-        url = settings.effective_database_url
-        upgrade(url)
-        engine = create_engine(url)
-        await worker_module.Worker(settings, create_sessionmaker(engine), store,
-                                   Keyring(load_server_key(settings))).sweep()
-        await engine.dispose()
     assert uploads() == {ours, *foreign}
-    asyncio.run(sweep())
+    run_sweep(settings, store)
     assert uploads() == foreign  # ours, "initiated in 2010": abandoned
     assert os.path.exists(staged)  # a second old: maybe a collection being written right now
     monkeypatch.setattr(worker_module, "ABANDONED_AFTER", -1.0)  # now it counts as old
-    asyncio.run(sweep())
+    run_sweep(settings, store)
     assert not os.path.exists(staged)
     assert uploads() == foreign
 
@@ -237,29 +251,11 @@ def test_the_sweep_removes_what_a_crash_left_half_written(s3_server, tmp_path, m
 def test_a_sweep_that_cannot_list_uploads_still_does_retention(s3_server, tmp_path, monkeypatch, caplog):
     """The store refuses the listing (here: the bucket is gone; elsewhere: no
     s3:ListBucketMultipartUploads): a warning, and the sweep returns normally."""
-    import asyncio
     import logging
 
-    from dcslog import worker as worker_module
-    from dcslog.config import Settings
-    from dcslog.db.session import create_engine, create_sessionmaker, upgrade
-    from dcslog.keys import Keyring, load_server_key
     from dcslog.storage import open_object_store
 
-    monkeypatch.setenv("DCSLOG_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("DCSLOG_OBJECT_STORE", s3_server.store_url("no-such-bucket-here"))
-    monkeypatch.setenv("DCSLOG_S3_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("DCSLOG_S3_SECRET_ACCESS_KEY", "test")
-    settings = Settings()
-
-    async def sweep() -> int:
-        upgrade(settings.effective_database_url)
-        engine = create_engine(settings.effective_database_url)
-        try:
-            return await worker_module.Worker(settings, create_sessionmaker(engine), open_object_store(settings),
-                                              Keyring(load_server_key(settings))).sweep()
-        finally:
-            await engine.dispose()
+    settings = s3_worker_settings(monkeypatch, tmp_path, s3_server.store_url("no-such-bucket-here"))
     with caplog.at_level(logging.WARNING, logger="dcslog"):
-        assert asyncio.run(sweep()) == 0
+        assert run_sweep(settings, open_object_store(settings)) == 0
     assert any("half-written uploads" in r.getMessage() for r in caplog.records)
