@@ -203,3 +203,55 @@ def test_collection_through_an_agent_survives_copytruncate_mid_stream(dcslog_ser
     [item] = wait_settled(client, imported["instance_id"])
     assert item.status == "succeed"  # one rotation: the second ask finds the day whole in redis.log.1
     assert download(client, imported["instance_id"], item.id).content == content
+
+
+@pytest.mark.parametrize("option", ["--agent", "--log-file"])
+def test_import_refuses_a_per_node_option_for_a_node_it_did_not_find(dcslog_server, redis_standalone, capsys,
+                                                                     option):
+    """A typo in the node address would be stored and never used: the collection would then read
+    the wrong place. The import fails, naming the nodes it did find, and stores nothing."""
+    from dcslog import cli
+
+    value = "http://127.0.0.3:1" if option == "--agent" else "/var/log/redis/other.log"
+    code = cli.main(["instances", "import", "--project-id", "proj-a", "--name", "x", "--redis", redis_standalone.url,
+                     option, f"127.0.0.9:6379={value}", "--agent-key", KEY])
+    assert code != 0
+    message = capsys.readouterr().err
+    assert f"{option} names 127.0.0.9:6379" in message and redis_standalone.address in message
+    assert dcslog_server.cli("instances", "list", "--project-id", "proj-a") == []
+
+
+def memory_mib(pid: int, field: str) -> float:
+    """VmRSS (now) or VmHWM (peak) of a process, in MiB."""
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(f"{field}:")) / 1024
+
+
+def agent_pid(agent_url: str) -> int:
+    port = agent_url.rsplit(":", 1)[1]
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                words = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"dcslog.cli" in words and b"agent" in words and port.encode() in words:
+            return int(entry)
+    raise AssertionError(f"no agent process on port {port}")
+
+
+def test_an_agent_streams_a_big_day_in_bounded_memory(dcslog_server, redis_standalone, agent):
+    """A 256 MiB day goes through the agent in chunks: its memory grows by a few MiB, not by the day."""
+    agent_url, log_dir, remote_files = agent
+    before = memory_mib(agent_pid(agent_url), "VmRSS")
+    content = big_day(today_utc(), 256)
+    (remote_files / "redis.log").write_bytes(content)
+    imported = dcslog_server.import_instance(
+        redis_standalone.url, "proj-a", "remote", "--log-file", f"{redis_standalone.address}={log_dir}/redis.log",
+        "--agent", f"{redis_standalone.address}={agent_url}", "--agent-key", KEY)
+    client = dcslog_server.sdk()
+    client.create_redislog(CreateRedislogRequest(instance_id=imported["instance_id"], log_type="run"))
+    [item] = wait_settled(client, imported["instance_id"])
+    assert item.status == "succeed"
+    assert len(download(client, imported["instance_id"], item.id).content) == len(content)
+    assert memory_mib(agent_pid(agent_url), "VmHWM") - before < 32

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import socket
 import sqlite3
+import subprocess
+import sys
+import time
 from datetime import datetime, timedelta, timezone
+
+import psycopg
+import pytest
 
 from huaweicloudsdkdcs.v2 import CreateRedislogRequest, ListRedislogRequest
 
-from dcslog.db.session import create_engine, create_sessionmaker
+from dcslog import worker as worker_module
+from dcslog.db.session import create_engine, create_sessionmaker, libpq_url
 from dcslog.keys import Keyring, load_server_key
 from dcslog.services.collection import run_collect_task
+from dcslog.services.redislog import COLLECT_TASK
 from dcslog.storage import open_object_store
+from dcslog.worker import Worker
 from tests.dcslog_fixtures import wait_for
 from tests.test_redislog import day_lines, download, today_utc
 
@@ -80,3 +92,142 @@ def test_a_run_that_lost_its_lease_records_and_leaves_nothing(dcslog_server_fact
         [(status, key, size)] = db.execute("SELECT status, object_key, size FROM log_files").fetchall()
     assert status == "succeed" and size == log_file.stat().st_size
     assert [p.name for p in (settings.data_dir / "files").rglob("*.log")] == [key.rsplit("/", 1)[1]]
+
+
+def queued_job(dcslog_server_factory, redis_standalone, tmp_path):
+    """Settings of a server that queued one collection (nobody ran it) and the log behind it."""
+    log_file = tmp_path / "r.log"
+    log_file.write_bytes(day_lines(today_utc(), 20))
+    with dcslog_server_factory(run_worker=False, job_lease="1") as server:
+        imported = server.import_instance(redis_standalone.url, "proj-a", "x", "--log-file",
+                                          f"{redis_standalone.address}={log_file}")
+        server.sdk().create_redislog(CreateRedislogRequest(instance_id=imported["instance_id"], log_type="run"))
+        return server.settings, log_file
+
+
+def slow_cuts(monkeypatch, seconds: float, before=lambda: None) -> None:
+    """Every day cut takes ``seconds`` longer (``before()`` runs first): a big day, a slow disk."""
+    from dcslog.services import collection
+
+    real = collection.write_day
+
+    def slow(path, day, fd):
+        before()
+        time.sleep(seconds)
+        return real(path, day, fd)
+    monkeypatch.setattr(collection, "write_day", slow)
+
+
+def publishes(store) -> list[str]:
+    """Keys ``store`` publishes from now on (the real publish still runs)."""
+    published = []
+    real = store.publish
+    store.publish = lambda staged, key: (published.append(key), real(staged, key))[1]
+    return published
+
+
+def db_rows(settings, query: str) -> list[tuple]:
+    with sqlite3.connect(settings.data_dir / "dcslog.db") as db:
+        return db.execute(query).fetchall()
+
+
+def test_a_run_whose_lease_is_taken_over_mid_cut_publishes_nothing(dcslog_server_factory, redis_standalone,
+                                                                   tmp_path, monkeypatch):
+    """The worker stalls past its lease (here: a slow cut), another takes the job over: the
+    heartbeat finds the lease gone and the stalled run stops before publishing."""
+    settings, _ = queued_job(dcslog_server_factory, redis_standalone, tmp_path)
+
+    def taken_over():
+        with sqlite3.connect(settings.data_dir / "dcslog.db") as db:
+            db.execute("UPDATE tasks SET lease_owner='another-worker'")
+    slow_cuts(monkeypatch, 1.5, before=taken_over)
+    store = open_object_store(settings)
+    published = publishes(store)
+
+    async def run() -> None:
+        engine = create_engine(settings.effective_database_url)
+        try:
+            worker = Worker(settings, create_sessionmaker(engine), store, Keyring(load_server_key(settings)))
+            task_id = await worker.claim()
+            await worker.run_job(task_id)
+        finally:
+            await engine.dispose()
+    asyncio.run(run())
+    assert published == []
+    assert db_rows(settings, "SELECT status, object_key FROM log_files") == [("creating", None)]
+    assert not list((settings.data_dir / "files").rglob("*.log"))
+    assert not list((settings.data_dir / "files" / ".staging").iterdir())
+
+
+@pytest.mark.parametrize("cut_seconds", [0.3, 3.0], ids=["finishes within the grace", "handed back"])
+def test_a_stopping_worker_finishes_or_hands_back_its_jobs(dcslog_server_factory, redis_standalone, tmp_path,
+                                                           monkeypatch, cut_seconds):
+    """stop() (SIGTERM): no new claims; a job that ends within STOP_GRACE is recorded, one that does
+    not is stopped unpublished and its lease freed at once, so the next worker need not wait it out."""
+    settings, log_file = queued_job(dcslog_server_factory, redis_standalone, tmp_path)
+    monkeypatch.setattr(worker_module, "STOP_GRACE", 1.0)
+    slow_cuts(monkeypatch, cut_seconds)
+    store = open_object_store(settings)
+    published = publishes(store)
+
+    async def run_then_stop() -> None:
+        engine = create_engine(settings.effective_database_url)
+        try:
+            worker = Worker(settings, create_sessionmaker(engine), store, Keyring(load_server_key(settings)))
+            running = asyncio.create_task(worker.run())
+            while not db_rows(settings, "SELECT 1 FROM tasks WHERE lease_owner IS NOT NULL"):
+                await asyncio.sleep(0.05)
+            worker.stop()
+            await asyncio.wait_for(running, 10)
+        finally:
+            await engine.dispose()
+    asyncio.run(run_then_stop())
+    if cut_seconds < worker_module.STOP_GRACE:
+        assert db_rows(settings, "SELECT status FROM log_files") == [("succeed",)]
+        assert db_rows(settings, "SELECT status, lease_owner FROM tasks") == [("succeed", None)]
+    else:
+        assert published == []
+        assert db_rows(settings, "SELECT status, object_key FROM log_files") == [("creating", None)]
+        assert db_rows(settings, "SELECT status, lease_owner, lease_until FROM tasks") == [("running", None, None)]
+
+
+def test_dcslog_worker_exits_cleanly_on_sigterm(tmp_path):
+    env = {**os.environ, "DCSLOG_DATA_DIR": str(tmp_path / "data")}
+    worker = subprocess.Popen([sys.executable, "-m", "dcslog.cli", "worker"], env=env, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        for line in worker.stderr:
+            if "dcslog worker started" in line:
+                break
+        time.sleep(0.5)  # into its loop
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(15) == 0
+    finally:
+        worker.kill()
+        worker.wait()
+
+
+def test_a_long_hostname_still_makes_a_claimable_owner(postgres, monkeypatch, tmp_path):
+    """Cloud hosts' FQDNs reach 60+ characters; lease_owner is VARCHAR(64), which PostgreSQL enforces."""
+    from dcslog.config import Settings
+    from dcslog.db.session import upgrade
+
+    monkeypatch.setattr(socket, "gethostname", lambda: "ip-172-31-145-123.ap-southeast-1.compute.internal.example")
+    monkeypatch.setenv("DCSLOG_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DCSLOG_DATABASE_URL", postgres.create_database())
+    settings = Settings()
+    upgrade(settings.effective_database_url)
+    now = datetime.utcnow()
+    with psycopg.connect(libpq_url(settings.effective_database_url), autocommit=True) as db:
+        db.execute("SET session_replication_role = replica")  # a task without its instance: no FK check
+        db.execute("INSERT INTO tasks (id, instance_id, project_id, name, replication_id, details, params, user_name, "
+                   "user_id, status, attempts, created_at, updated_at) VALUES ('t', 'i', 'p', %s, 'r', '{}', '{}', "
+                   "'u', 'u', 'running', 0, %s, %s)", (COLLECT_TASK, now, now))
+
+    async def claim() -> str | None:
+        engine = create_engine(settings.effective_database_url)
+        try:
+            return await Worker(settings, create_sessionmaker(engine), None, None).claim()
+        finally:
+            await engine.dispose()
+    assert asyncio.run(claim()) == "t"

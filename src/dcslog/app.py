@@ -52,9 +52,12 @@ HTTP_ERRORS = {
 
 def _as_dcs_error(exc: web.HTTPException) -> errors.DcsError:
     if exc.status in HTTP_ERRORS:
-        return HTTP_ERRORS[exc.status]()
-    error = errors.DcsError(exc.reason or "Invalid request.", "DCS.4800" if exc.status < 500 else "DCS.5000")
-    error.status = exc.status
+        error = HTTP_ERRORS[exc.status]()
+    else:
+        error = errors.DcsError(exc.reason or "Invalid request.", "DCS.4800" if exc.status < 500 else "DCS.5000")
+        error.status = exc.status
+    if "Allow" in exc.headers:  # a 405 must say which methods the resource has (RFC 9110)
+        error.headers = {**error.headers, "Allow": exc.headers["Allow"]}
     return error
 
 
@@ -257,7 +260,8 @@ def _resources(run_worker: bool):
             worker_task = asyncio.create_task(app[WORKER].run())
         yield
         if worker_task is not None:
-            worker_task.cancel()
+            # Like `dcslog worker` on SIGTERM: no new jobs, running ones finish or are handed back.
+            app[WORKER].stop()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker_task
         read_cache.close()

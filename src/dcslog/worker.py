@@ -2,8 +2,11 @@
 
 A job is a ``tasks`` row in status ``running``. A worker claims it with a
 conditional UPDATE (free, or its lease expired) and renews the lease while it
-works, so a job whose worker died is taken over once the lease runs out and a
-live one is never run twice at once.
+works, so a job whose worker died is taken over once the lease runs out. A run
+that finds its lease gone (it stalled past the lease, and another worker took
+the job over) stops: it starts no further day and publishes nothing more.
+A stopping worker (SIGTERM) claims nothing new, lets its jobs finish for up
+to ``STOP_GRACE`` seconds, and hands back the leases of those that did not.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
+import threading
 from datetime import timedelta
 
 from sqlalchemy import delete, or_, select, update
@@ -37,8 +42,21 @@ async def run_worker(settings: Settings) -> None:
     """`dcslog worker`: the worker alone, on the configured database and object store."""
     engine = create_engine(settings.effective_database_url)
     try:
-        await Worker(settings, create_sessionmaker(engine), open_object_store(settings),
-                     Keyring(load_server_key(settings))).run()
+        worker = Worker(settings, create_sessionmaker(engine), open_object_store(settings),
+                        Keyring(load_server_key(settings)))
+        running = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGINT, signal.SIGTERM)
+
+        def on_signal() -> None:
+            log.info("worker stopping: no new jobs; running ones get %ss to finish", STOP_GRACE)
+            worker.stop()
+            for signum in signals:  # a second signal stops at once (leases still handed back)
+                loop.remove_signal_handler(signum)
+                loop.add_signal_handler(signum, running.cancel)
+        for signum in signals:
+            loop.add_signal_handler(signum, on_signal)
+        await worker.run()
     finally:
         await engine.dispose()
 
@@ -48,6 +66,10 @@ LISTEN_RETRY_SECONDS = 5.0
 # Age after which a staged file or an S3 multipart upload is taken for a crash's leftover:
 # far beyond any live upload of one day's log (a live one is never touched).
 ABANDONED_AFTER = 24 * 3600.0
+STOP_GRACE = 30.0  # seconds a stopping worker lets its running jobs finish
+# lease_owner is VARCHAR(64), which PostgreSQL enforces: a cloud host's long FQDN must not
+# make every claim fail. Host (cut), pid and a random part keep owners unique.
+OWNER_HOST_CHARS = 40
 
 
 class Worker:
@@ -57,8 +79,14 @@ class Worker:
         self.sessionmaker = sessionmaker
         self.store = store
         self.keyring = keyring
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{new_id()[:8]}"
+        self.owner = f"{socket.gethostname()[:OWNER_HOST_CHARS]}:{os.getpid()}:{new_id()[:8]}"
         self._wake = asyncio.Event()
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Claim no more jobs; ``run()`` returns once the running ones finish (or STOP_GRACE is up)."""
+        self._stopping = True
+        self._wake.set()
 
     def wake(self) -> None:
         """Look for jobs now instead of at the next poll (called after a collection request)."""
@@ -123,9 +151,9 @@ class Worker:
         self.store.staging.clean(older_than=self.settings.job_lease)
         next_sweep = 0.0
         loop = asyncio.get_running_loop()
-        running: set[asyncio.Task] = set()
+        running: dict[asyncio.Task, threading.Event] = {}  # job -> its "stop" flag
         try:
-            while True:
+            while not self._stopping:
                 try:
                     if loop.time() >= next_sweep:
                         # Set first: a sweep that fails is retried at the next interval, and
@@ -133,26 +161,49 @@ class Worker:
                         next_sweep = loop.time() + self.settings.sweep_interval
                         await self.sweep()
                     while len(running) < self.settings.worker_concurrency and (task_id := await self.claim()):
-                        job = asyncio.create_task(self._run_job_logged(task_id))
-                        running.add(job)
-                        job.add_done_callback(lambda done: (running.discard(done), self._wake.set()))
+                        abandon = threading.Event()
+                        job = asyncio.create_task(self._run_job_logged(task_id, abandon))
+                        running[job] = abandon
+                        job.add_done_callback(lambda done: (running.pop(done, None), self._wake.set()))
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # noqa: BLE001 - the loop must outlive a bad job or a database hiccup
                     log.exception("worker iteration failed")
                 self._wake.clear()
+                if self._stopping:
+                    break
                 try:
                     await asyncio.wait_for(self._wake.wait(), self.settings.worker_poll_interval)
                 except asyncio.TimeoutError:
                     pass
+            if running:
+                await asyncio.wait(list(running), timeout=STOP_GRACE)
         finally:
-            for job in running:
-                job.cancel()
-            await asyncio.gather(*running, return_exceptions=True)
+            await self._hand_back(running)
 
-    async def _run_job_logged(self, task_id: str) -> None:
+    async def _hand_back(self, running: dict[asyncio.Task, threading.Event]) -> None:
+        """Stop the jobs still running and free their leases, so another worker takes them over
+        now rather than after the lease. A cut in progress sees its flag and publishes nothing."""
+        jobs = {job: abandon for job, abandon in running.items() if not job.done()}
+        if not jobs:
+            return
+        for job, abandon in jobs.items():
+            abandon.set()
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
         try:
-            await self.run_job(task_id)
+            async with self.sessionmaker() as session:
+                await session.execute(update(Task).where(Task.lease_owner == self.owner, Task.status == "running")
+                                      .values(lease_owner=None, lease_until=None, updated_at=utcnow()))
+                await session.commit()
+            log.info("worker stopped; %d unfinished job(s) handed back", len(jobs))
+        except Exception:  # noqa: BLE001 - the leases then simply run out
+            log.warning("could not hand back the leases of %d job(s); they are taken over when the leases run out",
+                        len(jobs), exc_info=True)
+
+    async def _run_job_logged(self, task_id: str, abandon: threading.Event) -> None:
+        try:
+            await self.run_job(task_id, abandon)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - the lease runs out and the job is retried
@@ -180,28 +231,46 @@ class Worker:
                     return task_id
         return None
 
-    async def run_job(self, task_id: str) -> None:
+    async def run_job(self, task_id: str, abandon: threading.Event | None = None) -> None:
+        """Run one claimed job. ``abandon`` is set when the run must stop: its lease is gone,
+        or the worker is stopping."""
+        abandon = abandon or threading.Event()
         async with self.sessionmaker() as session:
             task = await session.get(Task, task_id)
             if task.attempts > MAX_ATTEMPTS:
                 await self._give_up(session, task)
                 return
-        heartbeat = asyncio.create_task(self._heartbeat(task_id))
+        heartbeat = asyncio.create_task(self._heartbeat(task_id, abandon))
         try:
-            await run_collect_task(self.sessionmaker, self.store, self.keyring, task_id, self.owner, task.attempts)
+            await run_collect_task(self.sessionmaker, self.store, self.keyring, task_id, self.owner, task.attempts,
+                                   abandon)
         finally:
             heartbeat.cancel()
 
-    async def _heartbeat(self, task_id: str) -> None:
+    async def _heartbeat(self, task_id: str, abandon: threading.Event) -> None:
+        """Renew the lease; when it is gone (another worker holds the job, or renewals failed
+        for a whole lease), set ``abandon``: the run stops before its next day or publish."""
+        loop = asyncio.get_running_loop()
+        renewed = loop.time()
         while True:
             await asyncio.sleep(self.settings.job_lease / 3)
             try:
                 async with self.sessionmaker() as session:
-                    await session.execute(update(Task).where(Task.id == task_id, Task.lease_owner == self.owner)
-                                          .values(lease_until=utcnow() + timedelta(seconds=self.settings.job_lease)))
+                    kept = await session.execute(update(Task).where(Task.id == task_id, Task.lease_owner == self.owner)
+                                                 .values(lease_until=utcnow() + timedelta(seconds=self.settings.job_lease)))
                     await session.commit()
             except Exception:  # noqa: BLE001 - one failed renewal must not end the renewals
                 log.warning("could not renew the lease of task %s", task_id, exc_info=True)
+                if loop.time() - renewed < self.settings.job_lease:
+                    continue
+                log.warning("lease of task %s not renewed for %ss: stopping this run", task_id, self.settings.job_lease)
+            else:
+                if kept.rowcount == 1:
+                    renewed = loop.time()
+                    continue
+                log.warning("lease of task %s was taken over: stopping this run", task_id)
+            abandon.set()
+            return
 
     async def _give_up(self, session: AsyncSession, task: Task) -> None:
         reason = f"Gave up after {MAX_ATTEMPTS} attempts: the worker running it stopped each time."
@@ -242,4 +311,28 @@ class Worker:
         else:
             if abandoned:
                 log.info("retention: removed %d half-written upload(s) or staged file(s) left by a crash", abandoned)
+        try:
+            unrecorded = await self._delete_unrecorded()
+        except Exception as exc:  # noqa: BLE001 - retried at the next sweep
+            log.warning("could not look for stored files no record points to: %s", exc)
+        else:
+            if unrecorded:
+                log.info("retention: deleted %d stored file(s) no record points to", unrecorded)
         return deleted
+
+    async def _delete_unrecorded(self) -> int:
+        """Delete dcslog's objects that no file record points to and that are ABANDONED_AFTER old:
+        bytes whose delete failed after their record went (retention, a refresh's old copy), or that
+        a run published just before it died. A live run records its object seconds after publishing."""
+        old_keys = await asyncio.to_thread(
+            lambda: [key for key in self.store.keys(ABANDONED_AFTER) if is_object_key(key)])
+        removed = 0
+        for start in range(0, len(old_keys), 500):
+            batch = old_keys[start:start + 500]
+            async with self.sessionmaker() as session:
+                recorded = set(await session.scalars(select(LogFile.object_key).where(LogFile.object_key.in_(batch))))
+            for key in batch:
+                if key not in recorded:
+                    await asyncio.to_thread(self.store.delete, key)
+                    removed += 1
+        return removed

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 from datetime import date
 from typing import Callable
@@ -39,18 +40,25 @@ log = logging.getLogger(__name__)
 HASH_CHUNK = 1 << 20
 
 
-def cut_day_retrying(store: ObjectStore, write: Callable[[int], int], key: str) -> tuple[int, str]:
+class Abandoned(Exception):
+    """The run was told to stop (lease lost, worker stopping) before it published."""
+
+
+def cut_day_retrying(store: ObjectStore, write: Callable[[int], int], key: str,
+                     abandon: threading.Event) -> tuple[int, str]:
     """``cut_day``, once more if the log was rotated by copytruncate under the first try
     (slicing again finds the day's start in the rotated copy), or an agent's stream broke."""
     try:
-        return cut_day(store, write, key)
+        return cut_day(store, write, key, abandon)
     except (SourceChanged, AgentStreamCut) as exc:
         log.info("day cut short (%s); slicing %s again", exc, key)
-        return cut_day(store, write, key)
+        return cut_day(store, write, key, abandon)
 
 
-def cut_day(store: ObjectStore, write: Callable[[int], int], key: str) -> tuple[int, str]:
-    """``write(fd)`` one day into a staged file, hash it, fsync it, publish it under ``key``. Returns (size, sha256)."""
+def cut_day(store: ObjectStore, write: Callable[[int], int], key: str,
+            abandon: threading.Event | None = None) -> tuple[int, str]:
+    """``write(fd)`` one day into a staged file, hash it, fsync it, publish it under ``key``
+    (unless ``abandon`` was set meanwhile). Returns (size, sha256)."""
     fd, staged = store.staging.stage()
     try:
         try:
@@ -65,6 +73,8 @@ def cut_day(store: ObjectStore, write: Callable[[int], int], key: str) -> tuple[
                 digest.update(chunk)
         if os.path.getsize(staged) != size:
             raise OSError(f"staged file has {os.path.getsize(staged)} bytes, expected {size}")
+        if abandon is not None and abandon.is_set():
+            raise Abandoned(key)
         store.publish(staged, key)
         return size, digest.hexdigest()
     except BaseException:
@@ -82,7 +92,8 @@ def describe_failure(exc: BaseException, log_file: str) -> str:
     if isinstance(exc, FileNotFoundError):
         return f"Log file {log_file} (and rotated copies) not found on this machine."
     if isinstance(exc, PermissionError):
-        return f"No permission to read log file {log_file}."
+        return (f"No permission to read log file {log_file}: run dcslog as a user who can read it "
+                "(Debian's redis-server: group adm) or read it through `dcslog agent`.")
     if isinstance(exc, OSError):
         return f"Cannot read or store log file {log_file}: {exc.strerror or exc}."
     return f"Collection failed: {type(exc).__name__}."
@@ -115,8 +126,11 @@ def _day_writer(replication: Replication, instance: Instance, keyring: Keyring) 
 
 
 async def run_collect_task(sessionmaker: async_sessionmaker[AsyncSession], store: ObjectStore, keyring: Keyring,
-                           task_id: str, owner: str, attempt: int) -> None:
-    """Collect every file of the task, then settle the task's status. Safe to run again after a crash."""
+                           task_id: str, owner: str, attempt: int, abandon: threading.Event | None = None) -> None:
+    """Collect every file of the task, then settle the task's status. Safe to run again after a crash.
+    Once ``abandon`` is set (lease lost, worker stopping) the run starts no other day and publishes
+    nothing more; whoever holds the job next finishes it."""
+    abandon = abandon or threading.Event()
     async with sessionmaker() as session:
         task = await session.get(Task, task_id)
         if task is None or task.status != "running":
@@ -136,6 +150,9 @@ async def run_collect_task(sessionmaker: async_sessionmaker[AsyncSession], store
 
     errors: list[str] = []
     for row in files:
+        if abandon.is_set():
+            log.info("task %s: stopping before %s %s (lease lost or worker stopping)", task_id, row.replication_ip, row.day)
+            return
         # Earlier attempts of this task died after publishing, before recording: their bytes are nobody's.
         for earlier in range(1, attempt):
             await asyncio.to_thread(store.delete, _object_key(row, task_id, earlier))
@@ -145,7 +162,11 @@ async def run_collect_task(sessionmaker: async_sessionmaker[AsyncSession], store
             started = time.perf_counter()
             try:
                 size, sha256 = await asyncio.to_thread(
-                    cut_day_retrying, store, writer(date.fromisoformat(row.day)), new_key)
+                    cut_day_retrying, store, writer(date.fromisoformat(row.day)), new_key, abandon)
+            except Abandoned:
+                log.info("task %s: %s %s cut but not published (lease lost or worker stopping)",
+                         task_id, row.replication_ip, row.day)
+                return
             except Exception as exc:  # noqa: BLE001 - every failure must end as a readable reason
                 log.warning("collection of %s %s failed: %r", row.replication_ip, row.day, exc)
                 reason = describe_failure(exc, replication.log_file)

@@ -163,8 +163,10 @@ async def create_redislog_download_link(session: AsyncSession, keyring: Keyring,
     if row.status != "succeed":
         raise errors.FileNotReady(row.status)
     now = utcnow()
-    # Never past retention: the file is gone then anyway.
-    expires_at = min(now + timedelta(seconds=link_ttl), row.expires_at)
+    # Never past retention (the file is gone then anyway), nor past what the store's own
+    # links can last (S3 presigns at most 7 days): expires_at must be the truth.
+    ttl = min(link_ttl, store.max_link_seconds or link_ttl)
+    expires_at = min(now + timedelta(seconds=ttl), row.expires_at)
     link = store.link(row.object_key, file_name(row.replication_ip, row.day), expires_at)
     if link is None:  # the local store: dcslog serves the file behind its own signed link
         token = keyring.sign_link(row.id, int((expires_at - datetime(1970, 1, 1)).total_seconds()))

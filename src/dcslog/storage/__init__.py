@@ -2,9 +2,10 @@
 
 Both offer the same operations: a ``staging`` area (``staging.Staging``) to
 write a file in, ``publish()`` to move it atomically under a key, ``delete()``,
-``link()`` — the store's own download URL, or None when dcslog serves the
-file itself (local directory) — and ``clean_abandoned()``, which removes what
-a crashed process left half-written (run by the retention sweep).
+``link()`` (the store's own download URL, valid at most ``max_link_seconds``,
+or None when dcslog serves the file itself, as for a local directory), and,
+for the retention sweep, ``keys()`` (objects stored before some age) and
+``clean_abandoned()`` (what a crashed process left half-written).
 """
 
 from __future__ import annotations

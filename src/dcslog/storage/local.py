@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
+from typing import Iterator
 
 from dcslog.storage.staging import Staging
 
@@ -12,6 +14,8 @@ class LocalObjectStore:
     """Keys are relative paths under ``root``. Staged files live in ``root/.staging``,
     on the same filesystem, so publishing is one atomic ``rename``: a reader sees
     the old file or the complete new one, never a partial one."""
+
+    max_link_seconds = None  # dcslog's own links have no ceiling beyond DCSLOG_LINK_TTL
 
     def __init__(self, root: str | Path):
         self.root = Path(root).resolve()
@@ -58,6 +62,20 @@ class LocalObjectStore:
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
+
+    def keys(self, older_than: float) -> Iterator[str]:
+        """Keys of the objects stored ``older_than`` seconds ago or before (staged files aside)."""
+        cutoff = time.time() - older_than
+        for directory, subdirs, names in os.walk(self.root):
+            if directory == str(self.root):
+                subdirs[:] = [d for d in subdirs if d != ".staging"]
+            for name in names:
+                path = os.path.join(directory, name)
+                try:
+                    if os.stat(path).st_mtime < cutoff:
+                        yield os.path.relpath(path, self.root)
+                except FileNotFoundError:
+                    pass  # deleted meanwhile
 
     def clean_abandoned(self, older_than: float, is_ours=None) -> int:
         """Remove what crashed processes left half-written (staged files) ``older_than`` seconds

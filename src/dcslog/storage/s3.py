@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
@@ -32,6 +32,8 @@ class S3ObjectStore:
     from where dcslog does (links are presigned for it).
     """
 
+    max_link_seconds = MAX_PRESIGN_SECONDS
+
     def __init__(self, url: str, staging_dir: str | Path, access_key_id: str | None = None,
                  secret_access_key: str | None = None):
         parts = urlsplit(url)
@@ -44,7 +46,12 @@ class S3ObjectStore:
         session = boto3.session.Session(aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key,
                                         region_name=options.get("region") or "us-east-1")
         config = Config(signature_version="s3v4", s3={"addressing_style": options.get("addressing", "path")},
-                        retries={"max_attempts": 3, "mode": "standard"})
+                        retries={"max_attempts": 3, "mode": "standard"},
+                        # boto3 >= 1.36 adds CRC checksum headers (and aws-chunked bodies) to every
+                        # upload by default; many S3-compatible stores (older MinIO and Ceph RGW,
+                        # OBS) reject them. Send them only where the API requires them.
+                        request_checksum_calculation="when_required",
+                        response_checksum_validation="when_required")
         # Clients are made once: creating one costs ~0.16 s (PERF-ANCHORS.md).
         self.client = session.client("s3", endpoint_url=options.get("endpoint"), config=config)
         public = options.get("public_endpoint")
@@ -70,6 +77,15 @@ class S3ObjectStore:
             return True
         except self.client.exceptions.ClientError:
             return False
+
+    def keys(self, older_than: float) -> Iterator[str]:
+        """Keys (under our prefix) of the objects stored ``older_than`` seconds ago or before."""
+        cutoff = datetime.now(timezone.utc) - timedelta(seconds=older_than)
+        prefix = f"{self.prefix}/" if self.prefix else ""
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                if item["LastModified"] < cutoff:
+                    yield item["Key"][len(prefix):]
 
     def clean_abandoned(self, older_than: float, is_ours: Callable[[str], bool]) -> int:
         """Remove what crashed processes left half-written ``older_than`` seconds ago: staged
