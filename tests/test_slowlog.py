@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import random
 import sqlite3
+import threading
 import time
 from datetime import datetime
 
@@ -138,6 +139,121 @@ def test_a_node_that_is_down_is_skipped_and_retried(dcslog_server, redis_replica
     assert len(api.all(replication_id=status[down.host]["replication_id"])) == 1
 
 
+def test_a_hanging_node_delays_no_sibling(dcslog_server, redis_replicated):
+    for node in redis_replicated.nodes:
+        with contextlib.closing(node.client()) as client:
+            client.config_set("slowlog-log-slower-than", 10000)
+    api = Api(dcslog_server, dcslog_server.import_instance(redis_replicated.primary.url)["instance_id"])
+    hanging = redis_replicated.replicas[0]
+    sleep_commands(redis_replicated.primary, 2)
+    hanging.pause()  # its reads wait for DCSLOG_REDIS_TIMEOUT (5 s)
+    try:
+        harvest = threading.Thread(target=dcslog_server.harvest)
+        harvest.start()
+        wait_for(lambda: len(api.all()) == 2, timeout=4, what="the primary's entries, stored on their own")
+        assert harvest.is_alive()  # the hanging node's read is still pending
+        status = {n["replication_ip"]: n for n in api.nodes()}
+        assert status["127.0.0.2"]["last_harvest_at"] and status[hanging.host]["last_harvest_at"] is None
+    finally:
+        hanging.resume()
+    harvest.join(30)
+    assert not harvest.is_alive()
+
+
+def _established_to(node) -> int:
+    """Open TCP connections to the node (from /proc/net/tcp; works while the node is stopped)."""
+    address = "".join(f"{int(part):02X}" for part in reversed(node.host.split("."))) + f":{node.port:04X}"
+    with open("/proc/net/tcp") as table:
+        return sum(1 for line in list(table)[1:] if line.split()[2] == address and line.split()[3] == "01")
+
+
+def test_racing_harvests_store_once_and_count_everything_once(dcslog_server, redis_node_factory):
+    node = redis_node_factory("127.0.0.2", args=[*SLOW, "--slowlog-max-len", "5"])
+    api = Api(dcslog_server, dcslog_server.import_instance(node.url)["instance_id"])
+    db_path = dcslog_server.settings.data_dir / "dcslog.db"
+    sleep_commands(node, 2, "0.011")  # ids 0-1
+    dcslog_server.harvest()
+    sleep_commands(node, 8, "0.011")  # ids 2-9; the ring keeps 5-9: 2, 3 and 4 are lost
+    # Two harvests overlap: A reads, then B reads (seeing two entries more), A stores, B stores.
+    # Holding SQLite's write lock keeps A from storing; pausing the node keeps B from reading.
+    lock = sqlite3.connect(db_path, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    try:
+        def slowlog_calls() -> int:
+            return sum(v["calls"] for k, v in node.info("commandstats").items() if k.startswith("cmdstat_slowlog"))
+        calls = slowlog_calls()
+        a = threading.Thread(target=dcslog_server.harvest)
+        a.start()
+        wait_for(lambda: slowlog_calls() > calls, what="harvest A to read")
+        sleep_commands(node, 2, "0.011")  # ids 10-11; the ring keeps 7-11
+        node.pause()
+        b = threading.Thread(target=dcslog_server.harvest)
+        b.start()
+        wait_for(lambda: _established_to(node) == 1, what="harvest B to read its cursor and connect")
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    a.join(30)  # stores 5-9, counts 3 lost, moves the cursor to 9
+    node.resume()
+    b.join(30)  # stores 10-11 (5-9 are A's); the cursor moved since B read it: B counts no loss
+    dcslog_server.harvest()
+    with contextlib.closing(sqlite3.connect(db_path)) as db:
+        rows = db.execute("SELECT redis_id FROM slowlog_entries ORDER BY redis_id").fetchall()
+    assert [r for (r,) in rows] == [0, 1, 5, 6, 7, 8, 9, 10, 11]
+    [status] = api.nodes()
+    assert status["harvested_entries"] == 9 and status["lost_entries"] == 3 and status["last_entry_id"] == 11
+    assert api.slowlog().json()["total_num"] == 9
+
+
+def test_a_reset_of_unread_entries_counts_them_lost_once_a_new_entry_arrives(dcslog_server, redis_node_factory):
+    node = redis_node_factory("127.0.0.2", args=SLOW)
+    api = Api(dcslog_server, dcslog_server.import_instance(node.url)["instance_id"])
+    sleep_commands(node, 1)
+    dcslog_server.harvest()
+    sleep_commands(node, 3)  # never harvested
+    with contextlib.closing(node.client()) as client:
+        client.execute_command("SLOWLOG", "RESET")
+    dcslog_server.harvest()  # an empty ring: nothing tells yet what was cleared
+    assert len(api.all()) == 1 and api.nodes()[0]["lost_entries"] == 0
+    sleep_commands(node, 1)  # its id is 3 past the cursor
+    dcslog_server.harvest()
+    dcslog_server.harvest()
+    assert len(api.all()) == 2
+    assert api.nodes()[0]["lost_entries"] == 3 and api.slowlog().json()["lost_entries"] == 3
+
+
+def test_refresh_between_harvests_and_prune(dcslog_server, redis_replicated):
+    for node in redis_replicated.nodes:
+        with contextlib.closing(node.client()) as client:
+            client.config_set("slowlog-log-slower-than", 10000)
+    instance_id = dcslog_server.import_instance(redis_replicated.primary.url)["instance_id"]
+    api = Api(dcslog_server, instance_id)
+    gone = redis_replicated.replicas[1]
+    sleep_commands(redis_replicated.primary, 2)
+    sleep_commands(gone, 1)
+    dcslog_server.harvest()
+    dcslog_server.cli("instances", "refresh", instance_id)  # node ids, hence cursors, stay
+    sleep_commands(redis_replicated.primary, 1)
+    dcslog_server.harvest()
+    dcslog_server.harvest()
+    entries = api.all()
+    assert len(entries) == 4 and len({(e["node_ip"], e["start_time"], e["id"]) for e in entries}) == 4
+    assert sum(n["harvested_entries"] for n in api.nodes()) == 4
+    gone_id = {n["replication_ip"]: n for n in api.nodes()}[gone.host]["replication_id"]
+    # The node leaves the deployment; the operator prunes it: its cursor goes, its entries stay.
+    with contextlib.closing(gone.client()) as client:
+        client.execute_command("REPLICAOF", "NO", "ONE")
+    wait_for(lambda: redis_replicated.primary.info("replication")["connected_slaves"] == 1, what="the replica to leave")
+    dcslog_server.cli("instances", "refresh", instance_id, "--prune")
+    assert gone.host not in {n["replication_ip"] for n in api.nodes()}
+    with contextlib.closing(sqlite3.connect(dcslog_server.settings.data_dir / "dcslog.db")) as db:
+        assert db.execute("SELECT count(*) FROM slowlog_cursors WHERE replication_id = ?",
+                          (gone_id,)).fetchone() == (0,)
+    assert gone_id not in httpx.get(dcslog_server.url + "/metrics").text
+    dcslog_server.harvest()
+    assert len(api.all()) == 4
+
+
 def test_failover_role_follows_the_node(dcslog_server, redis_replicated):
     replica = redis_replicated.replicas[0]
     with contextlib.closing(replica.client()) as client:
@@ -207,15 +323,32 @@ def test_sorting_and_paging_match_a_brute_force_reference(dcslog_server, redis_n
 
 def test_validation_errors(dcslog_server, redis_standalone):
     api = Api(dcslog_server, dcslog_server.import_instance(redis_standalone.url)["instance_id"])
-    cases = [({"start_time": ""}, "DCS.4800"), ({"end_time": "abc"}, "DCS.4800"),
-             ({"start_time": 2000, "end_time": 1000}, "DCS.4025"), ({"sort_key": "size"}, "DCS.4800"),
-             ({"sort_dir": "up"}, "DCS.4800"), ({"limit": 0}, "DCS.4800"), ({"limit": 1001}, "DCS.4800"),
-             ({"offset": -1}, "DCS.4800"), ({"role": "king"}, "DCS.4800"), ({"replication_id": "nope"}, "DCS.4800"),
-             ({"min_duration": "-1"}, "DCS.4800"), ({"command": "a b"}, "DCS.4800")]
-    for params, code in cases:
+    cases = [({"start_time": ""}, "start_time"), ({"end_time": "abc"}, "end_time"), ({"sort_key": "size"}, "sort_key"),
+             ({"sort_dir": "up"}, "sort_dir"), ({"limit": 0}, "limit"), ({"limit": 1001}, "limit"),
+             ({"offset": -1}, "offset"), ({"role": "king"}, "role"), ({"replication_id": "nope"}, "replication_id"),
+             ({"min_duration": "-1"}, "min_duration"), ({"command": "a b"}, "command")]
+    for params, name in cases:
         response = api.slowlog(**params)
-        assert response.status_code == 400 and response.json()["error_code"] == code, params
+        # SPEC §2, errors: DCS.4800 says "Invalid {name} in the request."
+        assert response.status_code == 400 and response.json() == {
+            "error_code": "DCS.4800", "error_msg": f"Invalid {name} in the request.", "error_ext_msg": None}, params
+    response = api.slowlog(start_time=2000, end_time=1999)
+    assert response.status_code == 400 and response.json() == {
+        "error_code": "DCS.4025", "error_msg": "The end time must not be earlier than the start time.",
+        "error_ext_msg": None}
     assert api.slowlog(role="proxy").json() == {"total_num": 0, "count": 0, "slowlogs": [], "lost_entries": 0}
+
+
+def test_start_time_equal_to_end_time_is_one_millisecond(dcslog_server, redis_node_factory):
+    node = redis_node_factory("127.0.0.2", args=SLOW)
+    api = Api(dcslog_server, dcslog_server.import_instance(node.url)["instance_id"])
+    sleep_commands(node, 1)
+    dcslog_server.harvest()
+    [entry] = api.all()
+    start_ms = int(datetime.strptime(entry["start_time"], "%Y-%m-%dT%H:%M:%S%z").timestamp() * 1000)
+    body = api.slowlog(start_time=start_ms, end_time=start_ms).json()  # Redis reports whole seconds
+    assert body["total_num"] == 1 and [e["id"] for e in body["slowlogs"]] == [entry["id"]]
+    assert api.slowlog(start_time=start_ms + 1, end_time=start_ms + 1).json()["total_num"] == 0
 
 
 def test_sdk_errors(dcslog_server, redis_standalone):

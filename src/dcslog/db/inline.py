@@ -16,9 +16,11 @@ any other operational error — the read goes through the session instead,
 which waits its turn on aiosqlite's thread as before and raises whatever is
 really wrong. (SQLite's one exception: a reader that finds the WAL index
 damaged after a crash rebuilds it itself, once, here on the loop.) Writes
-always go through the session. Only reads that are short by construction (primary-key look-ups, a
-page of one instance's files or of a project's instances) use it; open-ended
-queries (the slow log) stay on the session. As through the session on SQLite
+always go through the session. Only reads that are short by construction use
+it: primary-key look-ups, a page of one instance's files or of a project's
+instances, and an unfiltered slow-log page within its first 1,000 rows (its
+total from the hourly counts). Open-ended queries (a filtered slow-log count,
+a deep page) stay on the session. As through the session on SQLite
 (pysqlite opens no transaction for a SELECT), each statement sees the
 database as of its own start.
 

@@ -3,8 +3,9 @@
 Redis keeps the newest ``slowlog-max-len`` entries in a ring, numbers them
 per process (the numbering survives ``SLOWLOG RESET`` and restarts at 0 with
 the process) and returns them newest first. ``read_slowlog`` asks for a small
-batch first and widens it only while everything in it is new, so a harvest
-costs in proportion to what is new, not to the ring's size.
+batch first and widens it only while everything in it is new, so beyond its
+fixed part (INFO server, INFO replication, one SLOWLOG GET of FIRST_BATCH) a
+read costs in proportion to what is new, not to the ring's size.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dcslog import errors
 from dcslog.db.inline import read
-from dcslog.db.models import Instance, LogFile, Replication, Task
+from dcslog.db.models import Instance, LogFile, Replication, SlowlogCursor, Task
 from dcslog.keys import Keyring
 from dcslog.redis.discovery import DiscoveryError, Topology, discover
 from dcslog.services.common import dcs_time, derived_id, get_instance, new_id, utcnow
@@ -37,6 +37,15 @@ def _check_timezone(name: str) -> None:
         raise ImportFailed(f"Unknown time zone {name!r}: use an IANA name such as UTC or Europe/Berlin.") from None
 
 
+def _check_node_addresses(topology, per_node: dict[str, str], option: str) -> None:
+    """A per-node option for a node discovery did not find would be kept and silently never used."""
+    known = {f"{n.host}:{n.port}" for n in topology.nodes} | {f"[{n.host}]:{n.port}" for n in topology.nodes}
+    unknown = sorted(set(per_node) - known)
+    if unknown:
+        raise ImportFailed(f"{option} names {', '.join(unknown)}, which is not a node of this deployment "
+                           f"(nodes: {', '.join(sorted(f'{n.host}:{n.port}' for n in topology.nodes))}).")
+
+
 async def import_instance(session: AsyncSession, keyring: Keyring, *, project_id: str, name: str, redis_url: str,
                           log_file_overrides: dict[str, str] | None = None, timezone: str = "UTC",
                           description: str = "", redis_timeout: float = 5.0, agents: dict[str, str] | None = None,
@@ -57,6 +66,8 @@ async def import_instance(session: AsyncSession, keyring: Keyring, *, project_id
         topology = await discover(redis_url, overrides, timeout=redis_timeout)
     except DiscoveryError as exc:
         raise ImportFailed(f"Cannot import: {exc}") from None
+    _check_node_addresses(topology, agents, "--agent")
+    _check_node_addresses(topology, overrides, "--log-file")
     parts = urlsplit(redis_url)
     now = utcnow()
     instance = Instance(
@@ -75,11 +86,15 @@ async def import_instance(session: AsyncSession, keyring: Keyring, *, project_id
 
 
 async def refresh_instance(session: AsyncSession, keyring: Keyring, instance: Instance,
-                           redis_timeout: float = 5.0, prune: bool = False) -> Instance:
+                           redis_timeout: float = 5.0, prune: bool = False, timezone: str | None = None) -> Instance:
     """Re-discover. Ids of nodes already known stay the same; an unreachable deployment is marked ERROR.
 
     Nodes the discovery no longer finds stay listed as Inactive, unless ``prune``
-    (the operator says they are gone for good: moved, or decommissioned)."""
+    (the operator says they are gone for good: moved, or decommissioned). ``timezone``
+    changes the instance's zone: files already collected keep their day."""
+    if timezone is not None:
+        _check_timezone(timezone)
+        instance.timezone = timezone
     try:
         topology = await discover(keyring.decrypt(instance.redis_url_encrypted),
                                   json.loads(instance.log_file_overrides), timeout=redis_timeout)
@@ -148,6 +163,8 @@ async def _store_replications(session: AsyncSession, instance: Instance, topolog
         if replication_id not in seen:
             if prune:
                 await session.delete(row)
+                # Its slow-log cursor too, so the metrics stop reporting a node that is gone (entries stay).
+                await session.execute(delete(SlowlogCursor).where(SlowlogCursor.replication_id == replication_id))
             else:
                 row.status = "Inactive"
     await session.flush()

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import delete, func, literal_column, select, update
+from sqlalchemy import bindparam, delete, func, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
+from dcslog.db.inline import read
 from dcslog.db.models import Instance, Replication, SlowlogCursor, SlowlogEntry, SlowlogHourCount
 from dcslog.keys import Keyring
 from dcslog.redis.discovery import DiscoveryError, NodeConnector
@@ -22,6 +26,12 @@ log = logging.getLogger(__name__)
 HOUR_MS = 3_600_000
 # Above this many entries in the window, the duration sort walks the duration index (see list_slowlog).
 WIDE_WINDOW = 5_000
+# Pages ending within this many rows of the start are read on the event loop (db/inline.py).
+INLINE_MAX_ROWS = 1_000
+# What a SlowlogItem is made of (slowlog_item).
+ITEM_COLUMNS = (SlowlogEntry.id, SlowlogEntry.command, SlowlogEntry.start_time_ms, SlowlogEntry.duration_us,
+                SlowlogEntry.shard_name, SlowlogEntry.node_role, SlowlogEntry.client_addr, SlowlogEntry.replication_id,
+                SlowlogEntry.node_ip, SlowlogEntry.node_port, SlowlogEntry.client_name, SlowlogEntry.fingerprint)
 SORT_COLUMNS = {"start_time": SlowlogEntry.start_time_ms, "duration": SlowlogEntry.duration_us}
 
 
@@ -49,11 +59,15 @@ async def _count_by_hour(session: AsyncSession, instance_id: str, start_times_ms
 
 
 async def harvest_instance(sessionmaker: async_sessionmaker[AsyncSession], keyring: Keyring, instance: Instance,
-                           timeout: float) -> dict[str, int]:
-    """Read every node of the instance concurrently and store what is new. Returns {replication_id: stored}.
+                           timeout: float, store_lock: asyncio.Lock | None = None) -> dict[str, int]:
+    """Read every node of the instance concurrently, each node's entries stored as soon as its
+    own read returns, so a node that hangs until the timeout delays nobody else's. Returns
+    {replication_id: stored}. A node that cannot be read keeps its cursor and records why.
 
-    A node that cannot be read keeps its cursor and records why; the others go on.
+    Stores take ``store_lock`` one at a time (one per harvest unless given): SQLite has one
+    writer, and writers that collide wait out its busy handler's sleeps.
     """
+    store_lock = store_lock or asyncio.Lock()
     async with sessionmaker() as session:
         nodes = list(await session.scalars(select(Replication).where(Replication.instance_id == instance.id)))
         cursors = {c.replication_id: c for c in await session.scalars(
@@ -64,19 +78,18 @@ async def harvest_instance(sessionmaker: async_sessionmaker[AsyncSession], keyri
         log.warning("slow log of instance %s: %s", instance.id, exc)
         return {}
 
-    async def read(node: Replication) -> NodeSlowlog | Exception:
+    async def harvest_node(node: Replication) -> int:
         cursor = cursors.get(node.id)
         try:
-            return await read_slowlog(connector, node.host, node.port,
-                                      cursor.run_id if cursor else None, cursor.last_id if cursor else -1)
+            result = await read_slowlog(connector, node.host, node.port,
+                                        cursor.run_id if cursor else None, cursor.last_id if cursor else -1)
         except Exception as exc:  # noqa: BLE001 - one dead node must not stop the others
-            return exc
+            result = exc
+        async with store_lock:
+            return await _store(sessionmaker, instance, node, cursor, result, connector)
 
-    results = await asyncio.gather(*(read(node) for node in nodes))
-    stored = {}
-    for node, result in zip(nodes, results):
-        stored[node.id] = await _store(sessionmaker, instance, node, cursors.get(node.id), result, connector)
-    return stored
+    stored = await asyncio.gather(*(harvest_node(node) for node in nodes))
+    return {node.id: n for node, n in zip(nodes, stored)}
 
 
 async def _store(sessionmaker, instance: Instance, node: Replication, cursor: SlowlogCursor | None,
@@ -110,6 +123,9 @@ async def _store(sessionmaker, instance: Instance, node: Replication, cursor: Sl
             await _count_by_hour(session, instance.id, stored)
         last_id = result.entries[-1].redis_id if result.entries else (
             cursor.last_id if cursor.run_id == result.run_id else -1)
+        # RETURNING named the rows this harvester really inserted (none twice): count them whatever happens next.
+        counted = {"harvested_entries": SlowlogCursor.harvested_entries + len(stored), "last_harvest_at": now,
+                   "last_error": None, "updated_at": now}
         # Advance only from the cursor we read: if another harvester moved it
         # meanwhile, its update counted the loss and ours must not count it again.
         moved = await session.execute(update(SlowlogCursor).where(
@@ -117,13 +133,13 @@ async def _store(sessionmaker, instance: Instance, node: Replication, cursor: Sl
             SlowlogCursor.run_id.is_(None) if cursor.run_id is None else SlowlogCursor.run_id == cursor.run_id,
             SlowlogCursor.last_id == cursor.last_id,
         ).values(run_id=result.run_id, last_id=last_id, lost_entries=SlowlogCursor.lost_entries + result.lost,
-                 harvested_entries=SlowlogCursor.harvested_entries + len(stored),
-                 last_harvest_at=now, last_error=None, updated_at=now))
-        if moved.rowcount == 0:
+                 **counted))
+        counted_loss = moved.rowcount > 0
+        if not counted_loss:
             await session.execute(update(SlowlogCursor).where(SlowlogCursor.replication_id == node.id)
-                                  .values(last_harvest_at=now, last_error=None, updated_at=now))
+                                  .values(**counted))
         await session.commit()
-    if result.lost:
+    if result.lost and counted_loss:
         log.warning("slow log of %s:%s overflowed: %d entries lost since the last harvest",
                     node.host, node.port, result.lost)
     return len(stored)
@@ -132,7 +148,9 @@ async def _store(sessionmaker, instance: Instance, node: Replication, cursor: Sl
 async def harvest_all(sessionmaker: async_sessionmaker[AsyncSession], keyring: Keyring, timeout: float) -> int:
     async with sessionmaker() as session:
         instances = list(await session.scalars(select(Instance)))
-    stored = await asyncio.gather(*(harvest_instance(sessionmaker, keyring, i, timeout) for i in instances))
+    store_lock = asyncio.Lock()
+    stored = await asyncio.gather(*(harvest_instance(sessionmaker, keyring, i, timeout, store_lock)
+                                    for i in instances))
     return sum(sum(per_node.values()) for per_node in stored)
 
 
@@ -147,25 +165,54 @@ async def sweep_slowlog(session: AsyncSession, retention_days: float) -> int:
     return deleted.rowcount
 
 
-async def _count_in_window(session: AsyncSession, instance_id: str, start_ms: int, end_ms: int) -> int:
-    """Entries with start in [start_ms, end_ms]: whole hours from the hourly counts, the two partial
-    hours at the edges from the time index."""
+# The statements of the short reads are built once: building and hashing a SQLAlchemy
+# statement costs several times what SQLite takes to answer it (bench/slowlog.py).
+_INSTANCE = bindparam("instance_id")
+
+
+def _entries_between(low: str, high: str):
+    return select(func.count()).select_from(SlowlogEntry).where(
+        SlowlogEntry.instance_id == _INSTANCE,
+        SlowlogEntry.start_time_ms.between(bindparam(low), bindparam(high))).scalar_subquery()
+
+
+# Entries in a window: whole hours from the hourly counts, the partial hours at its two
+# edges counted on the time index; and the nodes' losses, in the same statement.
+_WINDOW_TOTAL_AND_LOST = select(
+    select(func.coalesce(func.sum(SlowlogHourCount.entries), 0)).where(
+        SlowlogHourCount.instance_id == _INSTANCE, SlowlogHourCount.hour_ms >= bindparam("first_hour"),
+        SlowlogHourCount.hour_ms < bindparam("end_hour")).scalar_subquery()
+    + _entries_between("low_1", "high_1") + _entries_between("low_2", "high_2"),
+    select(func.coalesce(func.sum(SlowlogCursor.lost_entries), 0)).where(
+        SlowlogCursor.instance_id == _INSTANCE).scalar_subquery())
+_LOST = select(func.coalesce(func.sum(SlowlogCursor.lost_entries), 0)).where(SlowlogCursor.instance_id == _INSTANCE)
+
+
+def _window_params(instance_id: str, start_ms: int, end_ms: int) -> dict:
     first_hour = start_ms + (-start_ms) % HOUR_MS  # first hour that starts inside the window
     end_hour = (end_ms + 1) - (end_ms + 1) % HOUR_MS  # whole hours end here
-    if first_hour >= end_hour:
-        ranges = [(start_ms, end_ms)]
-        hours = 0
+    if first_hour >= end_hour:  # no whole hour: one edge is the window, the other empty
+        edges = (start_ms, end_ms, 1, 0)
     else:
-        ranges = [(start_ms, first_hour - 1), (end_hour, end_ms)]
-        hours = await session.scalar(select(func.coalesce(func.sum(SlowlogHourCount.entries), 0)).where(
-            SlowlogHourCount.instance_id == instance_id, SlowlogHourCount.hour_ms >= first_hour,
-            SlowlogHourCount.hour_ms < end_hour))
-    edges = 0
-    for low, high in ranges:
-        if low <= high:
-            edges += await session.scalar(select(func.count()).select_from(SlowlogEntry).where(
-                SlowlogEntry.instance_id == instance_id, SlowlogEntry.start_time_ms.between(low, high)))
-    return int(hours or 0) + edges
+        edges = (start_ms, first_hour - 1, end_hour, end_ms)
+    return {"instance_id": instance_id, "first_hour": first_hour, "end_hour": end_hour,
+            **dict(zip(("low_1", "high_1", "low_2", "high_2"), edges))}
+
+
+@functools.cache
+def _page(sort_key: str, sort_dir: str, duration_index: bool):
+    start = SlowlogEntry.start_time_ms
+    if duration_index:
+        # SQLite (no STAT4) guesses a two-sided time range is narrow, picks the time
+        # index and sorts every row in it. For a wide window, walking the duration
+        # index in order and filtering on time is what is cheap: "+ 0" takes the
+        # time column out of index selection (bench/slowlog.py: 230 ms → <1 ms at 1 M rows).
+        start = start + literal_column("0")
+    column = SORT_COLUMNS[sort_key]
+    order = (column.desc(), SlowlogEntry.id.desc()) if sort_dir == "desc" else (column.asc(), SlowlogEntry.id.asc())
+    return (select(*ITEM_COLUMNS)
+            .where(SlowlogEntry.instance_id == _INSTANCE, start.between(bindparam("start_ms"), bindparam("end_ms")))
+            .order_by(*order).limit(bindparam("limit")).offset(bindparam("offset")))
 
 
 def duration_ms(duration_us: int) -> str:
@@ -174,11 +221,12 @@ def duration_ms(duration_us: int) -> str:
     return f"{whole}.{micros:03d}".rstrip("0").rstrip(".") if micros else str(whole)
 
 
-def slowlog_item(row: SlowlogEntry) -> dict:
+def slowlog_item(row) -> dict:
+    """A SlowlogItem from a row of ITEM_COLUMNS."""
     return {
         "id": row.id,
         "command": row.command,
-        "start_time": datetime.fromtimestamp(row.start_time_ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "start_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row.start_time_ms // 1000)),
         "duration": duration_ms(row.duration_us),
         "shard_name": row.shard_name or None,
         "database_id": None,
@@ -209,25 +257,28 @@ async def list_slowlog(session: AsyncSession, instance: Instance, *, start_ms: i
         filters.append(SlowlogEntry.command_name == command.upper())
     if min_duration_us is not None:
         filters.append(SlowlogEntry.duration_us >= min_duration_us)
-    in_window = SlowlogEntry.start_time_ms.between(start_ms, end_ms)
-    if filters:
-        total = await session.scalar(select(func.count()).select_from(SlowlogEntry).where(
-            SlowlogEntry.instance_id == instance.id, in_window, *filters)) or 0
-    else:
-        total = await _count_in_window(session, instance.id, start_ms, end_ms)
-    if sort_key == "duration" and total > WIDE_WINDOW and session.bind.dialect.name == "sqlite":
-        # SQLite (no STAT4) guesses a two-sided time range is narrow, picks the time
-        # index and sorts every row in it. For a wide window, walking the duration
-        # index in order and filtering on time is what is cheap: "+ 0" takes the
-        # time column out of index selection (bench/slowlog.py: 230 ms → <1 ms at 1 M rows).
-        in_window = (SlowlogEntry.start_time_ms + literal_column("0")).between(start_ms, end_ms)
-    column = SORT_COLUMNS[sort_key]
-    order = (column.desc(), SlowlogEntry.id.desc()) if sort_dir == "desc" else (column.asc(), SlowlogEntry.id.asc())
-    rows = await session.scalars(select(SlowlogEntry).where(SlowlogEntry.instance_id == instance.id, in_window,
-                                                            *filters).order_by(*order).offset(offset).limit(limit))
-    lost = await session.scalar(select(func.coalesce(func.sum(SlowlogCursor.lost_entries), 0))
-                                .where(SlowlogCursor.instance_id == instance.id))
-    return total, [slowlog_item(r) for r in rows], int(lost or 0)
+
+    def query(s: Session) -> tuple[int, list[dict], int]:
+        connection = s.connection()
+        if filters:
+            total = connection.scalar(select(func.count()).select_from(SlowlogEntry).where(
+                SlowlogEntry.instance_id == instance.id, SlowlogEntry.start_time_ms.between(start_ms, end_ms),
+                *filters))
+            lost = connection.scalar(_LOST, {"instance_id": instance.id})
+        else:
+            total, lost = connection.execute(_WINDOW_TOTAL_AND_LOST,
+                                             _window_params(instance.id, start_ms, end_ms)).one()
+        duration_index = sort_key == "duration" and total > WIDE_WINDOW and connection.dialect.name == "sqlite"
+        page = _page(sort_key, sort_dir, duration_index)
+        rows = connection.execute(page.where(*filters) if filters else page, {
+            "instance_id": instance.id, "start_ms": start_ms, "end_ms": end_ms, "limit": limit, "offset": offset})
+        return int(total), [slowlog_item(r) for r in rows], int(lost)
+
+    if not filters and offset + limit <= INLINE_MAX_ROWS:
+        # Short: the total from the hourly counts, a page near the start of an index walk.
+        return await read(session, query)
+    # A filtered count or a deep page walks many rows: not on the event loop.
+    return await session.run_sync(query)
 
 
 async def harvest_status(session: AsyncSession, instance: Instance) -> list[dict]:
