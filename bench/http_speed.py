@@ -342,7 +342,7 @@ def minimal_link_handler():
         "SELECT id, instance_id, project_id, task_id, status, expires_at FROM log_files")}
     project_ids = __import__("re").compile(r"[A-Za-z0-9_-]{1,64}")
     uuids = __import__("re").compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-    public_url = settings.effective_public_url
+    public_url = settings.link_base("")  # the bench sets DCSLOG_PUBLIC_URL
     epoch = datetime(1970, 1, 1)
 
     async def minimal_link(request):

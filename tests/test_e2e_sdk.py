@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import date, datetime, timezone
 
 import httpx
@@ -13,6 +14,7 @@ from huaweicloudsdkdcs.v2 import (
     ListGroupReplicationInfoRequest,
     ListInstancesRequest,
     ListRedislogRequest,
+    ListSlowlogRequest,
     ShowInstanceRequest,
 )
 
@@ -41,8 +43,14 @@ def expected_day(log_file: str, day: date) -> bytes:
     return b"".join(kept)
 
 
+def logged_at(line: bytes) -> datetime:
+    """When a prefixed line was logged: "PID:R DD Mon YYYY HH:MM:SS.mmm …", to the second."""
+    return datetime.strptime(b" ".join(line.split(b" ")[1:5]).decode()[:20], "%d %b %Y %H:%M:%S")
+
+
 def collect_and_download(server, client, instance_id: str, replication_id: str | None, log_file: str) -> None:
     today = datetime.now(timezone.utc).date()
+    requested_at = datetime.now().replace(microsecond=0)  # Redis logs local time, to the millisecond
     request = CreateRedislogRequest(instance_id=instance_id, log_type="run", query_time=0,
                                     replication_id=replication_id)
     client.create_redislog(request)
@@ -69,8 +77,11 @@ def collect_and_download(server, client, instance_id: str, replication_id: str |
     assert response.headers["content-disposition"] == f'attachment; filename="{item.file_name}"'
     body = response.content
     reference = expected_day(log_file, today)
-    # The node keeps logging after collection: the file is the day up to that moment.
-    assert body and reference.startswith(body), (len(body), len(reference))
+    # The node keeps logging after collection: the file is the day up to that moment, whole
+    # entries only, and what the node's log has beyond it was logged after the request.
+    assert body.endswith(b"\n") and reference.startswith(body), (len(body), len(reference))
+    later = [line for line in reference[len(body):].splitlines() if parse_line_date(line)]
+    assert all(logged_at(line) >= requested_at for line in later), later[:3]
     assert b"Ready to accept connections" in body
 
 
@@ -156,3 +167,53 @@ def test_a_replica_that_died_stays_listed_inactive_and_collectable(dcslog_server
     pruned = dcslog_server.cli("instances", "refresh", imported["instance_id"], "--prune")
     assert dead.host not in [r["replication_ip"] for r in pruned["group_list"][0]["replication_list"]]
     assert len(pruned["group_list"][0]["replication_list"]) == 2
+
+
+def test_an_upgrade_from_an_older_schema_keeps_every_record(backend_env, dcslog_env, monkeypatch, redis_standalone):
+    """The deployment guide's upgrade path: data written under an older schema (here 0003, before
+    the slow log's hourly counts and duration index) is all there, and right, after `dcslog db
+    upgrade`: instances, credentials, files (and their bytes), slow-log entries and their count."""
+    import redis
+    from alembic import command
+
+    from dcslog import cli
+    import sqlalchemy
+
+    from dcslog.db.session import alembic_config, sync_url
+
+    node = redis.Redis(host=redis_standalone.host, port=redis_standalone.port)
+    node.config_set("slowlog-log-slower-than", 0)
+
+    def snapshot(server, credential, instance_id):
+        client = server.sdk(credential=credential)
+        files = client.list_redislog(ListRedislogRequest(instance_id=instance_id, log_type="run")).file_list
+        link = client.create_redislog_download_link(
+            CreateRedislogDownloadLinkRequest(instance_id=instance_id, id=files[0].id)).link
+        slow = client.list_slowlog(ListSlowlogRequest(instance_id=instance_id, start_time="0",
+                                                      end_time=str(int(time.time() * 1000)), limit=1000))
+        return ([f.to_dict() for f in files], httpx.get(link).content, slow.total_num,
+                [item.to_dict() for item in slow.slowlogs])
+
+    with started_server(monkeypatch) as server:
+        instance_id = server.import_instance(redis_standalone.url)["instance_id"]
+        credential = server.credentials()
+        for n in range(5):
+            node.set(f"key-{n}", n)
+        collect_and_download(server, server.sdk(credential=credential), instance_id, None, redis_standalone.log_file)
+        node.config_set("slowlog-log-slower-than", 10_000_000)  # nothing new from here on
+        assert server.harvest() > 5
+        before = snapshot(server, credential, instance_id)
+        url = server.settings.effective_database_url
+    command.downgrade(alembic_config(url), "0003")
+
+    assert cli.main(["db", "upgrade"]) == 0
+    with started_server(monkeypatch) as server:
+        after = snapshot(server, credential, instance_id)
+    assert after == before
+    assert before[2] == len(before[3]) > 5
+    # The hourly counts behind total_num on wide windows were rebuilt from the entries.
+    engine = sqlalchemy.create_engine(sync_url(url))
+    with engine.connect() as db:
+        counted = db.execute(sqlalchemy.text("SELECT sum(entries) FROM slowlog_hour_counts")).scalar()
+    engine.dispose()
+    assert counted == before[2]

@@ -56,6 +56,8 @@ CASES = [
     ("unknown file", "POST", "/redislog/nope/links", {}, 404, "DCS.4001"),
     ("tasks end before start", "GET", "/tasks", {"start_time": "20261127000000", "end_time": "20261126000000"}, 400, "DCS.4025"),
     ("tasks bad time", "GET", "/tasks", {"start_time": "yesterday"}, 400, "DCS.4800"),
+    ("tasks time of 12 digits", "GET", "/tasks", {"start_time": "202611270000"}, 400, "DCS.4800"),
+    ("tasks time with a sign", "GET", "/tasks", {"start_time": "+2026112700000"}, 400, "DCS.4800"),
     ("instances bad limit", "GET", "ROOT/v2/proj-a/instances", {"limit": "abc"}, 400, "DCS.4800"),
     ("offset beyond int32", "GET", "/redislog", {"log_type": "run", "offset": "99999999999999999999"}, 400, "DCS.4800"),
     ("limit with underscore", "GET", "ROOT/v2/proj-a/instances", {"limit": "1_0"}, 400, "DCS.4800"),
@@ -79,6 +81,12 @@ CASES = [
 def test_error_paths(api, name, method, path, query, status, code):
     url = path.replace("ROOT", api.root) if path.startswith("ROOT") else path
     assert_envelope(api(method, url, params=query), status, code)
+
+
+def test_method_not_allowed_names_the_allowed_methods(api):
+    response = api("DELETE", f"{api.root}/v2/proj-a/instances")
+    assert_envelope(response, 405, "DCS.4001")
+    assert "GET" in [method.strip() for method in response.headers["Allow"].split(",")]
 
 
 def test_no_credentials(api):

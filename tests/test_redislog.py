@@ -138,9 +138,12 @@ def test_node_without_log_file_fails_with_a_reason(dcslog_server, redis_node_fac
     assert "stdout" in raw.json()["tasks"][0]["error_msg"]
 
 
-def test_missing_log_file_fails_and_nothing_is_published(dcslog_server, redis_standalone, tmp_path):
+def test_missing_log_file_fails_and_nothing_is_published(dcslog_server, redis_standalone, tmp_path, capsys):
     imported = dcslog_server.import_instance(
         redis_standalone.url, "proj-a", "gone", "--log-file", f"{redis_standalone.address}={tmp_path}/nope.log")
+    # Said at import, not only by the failed collection later.
+    assert f"warning: {redis_standalone.address} logs to {tmp_path}/nope.log: no such file on this machine" \
+        in capsys.readouterr().err
     client = dcslog_server.sdk()
     client.create_redislog(CreateRedislogRequest(instance_id=imported["instance_id"], log_type="run"))
     [item] = wait_settled(client, imported["instance_id"])
@@ -295,3 +298,37 @@ def test_racing_collection_requests_one_wins(dcslog_server_factory, redis_standa
         assert outcomes.count((204, None)) == 1 and outcomes.count((400, "DCS.4017")) == 11
         listing = httpx.get(url, params={"log_type": "run", "limit": 100}, headers={"X-Auth-Token": token}).json()
         assert listing["total_num"] == 7 and len({f["backup_id"] for f in listing["file_list"]}) == 1
+
+
+def test_links_point_where_the_client_reached_the_service(synthetic, dcslog_server, monkeypatch):
+    """Without DCSLOG_PUBLIC_URL a link is built from the scheme and Host of the request for it
+    (`serve --host 0.0.0.0` must not hand out http://0.0.0.0/…); with it, from the setting."""
+    client, instance_id = synthetic["client"], synthetic["instance_id"]
+    client.create_redislog(CreateRedislogRequest(instance_id=instance_id, log_type="run"))
+    [item] = wait_settled(client, instance_id)
+    token = dcslog_server.cli("token", "create", "--project-id", "proj-a")["token"]
+    url = f"{dcslog_server.url}/v2/proj-a/instances/{instance_id}/redislog/{item.id}/links"
+
+    def link(host: str | None = None) -> str:
+        headers = {"X-Auth-Token": token, **({"Host": host} if host else {})}
+        return httpx.post(url, headers=headers).json()["link"]
+    assert link().startswith(f"{dcslog_server.url}/downloads/")
+    through_proxy = link("logs.example.net:8443")
+    assert through_proxy.startswith("http://logs.example.net:8443/downloads/")
+    # The same token, fetched where the service really listens, is the file.
+    assert httpx.get(dcslog_server.url + "/downloads/" + through_proxy.rsplit("/", 1)[1]).content \
+        == synthetic["expected"][today_utc()]
+    dcslog_server.settings.public_url = "https://dcslog.example.com/"
+    assert link().startswith("https://dcslog.example.com/downloads/")
+
+
+def test_refresh_changes_the_time_zone(dcslog_server, redis_standalone, capsys):
+    """The zone Redis logs in is a per-instance setting: fixable without a re-import (ids stay)."""
+    from dcslog import cli
+
+    imported = dcslog_server.import_instance(redis_standalone.url)
+    refreshed = dcslog_server.cli("instances", "refresh", imported["instance_id"], "--timezone", "Asia/Tokyo")
+    assert refreshed["timezone"] == "Asia/Tokyo" and refreshed["instance_id"] == imported["instance_id"]
+    assert cli.main(["instances", "refresh", imported["instance_id"], "--timezone", "Mars/Olympus"]) != 0
+    assert "Unknown time zone 'Mars/Olympus'" in capsys.readouterr().err
+    assert dcslog_server.cli("instances", "show", imported["instance_id"])["timezone"] == "Asia/Tokyo"

@@ -162,7 +162,37 @@ def _parse_node_map(values: list[str], option: str, shape: str) -> dict[str, str
 async def _instance_with_groups(session, instance: Instance) -> dict:
     view = await instance_service.instance_view(session, instance)
     view["group_list"] = await instance_service.group_list(session, instance)
+    _warn_unreadable_logs(view)
     return view
+
+
+def _warn_unreadable_logs(view: dict) -> None:
+    """Say now, on stderr, what would otherwise surface as failed collections: a node's log this
+    machine cannot read (Debian's redis-server writes /var/log/redis as redis:adm, mode 0640)."""
+    for group in view["group_list"]:
+        for node in group["replication_list"]:
+            path = node["log_file"]
+            if not path or node["agent"]:
+                continue
+            if not os.path.exists(path):
+                why = "no such file on this machine"
+            elif not os.access(path, os.R_OK):
+                why = f"no permission for user {_user_name()}"
+            else:
+                continue
+            print(f"warning: {node['replication_ip']}:{node['replication_port']} logs to {path}: {why}. "
+                  "Collections of that node fail until dcslog runs as a user who can read it (Debian: add "
+                  "it to group adm), the path is given with --log-file, or the node is read through a "
+                  "`dcslog agent` (--agent).", file=sys.stderr)
+
+
+def _user_name() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
 
 
 def cmd_instances_import(args, settings: Settings) -> dict:
@@ -204,7 +234,7 @@ def cmd_instances_refresh(args, settings: Settings) -> dict:
     async def work(session, keyring):
         instance = await instance_service.refresh_instance(
             session, keyring, await _find_instance(session, args), redis_timeout=settings.redis_timeout,
-            prune=args.prune)
+            prune=args.prune, timezone=args.timezone)
         return await _instance_with_groups(session, instance)
     return asyncio.run(_with_session(settings, work))
 
@@ -298,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
         if handler is cmd_instances_refresh:
             p.add_argument("--prune", action="store_true",
                            help="drop nodes no longer found, instead of keeping them as Inactive")
+            p.add_argument("--timezone", help="change the IANA zone Redis writes its log in (days collected "
+                                              "from now on follow it)")
 
     from dcslog.client import add_client_commands  # groups, logs, slowlog: talk to a DCS endpoint over HTTP
     add_client_commands(sub)

@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("./data"), description="Directory for the SQLite database, the server key and local files.")
     database_url: str | None = Field(None, description="SQLAlchemy async URL; default sqlite+aiosqlite:///<data_dir>/dcslog.db.")
     object_store: str | None = Field(None, description="Where collected files go: file:///path or s3://bucket?endpoint=URL&region=R; default file://<data_dir>/files.")
-    public_url: str | None = Field(None, description="Base URL of download links; default http://<host>:<port>.")
+    public_url: str | None = Field(None, description="Base URL of download links; default the scheme and Host of the request that asks for the link.")
     host: str = Field("127.0.0.1", description="Address `dcslog serve` listens on.")
     port: int = Field(8080, description="Port `dcslog serve` listens on.")
     link_ttl: int = Field(86400, gt=0, description="Seconds a download link stays valid (never past the file's retention).")
@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     def effective_object_store(self) -> str:
         return self.object_store or f"file://{self.data_dir.resolve() / 'files'}"
 
-    @property
-    def effective_public_url(self) -> str:
-        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+    def link_base(self, request_origin: str) -> str:
+        """Base URL of download links: DCSLOG_PUBLIC_URL, else the scheme and ``Host`` the link
+        request came with, which the client evidently reaches (``--host 0.0.0.0`` is no address
+        to hand out; behind a proxy that rewrites Host, set DCSLOG_PUBLIC_URL)."""
+        return (self.public_url or request_origin).rstrip("/")

@@ -18,6 +18,9 @@ def _time_param(query: MultiMapping[str], name: str) -> datetime | None:
     if not raw:
         return None
     try:
+        # Exactly yyyyMMddHHmmss: strptime alone also takes "202611270000" (12 digits).
+        if len(raw) != 14 or not raw.isdigit():
+            raise ValueError(raw)
         return datetime.strptime(raw, "%Y%m%d%H%M%S")
     except ValueError:
         raise errors.InvalidParameter(name) from None
