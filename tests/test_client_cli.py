@@ -1,8 +1,9 @@
 """The client commands (``dcslog groups``, ``logs …``, ``slowlog``) against a live dcslog with real redis-server.
 
 They run in-process through ``dcslog.cli.main`` with the client's DCSLOG_*
-variables set, and once as a subprocess, and talk to the server only over HTTP,
-signed with AK/SK (or a token) exactly as the SDK signs.
+variables set, and as subprocesses (against ``dcslog serve`` run as a process
+too), and talk to the server only over HTTP, signed with AK/SK (or a token)
+exactly as the SDK signs.
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ import gzip
 import hashlib
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import threading
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -21,15 +25,17 @@ import httpx
 import pytest
 
 from dcslog import cli
-from dcslog.client import download as download_module
 from dcslog.client.commands import parse_time
 from dcslog.client.config import ClientConfig, ConfigError, load_config
 from dcslog.client.progress import ByteProgress, StatusBoard
-from tests.dcslog_fixtures import _free_port
+from tests.dcslog_fixtures import _free_port, answers, wait_for
+from tests.test_e2e_sdk import expected_day
 
 MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
 CLIENT_VARS = ("DCSLOG_ENDPOINT", "DCSLOG_PROJECT_ID", "DCSLOG_AK", "DCSLOG_SK", "DCSLOG_TOKEN", "DCSLOG_PROFILE",
                "DCSLOG_PROFILE_FILE")
+DCSLOG = [sys.executable, "-m", "dcslog.cli"]
+ERROR_KEYS = {"exit_status", "status", "error_code", "error_msg", "error_ext_msg", "request_id"}
 
 
 def day_lines(day: date, count: int, width: int = 0) -> bytes:
@@ -42,18 +48,23 @@ def day_lines(day: date, count: int, width: int = 0) -> bytes:
     return b"".join(lines)
 
 
-@pytest.fixture
-def client_env(dcslog_server, monkeypatch, tmp_path):
-    """The client configured for dcslog_server with an operator AK/SK, and no profile file."""
-    credential = dcslog_server.credentials(role="operator")
+def configure_client(server, monkeypatch, tmp_path) -> dict:
+    """Point the client at ``server`` with a new operator AK/SK, and no profile file."""
+    credential = server.credentials(role="operator")
     for name in CLIENT_VARS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DCSLOG_PROFILE_FILE", str(tmp_path / "no-such-profile.toml"))
-    monkeypatch.setenv("DCSLOG_ENDPOINT", dcslog_server.url)
+    monkeypatch.setenv("DCSLOG_ENDPOINT", server.url)
     monkeypatch.setenv("DCSLOG_PROJECT_ID", credential["project_id"])
     monkeypatch.setenv("DCSLOG_AK", credential["access_key"])
     monkeypatch.setenv("DCSLOG_SK", credential["secret_key"])
     return credential
+
+
+@pytest.fixture
+def client_env(dcslog_server, monkeypatch, tmp_path):
+    """The client configured for dcslog_server with an operator AK/SK, and no profile file."""
+    return configure_client(dcslog_server, monkeypatch, tmp_path)
 
 
 @pytest.fixture
@@ -176,41 +187,93 @@ def test_get_collects_waits_and_downloads_every_day(synthetic, capsys, tmp_path)
     assert out.splitlines()[0].split() == ["FILE_NAME", "STATUS", "SIZE", "SAVED_AS", "ERROR"]
 
 
-def test_an_interrupted_download_is_resumed_with_range(synthetic, capsys, tmp_path, monkeypatch):
+class CuttingProxy:
+    """A TCP proxy in front of dcslog's download links: it relays bytes both ways, and when armed with
+    ``cut_after = N`` it passes only the first N bytes of the next ``GET /downloads/…`` response
+    (status line and headers included) and then closes the connection, as a dying link would."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.cut_after: int | None = None
+        self.request_heads: list[str] = []  # every request's head, as sent on the wire
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+
+    def _relay(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+        budget: list[int | None] = [None]  # bytes of the current response still allowed through
+
+        def requests() -> None:
+            with contextlib.suppress(OSError):
+                while data := client.recv(65536):
+                    if data.startswith((b"GET ", b"HEAD ")):
+                        self.request_heads.append(data.split(b"\r\n\r\n")[0].decode())
+                        if data.startswith(b"GET /downloads/") and self.cut_after is not None:
+                            budget[0], self.cut_after = self.cut_after, None  # armed before upstream answers
+                    upstream.sendall(data)
+                upstream.shutdown(socket.SHUT_WR)
+        threading.Thread(target=requests, daemon=True).start()
+        with contextlib.suppress(OSError):
+            while data := upstream.recv(65536):
+                if budget[0] is not None and len(data) >= budget[0]:
+                    client.sendall(data[:budget[0]])
+                    break  # the cut: nothing more of this response, and the connection goes
+                if budget[0] is not None:
+                    budget[0] -= len(data)
+                client.sendall(data)
+        for sock in (client, upstream):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+
+@pytest.fixture
+def cutting_proxy(dcslog_env, monkeypatch):
+    """A CuttingProxy that dcslog's download links point at (DCSLOG_PUBLIC_URL): request it before
+    the server fixtures, so the setting is there when the server starts."""
+    proxy = CuttingProxy(int(dcslog_env["DCSLOG_PORT"]))
+    monkeypatch.setenv("DCSLOG_PUBLIC_URL", proxy.url)
+    yield proxy
+    proxy.close()
+
+
+def test_a_download_cut_by_the_other_side_is_resumed_with_range(cutting_proxy, synthetic, capsys, tmp_path):
     today = next(f for f in collected(capsys, synthetic, 0) if f["time"] == str(synthetic["today"]))
     whole = synthetic["today_bytes"]
     target = tmp_path / "resumed.log"
+    code, out, _ = run(capsys, "logs", "link", "--instance", synthetic["instance"], today["id"])
+    assert code == 0 and out.startswith(cutting_proxy.url + "/downloads/")  # the links go through the proxy
 
-    # A connection that breaks after the first chunks: exit 5, the bytes so far kept in .part.
-    monkeypatch.setattr(download_module, "CHUNK", 8192)
-    real_update = ByteProgress.update
-
-    def break_off(self, n):
-        real_update(self, n)
-        if self.done >= 5 * 8192:
-            raise httpx.ReadError("connection reset by peer")
-    monkeypatch.setattr(ByteProgress, "update", break_off)
+    # The connection is closed 100 kB into the response: exit 5, the bytes so far kept in .part.
+    cutting_proxy.cut_after = 100_000
     code, out, err = run(capsys, "logs", "download", "--instance", synthetic["instance"], today["id"], "-o", str(target))
-    assert code == 5 and "run the same command again to resume" in err, err
+    assert code == 5 and "broke off at" in err and "run the same command again to resume" in err, err
     part = tmp_path / "resumed.log.part"
     kept = part.read_bytes()
-    assert len(kept) == 5 * 8192 and whole.startswith(kept) and not target.exists()
+    assert 50_000 < len(kept) < 100_000 and whole.startswith(kept) and not target.exists()
     assert (tmp_path / "resumed.log.part.etag").exists()  # If-Range on the next attempt
+    assert "range:" not in cutting_proxy.request_heads[-1].lower()
 
     # The same command again: a Range request from where it broke off, the whole file verified.
-    monkeypatch.setattr(ByteProgress, "update", real_update)
-    requests: list[httpx.Request] = []
-    real_send = httpx.Client.send
-
-    def recording_send(self, request, **kwargs):
-        requests.append(request)
-        return real_send(self, request, **kwargs)
-    monkeypatch.setattr(httpx.Client, "send", recording_send)
     result = run_json(capsys, "logs", "download", "--instance", synthetic["instance"], today["id"], "-o", str(target))
     assert target.read_bytes() == whole
     assert result["resumed_from"] == len(kept) and result["verified"] == "sha256"
-    [fetch] = [r for r in requests if "/downloads/" in str(r.url)]
-    assert fetch.headers["Range"] == f"bytes={len(kept)}-" and fetch.headers["If-Range"]
+    assert result["size"] == len(whole) == today["size"] and result["sha256"] == today["sha256"]
+    head = cutting_proxy.request_heads[-1].lower()
+    assert head.startswith("get /downloads/")
+    assert f"range: bytes={len(kept)}-" in head.splitlines() and "if-range: " in head
     assert not part.exists() and not (tmp_path / "resumed.log.part.etag").exists()
 
 
@@ -271,7 +334,9 @@ def test_dcs_errors_are_shown_with_their_code(synthetic, dcslog_server, capsys, 
 
     code, out, err = run(capsys, "logs", "link", "--instance", synthetic["instance"], "no-such-file", "--json")
     assert code == 1 and "DCS.4001" in err
-    assert json.loads(out)["error"]["error_code"] == "DCS.4001"
+    error = json.loads(out)["error"]
+    assert set(error) == ERROR_KEYS and error["exit_status"] == 1 and error["status"] == 404
+    assert error["error_code"] == "DCS.4001" and error["request_id"]
 
     code, _, err = run(capsys, "logs", "collect", "--instance", synthetic["instance"], "--replica", "not-a-replica")
     assert code == 1 and "DCS.4800" in err
@@ -291,11 +356,22 @@ def test_dcs_errors_are_shown_with_their_code(synthetic, dcslog_server, capsys, 
     assert code == 1 and "DCS.2003" in err
 
 
+def json_error(out: str, exit_status: int) -> dict:
+    """The one JSON object --json prints on stdout for an error, checked for its shape."""
+    error = json.loads(out)["error"]
+    assert set(error) == ERROR_KEYS and error["exit_status"] == exit_status and error["error_msg"], error
+    return error
+
+
 def test_configuration_and_network_errors(client_env, capsys, monkeypatch):
     instance = "00000000-0000-4000-8000-000000000000"
     monkeypatch.delenv("DCSLOG_SK")
-    code, _, err = run(capsys, "groups", "--instance", instance)
-    assert code == 2 and "needs its secret key" in err
+    code, out, err = run(capsys, "groups", "--instance", instance)
+    assert code == 2 and "needs its secret key" in err and out == ""
+    code, out, err = run(capsys, "groups", "--instance", instance, "--json")
+    assert code == 2 and "needs its secret key" in err  # the text still on stderr…
+    error = json_error(out, 2)  # …and the JSON error on stdout
+    assert "needs its secret key" in error["error_msg"] and error["status"] is None and error["error_code"] is None
 
     monkeypatch.delenv("DCSLOG_AK")
     code, _, err = run(capsys, "groups", "--instance", instance)
@@ -305,10 +381,61 @@ def test_configuration_and_network_errors(client_env, capsys, monkeypatch):
     monkeypatch.setenv("DCSLOG_ENDPOINT", f"http://127.0.0.1:{_free_port()}")
     code, _, err = run(capsys, "groups", "--instance", instance)
     assert code == 5 and "cannot reach" in err
+    code, out, err = run(capsys, "logs", "list", "--instance", instance, "--json")
+    assert code == 5 and "cannot reach" in err and "cannot reach" in json_error(out, 5)["error_msg"]
 
+    capsys.readouterr()
     with pytest.raises(SystemExit) as exc:
         cli.main(["logs", "collect", "--instance", instance, "--days", "2"])
-    assert exc.value.code == 2
+    assert exc.value.code == 2 and capsys.readouterr().out == ""
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["logs", "collect", "--instance", instance, "--days", "2", "--json"])
+    out, err = capsys.readouterr()
+    assert exc.value.code == 2 and "invalid choice: 2" in err and "invalid choice: 2" in json_error(out, 2)["error_msg"]
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["slowlog", "--json"])  # a top-level client command: --instance is missing
+    out, _ = capsys.readouterr()
+    assert exc.value.code == 2 and "--instance" in json_error(out, 2)["error_msg"]
+
+
+def test_timeout_exits_6_with_the_files_still_creating(dcslog_server_factory, redis_standalone, monkeypatch, tmp_path,
+                                                       capsys):
+    with dcslog_server_factory(run_worker=False) as server:  # nobody collects: the files stay `creating`
+        configure_client(server, monkeypatch, tmp_path)
+        instance = server.import_instance(redis_standalone.url)["instance_id"]
+        code, out, err = run(capsys, "logs", "collect", "--instance", instance, "--wait", "--timeout", "1",
+                             "--interval", "0.2", "--json")
+        assert code == 6, err
+        assert "error: gave up after 1s with files still creating (--timeout)" in err
+        body = json.loads(out)
+        assert [f["status"] for f in body["files"]] == ["creating"] and body["instance_id"] == instance
+        assert "--timeout" in json_error(out, 6)["error_msg"]
+
+
+def test_ctrl_c_while_waiting_exits_130(dcslog_server_factory, redis_standalone, monkeypatch, tmp_path):
+    with dcslog_server_factory(run_worker=False) as server:  # nobody collects: the wait goes on until Ctrl-C
+        credential = configure_client(server, monkeypatch, tmp_path)
+        instance = server.import_instance(redis_standalone.url)["instance_id"]
+        env = client_process_env(server.url, credential, tmp_path)
+        # SIGINT as a terminal delivers it, whatever disposition the test runner left for its children.
+        proc = subprocess.Popen([*DCSLOG, "logs", "collect", "--instance", instance, "--wait", "--interval", "0.2",
+                                 "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        try:
+            seen = []
+            while not any(": creating" in line for line in seen):  # it is in the wait loop now
+                line = proc.stderr.readline()
+                assert line, f"the client ended early: {''.join(seen)}"
+                seen.append(line)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 130, err
+        assert "error: interrupted" in err and "Traceback" not in err
+        assert json_error(out, 130)["error_msg"].startswith("interrupted")
 
 
 def test_profile_file_token_and_precedence(dcslog_server, client_env, synthetic, capsys, monkeypatch, tmp_path):
@@ -393,6 +520,74 @@ def test_live_progress_redraws_in_place():
 
 
 # -- as a real process ----------------------------------------------------------------------------
+
+def client_process_env(endpoint: str, credential: dict, tmp_path: Path) -> dict[str, str]:
+    """The environment of a client run as a process: only the client's own DCSLOG_* variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DCSLOG_")}
+    env.update({"DCSLOG_ENDPOINT": endpoint, "DCSLOG_PROJECT_ID": credential["project_id"],
+                "DCSLOG_AK": credential["access_key"], "DCSLOG_SK": credential["secret_key"],
+                "DCSLOG_PROFILE_FILE": str(tmp_path / "none.toml")})
+    return env
+
+
+@pytest.fixture
+def serve_process(tmp_path):
+    """`dcslog serve` as its own process on a free port; yields (its URL, the environment of its admin CLI)."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DCSLOG_")}
+    env.update({"DCSLOG_DATA_DIR": str(tmp_path / "serve-data"), "DCSLOG_HOST": "127.0.0.1",
+                "DCSLOG_PORT": str(port), "DCSLOG_WORKER_POLL_INTERVAL": "0.2"})
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([*DCSLOG, "serve"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: answers(url) or proc.poll() is not None, what="dcslog serve to answer")
+        assert proc.poll() is None, log.read_text()
+        yield url, env
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_collect_wait_and_get_against_dcslog_serve_as_a_process(serve_process, redis_standalone, tmp_path):
+    url, server_env = serve_process
+
+    def dcslog(env, *argv: str, cwd: Path = tmp_path) -> subprocess.CompletedProcess:
+        return subprocess.run([*DCSLOG, *argv], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+    def admin(*argv: str):
+        done = dcslog(server_env, *argv, "--json")
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    credential = admin("credentials", "create", "--project-id", "demo", "--role", "operator")
+    instance = admin("instances", "import", "--project-id", "demo", "--name", "cache", "--redis",
+                     redis_standalone.url)["instance_id"]
+    env = client_process_env(url, credential, tmp_path)
+    today = datetime.now(timezone.utc).date()
+    name = f"redis_{redis_standalone.host}_{today}.log"
+
+    done = dcslog(env, "logs", "collect", "--instance", instance, "--wait", "--interval", "0.2", "--json")
+    assert done.returncode == 0, done.stderr
+    assert f"{name}: creating" in done.stderr and f"{name}: succeed" in done.stderr
+    [item] = json.loads(done.stdout)["files"]
+    assert item["status"] == "succeed" and item["file_name"] == name and item["size"] > 0
+
+    done = dcslog(env, "logs", "get", "--instance", instance, "--days", "0", "-o", "incident", "--interval", "0.2")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].split() == ["FILE_NAME", "STATUS", "SIZE", "SAVED_AS", "ERROR"]
+    assert f"incident/{name}" in done.stdout
+    body = (tmp_path / "incident" / name).read_bytes()
+    [listed] = json.loads(dcslog(env, "logs", "list", "--instance", instance, "--json").stdout)["file_list"]
+    assert listed["id"] == item["id"]  # collected again: the same file, refreshed in place
+    assert hashlib.sha256(body).hexdigest() == listed["sha256"] and len(body) == listed["size"]
+    assert b"Ready to accept connections" in body and expected_day(redis_standalone.log_file, today).startswith(body)
+
 
 def test_as_a_subprocess_with_no_local_server_data(synthetic, client_env, tmp_path):
     empty = tmp_path / "empty-cwd"

@@ -12,6 +12,9 @@ import contextlib
 import hashlib
 import os
 import re
+import signal
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
@@ -364,3 +367,114 @@ def test_aksk_sign_in_replica_collection_and_slow_queries(dcslog_server, redis_r
     for request in sent:
         assert secret not in request.url and secret not in str(request.all_headers())
         assert secret not in (request.post_data or "")
+
+
+def test_file_list_goes_from_creating_to_succeed_without_a_reload(dcslog_server_factory, redis_standalone, page,
+                                                                   tmp_path):
+    """The server runs with no worker, so the file stays `creating` for as long as the test likes; a
+    `dcslog worker` process started later collects it, and only the page's own polling can show that."""
+    from playwright.sync_api import expect
+
+    with dcslog_server_factory(run_worker=False) as server:
+        imported = off_loop(server.import_instance, redis_standalone.url)
+        token = off_loop(server.cli, "token", "create", "--project-id", "proj-a", "--role", "operator")["token"]
+        listings = []
+        page.on("request", lambda r: listings.append(r) if r.method == "GET" and "/redislog?" in r.url else None)
+        page.goto(f"{server.url}/console#/instances/{imported['instance_id']}")
+        sign_in_with_token(page, "proj-a", token)
+        expect(page.get_by_text("No run logs collected yet")).to_be_visible()
+        page.evaluate("window.__sameDocument = true")
+        page.get_by_role("button", name="Collect").click()
+
+        status = page.locator("#run-logs-table tbody td[data-file-status]")
+        expect(status).to_have_attribute("data-file-status", "creating")
+        expect(page.locator('[data-status="run-logs"]')).to_contain_text("Collecting today")
+        asked = len(listings)
+        # While it is creating, the page keeps asking (every 2 s) and keeps showing `creating`.
+        for _ in range(100):
+            if len(listings) >= asked + 2:
+                break
+            page.wait_for_timeout(200)
+        assert len(listings) >= asked + 2, [r.url for r in listings]
+        expect(status).to_have_attribute("data-file-status", "creating")
+
+        with open(tmp_path / "worker.log", "wb") as log:
+            worker = subprocess.Popen([sys.executable, "-m", "dcslog.cli", "worker"], env=dict(os.environ),
+                                      stdout=log, stderr=subprocess.STDOUT)
+        try:
+            expect(status).to_have_attribute("data-file-status", "succeed")
+            expect(page.locator('[data-status="run-logs"]')).to_contain_text("Collection finished")
+            expect(page.get_by_role("button", name=re.compile("^Download redis_"))).to_be_enabled()
+        finally:
+            worker.send_signal(signal.SIGINT)
+            try:
+                worker.wait(15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+        assert page.evaluate("window.__sameDocument") is True  # no reload: the same document all along
+
+
+def active_element(page) -> str:
+    """What has the keyboard focus: its tag and accessible label or text."""
+    return page.evaluate("""() => { const e = document.activeElement;
+        return e.tagName + ' ' + (e.getAttribute('aria-label') || e.textContent.trim()); }""")
+
+
+def test_keyboard_focus_stays_on_collect_download_and_the_last_pages_next(dcslog_server, redis_standalone, page):
+    """A button busy with its request, or with nothing left to page to, keeps the keyboard focus
+    (aria-disabled, clicks ignored) instead of dropping it to <body> as a disabled button would."""
+    from playwright.sync_api import expect
+
+    server = dcslog_server
+    imported = off_loop(server.import_instance, redis_standalone.url)
+    token = off_loop(server.cli, "token", "create", "--project-id", "proj-a", "--role", "operator")["token"]
+    with contextlib.closing(redis_standalone.client()) as client:
+        client.config_set("slowlog-log-slower-than", 0)
+        for i in range(15):
+            client.set(f"key:{i}", i)
+        client.config_set("slowlog-log-slower-than", 10000)
+    off_loop(server.harvest)
+
+    page.goto(f"{server.url}/console#/instances/{imported['instance_id']}")
+    sign_in_with_token(page, "proj-a", token)
+    collect = page.get_by_role("button", name="Collect")
+    page.get_by_label("Days").focus()
+    page.keyboard.press("Tab")
+    expect(collect).to_be_focused()
+    page.keyboard.press("Enter")
+    # The request is done (a fast worker may even have finished the collection)…
+    expect(page.locator('[data-status="run-logs"]')).to_contain_text(re.compile("Collecting today|Collection finished"))
+    expect(collect).not_to_have_attribute("aria-disabled", "true")
+    assert active_element(page) == "BUTTON Collect"  # …and the focus is where it was
+
+    expect(page.locator('#run-logs-table td[data-file-status="succeed"]')).to_have_count(1)
+    page.keyboard.press("Tab")
+    download = page.get_by_role("button", name=re.compile("^Download redis_"))
+    expect(download).to_be_focused()
+    with page.expect_download() as started:
+        page.keyboard.press("Enter")
+    assert started.value.suggested_filename.startswith("redis_")
+    expect(download).not_to_have_attribute("aria-disabled", "true")
+    assert active_element(page) == "BUTTON " + download.get_attribute("aria-label")
+
+    # Page through the slow log with Enter on Next: on the last page Next cannot go on, but keeps the focus.
+    page.get_by_role("tab", name="Slow Queries").click()
+    page.get_by_label("Rows per page").select_option("10")
+    page.get_by_role("button", name="Search").click()
+    pager = page.locator('[data-pager="slow-queries"]')
+    expect(pager).to_contain_text("1–10 of ")
+    total = int(pager.inner_text().split(" of ")[1].split()[0])
+    assert total > 10
+    next_button = pager.get_by_role("button", name="Next")
+    next_button.focus()
+    last = (total - 1) // 10 * 10
+    for offset in range(10, last + 1, 10):
+        page.keyboard.press("Enter")
+        expect(pager).to_contain_text(f"{offset + 1}–{min(offset + 10, total)} of {total}")
+    assert active_element(page) == "BUTTON Next"
+    expect(next_button).to_have_attribute("aria-disabled", "true")
+    page.keyboard.press("Enter")  # nothing after the last page
+    page.wait_for_timeout(300)
+    expect(pager).to_contain_text(f"{last + 1}–{total} of {total}")
+    assert active_element(page) == "BUTTON Next"

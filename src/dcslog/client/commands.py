@@ -61,6 +61,29 @@ def _err(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def error_object(exit_status: int, message: str, api_error: ApiError | None = None) -> dict:
+    """What ``--json`` prints as ``"error"`` for every failure, whatever the exit status: the same keys
+    always, the DCS fields filled in when the endpoint answered with an error, null otherwise."""
+    fields = api_error.as_dict() if api_error else {"status": None, "error_code": None, "error_msg": message,
+                                                    "error_ext_msg": None, "request_id": None}
+    return {"exit_status": exit_status, **fields}
+
+
+def _fail(args, exit_status: int, message: str, api_error: ApiError | None = None) -> int:
+    """An error: its text on stderr and, with ``--json``, ``{"error": {…}}`` on stdout."""
+    _err(f"error: {message}")
+    if getattr(args, "json", False):
+        _emit_json({"error": error_object(exit_status, message, api_error)})
+    return exit_status
+
+
+def _emit_result(status: int, result: dict, problems: list[str]) -> None:
+    """A result under ``--json``; one that ends in an error carries ``"error"`` beside what was done."""
+    if status != EXIT_OK:
+        result = {**result, "error": error_object(status, "; ".join(problems))}
+    _emit_json(result)
+
+
 # -- replicas -------------------------------------------------------------------------------------
 
 def _nodes(groups: dict) -> list[dict]:
@@ -137,8 +160,8 @@ def cmd_logs_link(args, api: DcsApi) -> int:
     return EXIT_OK
 
 
-def _collect(args, api: DcsApi) -> tuple[int, dict]:
-    """Start a collection and, with ``--wait``, follow it; returns (exit status, result for output)."""
+def _collect(args, api: DcsApi) -> tuple[int, dict, list[str]]:
+    """Start a collection and, with ``--wait``, follow it; returns (exit status, result, errors shown)."""
     node = _resolve_replica(api, args.instance, args.replica)
     replication_id = node.get("replication_id") if node else None
     ip = node.get("replication_ip") if node else None
@@ -162,7 +185,7 @@ def _collect(args, api: DcsApi) -> tuple[int, dict]:
     result = {"instance_id": args.instance, "replication_id": replication_id, "query_time": args.days, "files": []}
     if not args.wait:
         result["files"] = ours()
-        return EXIT_OK, result
+        return EXIT_OK, result, []
     what = "today's run log" if args.days <= 1 else f"the last {args.days} days of the run log"
     board = StatusBoard(f"collecting {what} of {_address(node) if ip else replication_id or 'the instance'}")
     deadline = time.monotonic() + args.timeout
@@ -175,20 +198,22 @@ def _collect(args, api: DcsApi) -> tuple[int, dict]:
         if time.monotonic() >= deadline:
             board.finish()
             result["files"] = files
-            _err(f"error: gave up after {args.timeout:g}s with files still creating (--timeout)")
-            return EXIT_TIMEOUT, result
+            problem = f"gave up after {args.timeout:g}s with files still creating (--timeout)"
+            _err(f"error: {problem}")
+            return EXIT_TIMEOUT, result, [problem]
         time.sleep(args.interval)
     result["files"] = files
-    failed = [f for f in files if f.get("status") == "failed"]
-    for f in failed:
-        _err(f"error: {f.get('file_name', f['id'])} failed: {f.get('error_msg') or 'no reason given'}")
-    return (EXIT_COLLECTION_FAILED if failed else EXIT_OK), result
+    problems = [f"{f.get('file_name', f['id'])} failed: {f.get('error_msg') or 'no reason given'}"
+                for f in files if f.get("status") == "failed"]
+    for problem in problems:
+        _err(f"error: {problem}")
+    return (EXIT_COLLECTION_FAILED if problems else EXIT_OK), result, problems
 
 
 def cmd_logs_collect(args, api: DcsApi) -> int:
-    status, result = _collect(args, api)
+    status, result, problems = _collect(args, api)
     if args.json:
-        _emit_json(result)
+        _emit_result(status, result, problems)
         return status
     if not args.wait:
         _err("collection started; follow it with `dcslog logs list --instance "
@@ -231,7 +256,7 @@ def cmd_logs_download(args, api: DcsApi) -> int:
 
 def cmd_logs_get(args, api: DcsApi) -> int:
     args.wait = True
-    status, result = _collect(args, api)
+    status, result, problems = _collect(args, api)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     downloads = []
@@ -244,9 +269,10 @@ def cmd_logs_get(args, api: DcsApi) -> int:
         except VerificationFailed as exc:
             _err(f"error: {exc}")
             downloads.append({"id": meta["id"], "file": None, "error": str(exc)})
+            problems.append(str(exc))
             status = max(status, EXIT_VERIFICATION_FAILED)
     if args.json:
-        _emit_json({**result, "downloads": downloads})
+        _emit_result(status, {**result, "downloads": downloads}, problems)
         return status
     rows = [{**f, **next((d for d in downloads if d["id"] == f["id"]), {})} for f in result["files"]]
     _table(_file_rows(rows), [("file_name", "FILE_NAME"), ("status", "STATUS"), ("size_h", "SIZE"),
@@ -325,33 +351,44 @@ def run(args: argparse.Namespace) -> int:
     handler: Callable[[argparse.Namespace, DcsApi], int] = args.client_handler
     try:
         config = load_config(args.profile)
-    except ConfigError as exc:
-        _err(f"error: {exc}")
-        return EXIT_USAGE
-    try:
         with DcsApi(config, timeout=args.http_timeout) as api:
             return handler(args, api)
+    except ConfigError as exc:
+        return _fail(args, EXIT_USAGE, str(exc))
     except ApiError as exc:
         request = f", request id {exc.request_id}" if exc.request_id else ""
-        _err(f"error: {exc.error_code or 'HTTP ' + str(exc.status)}: {exc.error_msg}"
-             f"{' (' + exc.error_ext_msg + ')' if exc.error_ext_msg else ''} [HTTP {exc.status}{request}]")
+        status = _fail(args, EXIT_API_ERROR,
+                       f"{exc.error_code or 'HTTP ' + str(exc.status)}: {exc.error_msg}"
+                       f"{' (' + exc.error_ext_msg + ')' if exc.error_ext_msg else ''} [HTTP {exc.status}{request}]",
+                       exc)
         if exc.hint:
             _err(f"hint: {exc.hint}")
-        if args.json:
-            _emit_json({"error": exc.as_dict()})
-        return EXIT_API_ERROR
+        return status
     except UsageError as exc:
-        _err(f"error: {exc}")
-        return EXIT_USAGE
+        return _fail(args, EXIT_USAGE, str(exc))
     except VerificationFailed as exc:
-        _err(f"error: verification failed: {exc}")
-        return EXIT_VERIFICATION_FAILED
+        return _fail(args, EXIT_VERIFICATION_FAILED, f"verification failed: {exc}")
     except (EndpointUnreachable, DownloadInterrupted) as exc:
-        _err(f"error: {exc}")
-        return EXIT_UNREACHABLE
+        return _fail(args, EXIT_UNREACHABLE, str(exc))
     except KeyboardInterrupt:
-        _err("interrupted (a partial download is kept as FILE.part: run the same command again to resume)")
-        return EXIT_INTERRUPTED
+        return _fail(args, EXIT_INTERRUPTED,
+                     "interrupted (a partial download is kept as FILE.part: run the same command again to resume)")
+
+
+class ClientParser(argparse.ArgumentParser):
+    """The parser of a client command: a usage error with ``--json`` among the arguments is also
+    printed as the JSON error on stdout, like every other error (argparse's text stays on stderr)."""
+
+    wants_json = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        self.wants_json = "--json" in (sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message: str):
+        if self.wants_json:
+            _emit_json({"error": error_object(EXIT_USAGE, message)})
+        super().error(message)
 
 
 def _positive(kind: type) -> Callable[[str], Any]:
@@ -378,6 +415,7 @@ def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
     """
     def command(subs, name: str, handler, help: str) -> argparse.ArgumentParser:
         p = subs.add_parser(name, help=help, description=help)
+        p.__class__ = ClientParser  # `dcslog`'s own subparsers make plain parsers; ours add the JSON error
         p.set_defaults(client=run, client_handler=handler)
         p.add_argument("--instance", required=True, metavar="INSTANCE_ID", help="the DCS instance id")
         p.add_argument("--json", action="store_true", help="print JSON on stdout")
@@ -403,7 +441,8 @@ def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
     command(subparsers, "groups", cmd_groups, "show an instance's shards and replicas with their ids")
 
     logs = subparsers.add_parser("logs", help="run logs on a DCS endpoint: collect, list, link, download")
-    logs_sub = logs.add_subparsers(dest="logs_command", required=True)
+    logs.__class__ = ClientParser
+    logs_sub = logs.add_subparsers(dest="logs_command", required=True, parser_class=ClientParser)
     collecting(command(logs_sub, "collect", cmd_logs_collect, "collect a replica's run log, one file per day"),
                wait_flag=True)
     command(logs_sub, "list", cmd_logs_list, "list the collected run-log files")

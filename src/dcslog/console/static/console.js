@@ -175,16 +175,27 @@
     return (i === 0 ? n : n.toFixed(n < 10 ? 1 : 0)) + " " + units[i];
   }
 
+  /* A button that cannot be used right now (busy, or nothing to go to) says so with aria-disabled and
+   * ignores clicks, but stays focusable: a real `disabled` would drop the keyboard focus to <body>. */
+  function setUnavailable(button, off) {
+    if (off) button.setAttribute("aria-disabled", "true");
+    else button.removeAttribute("aria-disabled");
+  }
+
+  function unavailable(button) {
+    return button.getAttribute("aria-disabled") === "true";
+  }
+
   function setPager(pager, offset, limit, total, onPage) {
     pager.hidden = total <= limit && offset === 0;
     var first = total === 0 ? 0 : offset + 1;
     $(".pager-range", pager).textContent = first + "–" + Math.min(offset + limit, total) + " of " + total;
     var prev = $('[data-page="prev"]', pager);
     var next = $('[data-page="next"]', pager);
-    prev.disabled = offset === 0;
-    next.disabled = offset + limit >= total;
-    prev.onclick = function () { onPage(Math.max(0, offset - limit)); };
-    next.onclick = function () { onPage(offset + limit); };
+    setUnavailable(prev, offset === 0);
+    setUnavailable(next, offset + limit >= total);
+    prev.onclick = function () { if (!unavailable(prev)) onPage(Math.max(0, offset - limit)); };
+    next.onclick = function () { if (!unavailable(next)) onPage(offset + limit); };
   }
 
   // ---- routing ----
@@ -262,7 +273,8 @@
         return;
       }
       var button = $('button[type="submit"]', form);
-      button.disabled = true;
+      if (unavailable(button)) return; // already checking
+      setUnavailable(button, true);
       showError(alert, null);
       // One cheap authenticated call proves the credentials before they are kept.
       call("GET", projectPath(credentials) + "/instances", [["limit", 1]], credentials).then(function () {
@@ -271,7 +283,7 @@
         sessionStorage.removeItem(STORAGE_KEY + ".next");
         location.hash = next && next.indexOf("#/sign-in") !== 0 ? next : "#/instances";
       }, function (error) {
-        button.disabled = false;
+        setUnavailable(button, false);
         showError(alert, error);
       });
     });
@@ -432,9 +444,10 @@
         return;
       }
       var button = $('button[type="submit"]', form);
+      if (unavailable(button)) return; // a collection request is on its way
       var days = form.elements.query_time;
       var what = days.options[days.selectedIndex].text.toLowerCase() + " of " + replica.options[replica.selectedIndex].text.split(" ")[0];
-      button.disabled = true;
+      setUnavailable(button, true);
       showError(alert, null);
       call("POST", state.paths.redislog, [["log_type", "run"], ["query_time", days.value], ["replication_id", replica.value]])
         .then(function () {
@@ -444,11 +457,12 @@
           load();
         }, function (error) {
           if (mine === generation) showError(alert, error);
-        }).then(function () { button.disabled = false; });
+        }).then(function () { setUnavailable(button, false); });
     });
 
     function download(file, button) {
-      button.disabled = true;
+      if (unavailable(button)) return; // its link is on its way
+      setUnavailable(button, true);
       showError(alert, null);
       call("POST", state.paths.redislog + "/" + seg(file.id) + "/links").then(function (result) {
         // The link is signed and needs no credentials; the server answers it as an attachment,
@@ -460,7 +474,7 @@
         status.textContent = "Downloading " + file.file_name + ".";
       }, function (error) {
         showError(alert, error);
-      }).then(function () { button.disabled = false; });
+      }).then(function () { setUnavailable(button, false); });
     }
 
     function row(file) {
