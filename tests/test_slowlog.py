@@ -18,7 +18,7 @@ from huaweicloudsdkdcs.v2 import ListSlowlogRequest
 from dcslog.redis.slowlog import fingerprint
 from dcslog.services import slowlog as slowlog_service
 from dcslog.services.slowlog import duration_ms
-from tests.dcslog_fixtures import wait_for
+from tests.dcslog_fixtures import started_server, wait_for
 
 SLOW = ["--slowlog-log-slower-than", "10000"]  # 10 ms: only DEBUG SLEEP 0.02 gets in
 
@@ -290,12 +290,19 @@ def test_cluster_entries_carry_their_shard(dcslog_server, redis_cluster_session)
                 client.config_set("slowlog-log-slower-than", 10000)
 
 
-@pytest.mark.parametrize("wide_window", [5000, 0], ids=["time-index", "duration-index"])
-def test_sorting_and_paging_match_a_brute_force_reference(dcslog_server, redis_node_factory, monkeypatch,
+@pytest.mark.parametrize("backend_env,wide_window", [("embedded", 5000), ("embedded", 0), ("postgres-s3", 0)],
+                         ids=["time-index", "duration-index", "postgresql"], indirect=["backend_env"])
+def test_sorting_and_paging_match_a_brute_force_reference(backend_env, dcslog_env, redis_node_factory, monkeypatch,
                                                           wide_window):
-    # Both plans of the duration sort: the planner's own, and the forced walk of the duration index.
+    # Both plans of the duration sort on SQLite: the planner's own, and the forced walk of the
+    # duration index; and PostgreSQL, which takes neither path's SQLite-only shortcuts.
     monkeypatch.setattr(slowlog_service, "WIDE_WINDOW", wide_window)
     node = redis_node_factory("127.0.0.2", args=["--slowlog-log-slower-than", "0", "--slowlog-max-len", "1000"])
+    with started_server(monkeypatch) as dcslog_server:
+        check_sorting_and_paging(dcslog_server, node)
+
+
+def check_sorting_and_paging(dcslog_server, node) -> None:
     api = Api(dcslog_server, dcslog_server.import_instance(node.url)["instance_id"])
     rng = random.Random(7)
     with contextlib.closing(node.client()) as client:
