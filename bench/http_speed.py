@@ -31,7 +31,7 @@ Small requests (``wrk -t1 -c32 -d10s``, --rounds rounds, medians of req/s):
                start: the most "link vs floor" could be on this stack
   link AK/SK   the same POST signed with SDK-HMAC-SHA256: wrk's Lua cannot compute
                HMAC, but a signature binds only method, path, query, host and
-               X-Sdk-Date (±15 min), so one request signed by ``auth.sign_request``
+               X-Sdk-Date (±15 min), so one request signed by ``signing.sign_request``
                just before the round is replayed for its 10 s — valid every time.
 Every wrk run counts non-2xx answers and socket errors (a Lua response hook);
 any is a failure.
@@ -398,7 +398,7 @@ def main() -> int:
     import httpx
     from cryptography.fernet import Fernet
 
-    from dcslog.auth import sign_request
+    from dcslog.signing import sign_request
     from tests.redis_fixtures import NodeSet
 
     work = OUT / "http_speed"

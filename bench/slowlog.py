@@ -60,7 +60,7 @@ import httpx  # noqa: E402
 from cryptography.fernet import Fernet  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
-from dcslog import cli  # noqa: E402
+from dcslog import admin  # noqa: E402
 from dcslog.config import Settings  # noqa: E402
 from dcslog.db.inline import InlineReads  # noqa: E402
 from dcslog.db.models import Replication, SlowlogCursor  # noqa: E402
@@ -282,7 +282,7 @@ def main() -> int:
         # 1. Database, key, six real nodes, the instance, a token.
         t = time.perf_counter()
         upgrade(url)
-        token = cli.cmd_token_create(argparse.Namespace(project_id=PROJECT, role="viewer"), settings)["token"]
+        token = admin.cmd_token_create(argparse.Namespace(project_id=PROJECT, role="viewer"), settings)["token"]
         deployment = start_replicated(nodeset, REPLICA_HOSTS)
         engine = create_engine(url)
         sessionmaker = create_sessionmaker(engine)

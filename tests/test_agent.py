@@ -16,7 +16,7 @@ import httpx
 import pytest
 from huaweicloudsdkdcs.v2 import CreateRedislogRequest
 
-from dcslog.auth import sign_request
+from dcslog.signing import sign_request
 from dcslog.runlog.remote import AGENT_ACCESS_KEY
 from tests.dcslog_fixtures import _free_port, wait_for
 from tests.redis_fixtures import TlsFiles
@@ -255,3 +255,10 @@ def test_an_agent_streams_a_big_day_in_bounded_memory(dcslog_server, redis_stand
     assert item.status == "succeed"
     assert len(download(client, imported["instance_id"], item.id).content) == len(content)
     assert memory_mib(agent_pid(agent_url), "VmHWM") - before < 32
+
+
+def test_per_node_addresses_are_keyed_as_collection_looks_them_up():
+    from dcslog.services.instances import _node_key
+
+    assert _node_key("[::1]:6379") == "::1:6379"  # collection looks up f"{host}:{port}"
+    assert _node_key("10.0.0.5:6379") == "10.0.0.5:6379"

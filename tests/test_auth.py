@@ -15,7 +15,7 @@ from huaweicloudsdkcore.signer.signer import Signer
 from huaweicloudsdkdcs.v2 import CreateRedislogRequest, ListInstancesRequest, ShowInstanceRequest
 
 from dcslog import errors
-from dcslog.auth import SignedRequest, canonical_query, canonical_uri, verify_signature
+from dcslog.signing import SignedRequest, canonical_query, canonical_uri, verify_signature
 
 
 def sdk_signed(credential: dict, method: str, url: str, path: str, query: list[tuple[str, str]] | None = None,
@@ -204,7 +204,7 @@ def test_malformed_sdk_date(sdk_date):
 
 
 def test_our_client_signer_verifies_here(dcslog_server):
-    from dcslog.auth import sign_request
+    from dcslog.signing import sign_request
     credential = dcslog_server.credentials("proj-a", "viewer")
     url = dcslog_server.url + "/v2/proj-a/instances?limit=5&name=a%20b"
     headers = sign_request(credential["access_key"], credential["secret_key"], "GET", url,
@@ -215,7 +215,7 @@ def test_our_client_signer_verifies_here(dcslog_server):
 
 
 def test_our_client_signer_matches_the_sdk():
-    from dcslog.auth import sign_request
+    from dcslog.signing import sign_request
     date = datetime(2026, 11, 27, 12, 0, 0)
     credential = {"access_key": "AK", "secret_key": "SK", "project_id": "p"}
     ours = sign_request("AK", "SK", "POST", "http://h:1/v2/p/instances/x/redislog?log_type=run&query_time=3",

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dcslog import auth
+from dcslog import signing
 from tests.test_e2e_sdk import expected_day
 
 CHROMIUM = os.environ.get("DCSLOG_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -154,7 +154,7 @@ def test_browser_signer_matches_the_server_byte_for_byte(dcslog_server, page):
     assert digests == [hashlib.sha256(m.encode()).hexdigest() for m in messages]
     keys = ["", "k", "k" * 64, "k" * 65, "ключ" * 50]
     macs = page.evaluate("ks => ks.map(k => DcsSign.hmacSha256Hex(k, 'message ✓'))", keys)
-    assert macs == [auth.sign(k, "message ✓") for k in keys]
+    assert macs == [signing.sign(k, "message ✓") for k in keys]
 
     host = dcslog_server.url.removeprefix("http://")
     when = datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
@@ -171,7 +171,7 @@ def test_browser_signer_matches_the_server_byte_for_byte(dcslog_server, page):
                 accessKey: 'AKTEST', secretKey: 'secret ✓ key', method: method, path: path, query: query,
                 host: host, now: new Date(now)})""",
             [method, path, query, host, when.isoformat()])
-        server_headers = auth.sign_request("AKTEST", "secret ✓ key", method,
+        server_headers = signing.sign_request("AKTEST", "secret ✓ key", method,
                                            f"http://{host}{path}" + (f"?{query}" if query else ""), now=when)
         assert browser_headers["X-Sdk-Date"] == server_headers["X-Sdk-Date"] == "20260304T050607Z"
         assert browser_headers["Authorization"] == server_headers["Authorization"], (method, path, query)

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from dcslog.auth import sign_request
+from dcslog.signing import sign_request
 from dcslog.services import instances as instance_service
 
 UNKNOWN_INSTANCE = "3f1d2c4e-0000-4000-8000-000000000000"

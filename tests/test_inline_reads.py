@@ -118,6 +118,39 @@ def test_a_busy_database_goes_through_the_session_without_blocking_the_loop(data
     reads.close()
 
 
+def test_a_busy_database_sends_the_slow_log_page_through_the_session(database):
+    """ListSlowlog's page runs its prebuilt statements on the driver's cursor: SQLite's "busy"
+    from there must step aside to the session like any inline read, not become a 500."""
+    from types import SimpleNamespace
+
+    from dcslog.services.slowlog import list_slowlog
+
+    url, path = database
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("COMMIT")
+    reads = InlineReads(url)
+
+    def release() -> None:
+        holder.execute("PRAGMA locking_mode=NORMAL")
+        holder.execute("SELECT 1 FROM tokens").fetchall()
+        holder.close()
+
+    async def scenario():
+        engine = create_engine(url)
+        threading.Timer(0.3, release).start()
+        async with create_sessionmaker(engine, inline_reads=reads)() as session:
+            answer = await list_slowlog(session, SimpleNamespace(id="no-such-instance"), start_ms=0,
+                                        end_ms=10**13, offset=0, limit=10, sort_key="duration", sort_dir="desc")
+        await engine.dispose()
+        return answer
+    before = REGISTRY.get_sample_value("dcslog_inline_read_fallbacks_total")
+    assert asyncio.run(scenario()) == (0, [], 0)
+    assert REGISTRY.get_sample_value("dcslog_inline_read_fallbacks_total") == before + 1
+    reads.close()
+
+
 def test_an_error_inline_is_asked_again_through_the_session(database):
     """Whatever keeps SQLite from answering on the loop (busy with an extended code such as
     SQLITE_BUSY_RECOVERY, or anything else) sends the read through the session: a real

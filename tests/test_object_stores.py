@@ -58,6 +58,17 @@ def record(settings, key: str, expires_at: datetime) -> None:
                    (key.split("/")[1], key.split("/")[0], key, now, now, expires_at))
 
 
+def known_instance(settings, key: str) -> None:
+    """The instance of ``key`` in the database (the sweep touches only known instances' objects)."""
+    now = datetime.utcnow()
+    with sqlite3.connect(settings.data_dir / "dcslog.db") as db:
+        db.execute("INSERT INTO instances (id, project_id, name, description, redis_url_encrypted, log_file_overrides, "
+                   "agents, timezone, status, cache_mode, engine_version, ip, port, max_memory_bytes, "
+                   "used_memory_bytes, db_number, access_user, no_password_access, enable_ssl, created_at, updated_at) "
+                   "VALUES (?, 'p', 'n', '', x'00', '{}', '{}', 'UTC', 'RUNNING', 'single', '7.0', '127.0.0.1', 6379, "
+                   "0, 0, 16, '', 1, 0, ?, ?)", (key.split("/")[0], now, now))
+
+
 def records(settings) -> set[str]:
     with sqlite3.connect(settings.data_dir / "dcslog.db") as db:
         return {key for (key,) in db.execute("SELECT object_key FROM log_files")}
@@ -78,13 +89,15 @@ def test_retention_deletes_the_bytes_with_the_record(settings):
 
 def test_the_sweep_deletes_stored_files_no_record_points_to(settings, monkeypatch):
     """Bytes whose delete failed after their record went, or that a run published just before it
-    died, are nobody's: once ABANDONED_AFTER old, the sweep deletes them. Recorded files, and
-    keys that are not dcslog's, stay."""
+    died, are nobody's: once ABANDONED_AFTER old, the sweep deletes them. Recorded files, keys
+    that are not dcslog's, and objects of instances this database does not know (another
+    deployment sharing the bucket) stay."""
     store = open_object_store(settings)
-    recorded, unrecorded = object_key(), object_key()
-    for key in (recorded, unrecorded, "notes/readme.txt"):
+    recorded, unrecorded, anothers = object_key(), object_key(), object_key()
+    for key in (recorded, unrecorded, anothers, "notes/readme.txt"):
         put(store, key, b"bytes\n")
     record(settings, recorded, datetime.utcnow() + timedelta(days=1))
+    known_instance(settings, unrecorded)
 
     run_sweep(settings, store)
     assert store.exists(unrecorded)  # fresh: maybe a run about to record it
@@ -93,6 +106,7 @@ def test_the_sweep_deletes_stored_files_no_record_points_to(settings, monkeypatc
     run_sweep(settings, store)
     assert not store.exists(unrecorded)
     assert store.exists(recorded)
+    assert store.exists(anothers)
     assert store.exists("notes/readme.txt")
 
 

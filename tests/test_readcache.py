@@ -11,7 +11,7 @@ import sys
 import httpx
 import pytest
 
-from dcslog.auth import sign_request
+from dcslog.signing import sign_request
 from dcslog.db.readcache import ReadCache
 
 

@@ -139,25 +139,28 @@ def test_a_node_that_is_down_is_skipped_and_retried(dcslog_server, redis_replica
     assert len(api.all(replication_id=status[down.host]["replication_id"])) == 1
 
 
-def test_a_hanging_node_delays_no_sibling(dcslog_server, redis_replicated):
+def test_a_hanging_node_delays_no_sibling(dcslog_server_factory, redis_replicated):
     for node in redis_replicated.nodes:
         with contextlib.closing(node.client()) as client:
             client.config_set("slowlog-log-slower-than", 10000)
-    api = Api(dcslog_server, dcslog_server.import_instance(redis_replicated.primary.url)["instance_id"])
-    hanging = redis_replicated.replicas[0]
-    sleep_commands(redis_replicated.primary, 2)
-    hanging.pause()  # its reads wait for DCSLOG_REDIS_TIMEOUT (5 s)
-    try:
-        harvest = threading.Thread(target=dcslog_server.harvest)
-        harvest.start()
-        wait_for(lambda: len(api.all()) == 2, timeout=4, what="the primary's entries, stored on their own")
-        assert harvest.is_alive()  # the hanging node's read is still pending
-        status = {n["replication_ip"]: n for n in api.nodes()}
-        assert status["127.0.0.2"]["last_harvest_at"] and status[hanging.host]["last_harvest_at"] is None
-    finally:
-        hanging.resume()
-    harvest.join(30)
-    assert not harvest.is_alive()
+    # The hanging node's read waits up to 2 x DCSLOG_REDIS_TIMEOUT: long, so that "still pending"
+    # below holds on a slow machine too; resume() ends it early.
+    with dcslog_server_factory(redis_timeout="30") as dcslog_server:
+        api = Api(dcslog_server, dcslog_server.import_instance(redis_replicated.primary.url)["instance_id"])
+        hanging = redis_replicated.replicas[0]
+        sleep_commands(redis_replicated.primary, 2)
+        hanging.pause()
+        try:
+            harvest = threading.Thread(target=dcslog_server.harvest)
+            harvest.start()
+            wait_for(lambda: len(api.all()) == 2, timeout=20, what="the primary's entries, stored on their own")
+            assert harvest.is_alive()  # the hanging node's read is still pending
+            status = {n["replication_ip"]: n for n in api.nodes()}
+            assert status["127.0.0.2"]["last_harvest_at"] and status[hanging.host]["last_harvest_at"] is None
+        finally:
+            hanging.resume()
+        harvest.join(60)
+        assert not harvest.is_alive()
 
 
 def _established_to(node) -> int:

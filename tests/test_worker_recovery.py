@@ -9,6 +9,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -94,25 +95,29 @@ def test_a_run_that_lost_its_lease_records_and_leaves_nothing(dcslog_server_fact
     assert [p.name for p in (settings.data_dir / "files").rglob("*.log")] == [key.rsplit("/", 1)[1]]
 
 
-def queued_job(dcslog_server_factory, redis_standalone, tmp_path):
+def queued_job(dcslog_server_factory, redis_standalone, tmp_path, query_time: int = 0):
     """Settings of a server that queued one collection (nobody ran it) and the log behind it."""
     log_file = tmp_path / "r.log"
     log_file.write_bytes(day_lines(today_utc(), 20))
     with dcslog_server_factory(run_worker=False, job_lease="1") as server:
         imported = server.import_instance(redis_standalone.url, "proj-a", "x", "--log-file",
                                           f"{redis_standalone.address}={log_file}")
-        server.sdk().create_redislog(CreateRedislogRequest(instance_id=imported["instance_id"], log_type="run"))
+        server.sdk().create_redislog(CreateRedislogRequest(instance_id=imported["instance_id"], log_type="run",
+                                                           query_time=query_time))
         return server.settings, log_file
 
 
-def slow_cuts(monkeypatch, seconds: float, before=lambda: None) -> None:
-    """Every day cut takes ``seconds`` longer (``before()`` runs first): a big day, a slow disk."""
+def slow_cuts(monkeypatch, seconds: float = 0.0, before=lambda: None, until: threading.Event | None = None) -> None:
+    """Every day cut takes ``seconds`` longer, or lasts ``until`` the event is set (``before()``
+    runs first): a big day, a slow disk."""
     from dcslog.services import collection
 
     real = collection.write_day
 
     def slow(path, day, fd):
         before()
+        if until is not None:
+            until.wait(30)
         time.sleep(seconds)
         return real(path, day, fd)
     monkeypatch.setattr(collection, "write_day", slow)
@@ -159,14 +164,16 @@ def test_a_run_whose_lease_is_taken_over_mid_cut_publishes_nothing(dcslog_server
     assert not list((settings.data_dir / "files" / ".staging").iterdir())
 
 
-@pytest.mark.parametrize("cut_seconds", [0.3, 3.0], ids=["finishes within the grace", "handed back"])
+@pytest.mark.parametrize("finishes", [True, False], ids=["finishes within the grace", "handed back"])
 def test_a_stopping_worker_finishes_or_hands_back_its_jobs(dcslog_server_factory, redis_standalone, tmp_path,
-                                                           monkeypatch, cut_seconds):
+                                                           monkeypatch, finishes):
     """stop() (SIGTERM): no new claims; a job that ends within STOP_GRACE is recorded, one that does
-    not is stopped unpublished and its lease freed at once, so the next worker need not wait it out."""
+    not stops unpublished at the end of its day's cut and its lease is freed at once, so the next
+    worker need not wait it out; that run does not count against the job's retry limit."""
     settings, log_file = queued_job(dcslog_server_factory, redis_standalone, tmp_path)
-    monkeypatch.setattr(worker_module, "STOP_GRACE", 1.0)
-    slow_cuts(monkeypatch, cut_seconds)
+    monkeypatch.setattr(worker_module, "STOP_GRACE", 5.0 if finishes else 0.5)
+    cut_may_end = threading.Event()
+    slow_cuts(monkeypatch, 0.2 if finishes else 0.0, until=None if finishes else cut_may_end)
     store = open_object_store(settings)
     published = publishes(store)
 
@@ -178,17 +185,22 @@ def test_a_stopping_worker_finishes_or_hands_back_its_jobs(dcslog_server_factory
             while not db_rows(settings, "SELECT 1 FROM tasks WHERE lease_owner IS NOT NULL"):
                 await asyncio.sleep(0.05)
             worker.stop()
-            await asyncio.wait_for(running, 10)
+            if not finishes:
+                await asyncio.sleep(1.0)  # past STOP_GRACE, the cut still going: then its day ends
+                cut_may_end.set()
+            await asyncio.wait_for(running, 20)
         finally:
             await engine.dispose()
     asyncio.run(run_then_stop())
-    if cut_seconds < worker_module.STOP_GRACE:
+    if finishes:
         assert db_rows(settings, "SELECT status FROM log_files") == [("succeed",)]
         assert db_rows(settings, "SELECT status, lease_owner FROM tasks") == [("succeed", None)]
     else:
         assert published == []
         assert db_rows(settings, "SELECT status, object_key FROM log_files") == [("creating", None)]
-        assert db_rows(settings, "SELECT status, lease_owner, lease_until FROM tasks") == [("running", None, None)]
+        assert db_rows(settings, "SELECT status, lease_owner, lease_until, attempts, handed_back FROM tasks") \
+            == [("running", None, None, 1, 1)]
+        assert not list((settings.data_dir / "files" / ".staging").iterdir())
 
 
 def test_dcslog_worker_exits_cleanly_on_sigterm(tmp_path):
@@ -197,9 +209,8 @@ def test_dcslog_worker_exits_cleanly_on_sigterm(tmp_path):
                               text=True)
     try:
         for line in worker.stderr:
-            if "dcslog worker started" in line:
+            if "stops it gracefully" in line:  # logged once the signal handlers are in place
                 break
-        time.sleep(0.5)  # into its loop
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(15) == 0
     finally:
@@ -231,3 +242,45 @@ def test_a_long_hostname_still_makes_a_claimable_owner(postgres, monkeypatch, tm
         finally:
             await engine.dispose()
     assert asyncio.run(claim()) == "t"
+
+
+def test_handed_back_runs_do_not_count_against_the_retry_limit(dcslog_server_factory, redis_standalone, tmp_path):
+    """Four claims, one of them handed back by a stopping worker: three real attempts, so the
+    next claim runs the job instead of giving up on it."""
+    settings, log_file = queued_job(dcslog_server_factory, redis_standalone, tmp_path)
+    with sqlite3.connect(settings.data_dir / "dcslog.db") as db:
+        db.execute("UPDATE tasks SET attempts = 3, handed_back = 1")
+
+    async def run() -> None:
+        engine = create_engine(settings.effective_database_url)
+        try:
+            worker = Worker(settings, create_sessionmaker(engine), open_object_store(settings),
+                            Keyring(load_server_key(settings)))
+            await worker.run_job(await worker.claim())
+        finally:
+            await engine.dispose()
+    asyncio.run(run())
+    assert db_rows(settings, "SELECT status, attempts FROM tasks") == [("succeed", 4)]
+
+
+def test_a_task_ends_failed_if_any_of_its_days_failed_in_an_earlier_run(dcslog_server_factory, redis_standalone,
+                                                                      tmp_path):
+    """A job split across runs (a hand-back, a takeover): the task's status and message come from
+    all its days' records, not from the last run's days alone."""
+    settings, _ = queued_job(dcslog_server_factory, redis_standalone, tmp_path, query_time=3)
+    earlier_day = (today_utc() - timedelta(days=2)).isoformat()
+    with sqlite3.connect(settings.data_dir / "dcslog.db") as db:  # as the earlier run left it
+        db.execute("UPDATE log_files SET status = 'failed', error_msg = 'The disk was full.' WHERE day = ?",
+                   (earlier_day,))
+
+    async def run() -> None:
+        engine = create_engine(settings.effective_database_url)
+        try:
+            worker = Worker(settings, create_sessionmaker(engine), open_object_store(settings),
+                            Keyring(load_server_key(settings)))
+            await worker.run_job(await worker.claim())
+        finally:
+            await engine.dispose()
+    asyncio.run(run())
+    assert sorted(db_rows(settings, "SELECT status FROM log_files")) == [("failed",), ("succeed",), ("succeed",)]
+    assert db_rows(settings, "SELECT status, error_msg FROM tasks") == [("failed", f"{earlier_day}: The disk was full.")]

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from dcslog import errors
 from dcslog.app import REQUEST_ID, dcs_envelope, run_app
-from dcslog.auth import SignedRequest, parse_authorization, verify_signature
+from dcslog.signing import SignedRequest, parse_authorization, verify_signature
 from dcslog.runlog.slicer import SourceChanged, iter_day
 
 log = logging.getLogger("dcslog.agent")

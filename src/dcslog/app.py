@@ -21,16 +21,8 @@ from aiohttp.web_protocol import RequestHandler
 
 from dcslog import errors
 from dcslog.api.params import json_response
-from dcslog.api.routes import add_routes
 from dcslog.config import Settings
-from dcslog.console import add_console_routes
-from dcslog.db.inline import InlineReads
-from dcslog.db.readcache import ReadCache
-from dcslog.db.session import create_engine, create_sessionmaker, upgrade
-from dcslog.keys import Keyring, load_server_key
 from dcslog.observability import REQUEST_METRICS, log_info, new_request_id, request_id_var
-from dcslog.state import ENGINE, KEYRING, SESSIONMAKER, SETTINGS, STORE, WORKER
-from dcslog.storage import open_object_store
 
 log = logging.getLogger("dcslog")
 
@@ -229,7 +221,12 @@ def run_app(app: web.Application, *, host: str, port: int, ssl_context=None, rea
 
 
 def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> web.Application:
-    """The application; opening the database, object store and worker happens at start-up, not at import."""
+    """The application; opening the database, object store and worker happens at start-up, not at import.
+    (Nor is the service imported with this module: `dcslog agent` uses only the HTTP plumbing above.)"""
+    from dcslog.api.routes import add_routes
+    from dcslog.console import add_console_routes
+    from dcslog.state import SETTINGS
+
     settings = settings or Settings()
     app = web.Application(middlewares=[dcs_envelope], client_max_size=MAX_BODY)
     app[SETTINGS] = settings
@@ -241,6 +238,13 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
 
 def _resources(run_worker: bool):
     async def resources(app: web.Application):
+        from dcslog.db.inline import InlineReads
+        from dcslog.db.readcache import ReadCache
+        from dcslog.db.session import create_engine, create_sessionmaker, upgrade
+        from dcslog.keys import Keyring, load_server_key
+        from dcslog.state import ENGINE, KEYRING, SESSIONMAKER, SETTINGS, STORE, WORKER
+        from dcslog.storage import open_object_store
+
         settings = app[SETTINGS]
         url = settings.effective_database_url
         await asyncio.to_thread(upgrade, url)

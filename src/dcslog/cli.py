@@ -1,4 +1,5 @@
-"""The ``dcslog`` command: the server, the worker-side admin commands, all against the configured database.
+"""The ``dcslog`` command: the server, the worker, the agent, the admin commands (``admin``,
+against the configured database) and the client commands (``client``, against any DCS endpoint).
 
 Admin commands print JSON on stdout with ``--json`` (the contract scripts rely
 on) and a human table otherwise. Errors go to stderr with exit status 1.
@@ -12,21 +13,12 @@ import json
 import logging
 import os
 import sys
-from datetime import timedelta
-from typing import Any, Awaitable, Callable
-
-from sqlalchemy import select
+from typing import Any
 
 from dcslog import errors
-from dcslog.auth import ROLES
 from dcslog.config import Settings
 from dcslog.observability import configure_logging
-from dcslog.db.models import Credential, Instance, Token
-from dcslog.db.session import create_engine, create_sessionmaker, upgrade
-from dcslog.keys import Keyring, hash_token, load_server_key, new_access_key, new_secret_key, new_token
-from dcslog.services import instances as instance_service
-from dcslog.services.common import PROJECT_ID, get_instance, utcnow
-from dcslog.storage import open_object_store
+from dcslog.roles import ROLES
 
 
 def _print(result: Any, as_json: bool, columns: list[str] | None = None) -> None:
@@ -42,15 +34,6 @@ def _print(result: Any, as_json: bool, columns: list[str] | None = None) -> None
     print("  ".join(c.upper().ljust(widths[c]) for c in columns))
     for r in rows:
         print("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns))
-
-
-async def _with_session(settings: Settings, work: Callable[..., Awaitable[Any]]) -> Any:
-    engine = create_engine(settings.effective_database_url)
-    try:
-        async with create_sessionmaker(engine)() as session:
-            return await work(session, Keyring(load_server_key(settings)))
-    finally:
-        await engine.dispose()
 
 
 def cmd_serve(args, settings: Settings) -> None:
@@ -79,10 +62,9 @@ def cmd_worker(args, settings: Settings) -> None:
 
         from dcslog.observability import REGISTRY
         start_http_server(args.metrics_port, addr=args.metrics_host, registry=REGISTRY)
-    logging.getLogger("dcslog").info("dcslog worker started (data in %s)", settings.data_dir.resolve())
     try:
         asyncio.run(run_worker(settings))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):  # a second signal: stopped without the wait
         pass
 
 
@@ -95,161 +77,21 @@ def cmd_agent(args, settings: Settings) -> None:
     run_agent(args.host, args.port, key, args.allow_dir or ["/var/log/redis"], args.tls_cert, args.tls_key)
 
 
-def cmd_db_upgrade(args, settings: Settings) -> dict:
-    return {"database": "upgraded"}
+def _admin(name: str):
+    """The admin command ``name`` of ``dcslog.admin``, imported when it runs: it loads SQLAlchemy,
+    Alembic and the services (a third of a second, tens of MB) that ``dcslog agent`` and the
+    client commands do without."""
+    def run(args, settings: Settings):
+        from dcslog import admin
 
-
-def cmd_credentials_create(args, settings: Settings) -> dict:
-    secret_key = new_secret_key()
-
-    async def work(session, keyring):
-        credential = Credential(access_key=new_access_key(), secret_encrypted=keyring.encrypt(secret_key),
-                                project_id=args.project_id, role=args.role, created_at=utcnow())
-        session.add(credential)
-        await session.commit()
-        return {"access_key": credential.access_key, "secret_key": secret_key,
-                "project_id": credential.project_id, "role": credential.role}
-    return asyncio.run(_with_session(settings, work))
-
-
-def cmd_credentials_list(args, settings: Settings) -> list[dict]:
-    async def work(session, keyring):
-        query = select(Credential).order_by(Credential.created_at)
-        if args.project_id:
-            query = query.where(Credential.project_id == args.project_id)
-        return [{"access_key": c.access_key, "project_id": c.project_id, "role": c.role,
-                 "created_at": c.created_at.isoformat() + "Z"} for c in await session.scalars(query)]
-    return asyncio.run(_with_session(settings, work))
-
-
-def cmd_credentials_delete(args, settings: Settings) -> dict:
-    async def work(session, keyring):
-        credential = await session.get(Credential, args.access_key)
-        if credential is None:
-            raise errors.NotFound(f"No credential with access key {args.access_key}.")
-        await session.delete(credential)
-        await session.commit()
-        return {"access_key": args.access_key, "deleted": True}
-    return asyncio.run(_with_session(settings, work))
-
-
-def cmd_token_create(args, settings: Settings) -> dict:
-    token = new_token()
-
-    async def work(session, keyring):
-        now = utcnow()
-        row = Token(token_hash=hash_token(token), project_id=args.project_id, role=args.role, created_at=now,
-                    expires_at=now + timedelta(seconds=settings.token_ttl))
-        session.add(row)
-        await session.commit()
-        return {"token": token, "expires_at": row.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "project_id": row.project_id, "role": row.role}
-    return asyncio.run(_with_session(settings, work))
-
-
-def _parse_node_map(values: list[str], option: str, shape: str) -> dict[str, str]:
-    """``HOST:PORT=VALUE`` options → {"host:port": value}."""
-    mapping = {}
-    for value in values:
-        address, sep, target = value.partition("=")
-        host, colon, port = address.rpartition(":")
-        if not sep or not colon or not host or not port.isdigit() or not target:
-            raise errors.DcsError(f"{option} {value!r}: expected {shape}")
-        mapping[address] = target
-    return mapping
-
-
-async def _instance_with_groups(session, instance: Instance) -> dict:
-    view = await instance_service.instance_view(session, instance)
-    view["group_list"] = await instance_service.group_list(session, instance)
-    _warn_unreadable_logs(view)
-    return view
-
-
-def _warn_unreadable_logs(view: dict) -> None:
-    """Say now, on stderr, what would otherwise surface as failed collections: a node's log this
-    machine cannot read (Debian's redis-server writes /var/log/redis as redis:adm, mode 0640)."""
-    for group in view["group_list"]:
-        for node in group["replication_list"]:
-            path = node["log_file"]
-            if not path or node["agent"]:
-                continue
-            if not os.path.exists(path):
-                why = "no such file on this machine"
-            elif not os.access(path, os.R_OK):
-                why = f"no permission for user {_user_name()}"
-            else:
-                continue
-            print(f"warning: {node['replication_ip']}:{node['replication_port']} logs to {path}: {why}. "
-                  "Collections of that node fail until dcslog runs as a user who can read it (Debian: add "
-                  "it to group adm), the path is given with --log-file, or the node is read through a "
-                  "`dcslog agent` (--agent).", file=sys.stderr)
-
-
-def _user_name() -> str:
-    import pwd
-
-    try:
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except KeyError:
-        return str(os.geteuid())
-
-
-def cmd_instances_import(args, settings: Settings) -> dict:
-    async def work(session, keyring):
-        instance = await instance_service.import_instance(
-            session, keyring, project_id=args.project_id, name=args.name, redis_url=args.redis,
-            log_file_overrides=_parse_node_map(args.log_file, "--log-file", "HOST:PORT=PATH"),
-            timezone=args.timezone, description=args.description, redis_timeout=settings.redis_timeout,
-            agents=_parse_node_map(args.agent, "--agent", "HOST:PORT=URL"), agent_key=args.agent_key)
-        return await _instance_with_groups(session, instance)
-    return asyncio.run(_with_session(settings, work))
-
-
-async def _find_instance(session, args) -> Instance:
-    if args.project_id:
-        return await get_instance(session, args.project_id, args.instance_id)
-    instance = await session.get(Instance, args.instance_id)
-    if instance is None:
-        raise errors.InstanceNotFound()
-    return instance
-
-
-def cmd_instances_list(args, settings: Settings) -> list[dict]:
-    async def work(session, keyring):
-        query = select(Instance).order_by(Instance.created_at)
-        if args.project_id:
-            query = query.where(Instance.project_id == args.project_id)
-        return [await instance_service.instance_view(session, i) for i in await session.scalars(query)]
-    return asyncio.run(_with_session(settings, work))
-
-
-def cmd_instances_show(args, settings: Settings) -> dict:
-    async def work(session, keyring):
-        return await _instance_with_groups(session, await _find_instance(session, args))
-    return asyncio.run(_with_session(settings, work))
-
-
-def cmd_instances_refresh(args, settings: Settings) -> dict:
-    async def work(session, keyring):
-        instance = await instance_service.refresh_instance(
-            session, keyring, await _find_instance(session, args), redis_timeout=settings.redis_timeout,
-            prune=args.prune, timezone=args.timezone)
-        return await _instance_with_groups(session, instance)
-    return asyncio.run(_with_session(settings, work))
-
-
-def cmd_instances_remove(args, settings: Settings) -> dict:
-    async def work(session, keyring):
-        keys = await instance_service.remove_instance(session, await _find_instance(session, args))
-        store = open_object_store(settings)
-        for key in keys:
-            store.delete(key)
-        return {"instance_id": args.instance_id, "removed": True, "files_deleted": len(keys)}
-    return asyncio.run(_with_session(settings, work))
+        return getattr(admin, name)(args, settings)
+    run.__name__ = name
+    return run
 
 
 def _project_id(value: str) -> str:
+    from dcslog.services.common import PROJECT_ID
+
     if not PROJECT_ID.fullmatch(value):
         raise argparse.ArgumentTypeError("a project id is 1-64 of A-Z a-z 0-9 _ -")
     return value
@@ -293,22 +135,22 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--tls-key", help="… and this private key (PEM)")
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
-    command(db, "upgrade", cmd_db_upgrade, "apply pending migrations", project_required=None)
+    command(db, "upgrade", _admin("cmd_db_upgrade"), "apply pending migrations", project_required=None)
 
     creds = sub.add_parser("credentials", help="AK/SK credentials").add_subparsers(dest="sub", required=True)
-    create = command(creds, "create", cmd_credentials_create, "create an AK/SK pair", project_required=True)
+    create = command(creds, "create", _admin("cmd_credentials_create"), "create an AK/SK pair", project_required=True)
     create.add_argument("--role", choices=ROLES, default="admin")
-    command(creds, "list", cmd_credentials_list, "list access keys (never secrets)",
+    command(creds, "list", _admin("cmd_credentials_list"), "list access keys (never secrets)",
             columns=["access_key", "project_id", "role", "created_at"])
-    delete = command(creds, "delete", cmd_credentials_delete, "delete a credential", project_required=None)
+    delete = command(creds, "delete", _admin("cmd_credentials_delete"), "delete a credential", project_required=None)
     delete.add_argument("access_key")
 
     token = sub.add_parser("token", help="X-Auth-Token tokens").add_subparsers(dest="sub", required=True)
-    create = command(token, "create", cmd_token_create, "create a token", project_required=True)
+    create = command(token, "create", _admin("cmd_token_create"), "create a token", project_required=True)
     create.add_argument("--role", choices=ROLES, default="admin")
 
     inst = sub.add_parser("instances", help="Redis deployments").add_subparsers(dest="sub", required=True)
-    imp = command(inst, "import", cmd_instances_import, "register a Redis deployment", project_required=True)
+    imp = command(inst, "import", _admin("cmd_instances_import"), "register a Redis deployment", project_required=True)
     imp.add_argument("--name", required=True)
     imp.add_argument("--redis", required=True, metavar="URL", help="redis://[user:pass@]host:port or rediss://…")
     imp.add_argument("--log-file", action="append", default=[], metavar="HOST:PORT=PATH",
@@ -319,13 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the agents' key (default $DCSLOG_AGENT_KEY)")
     imp.add_argument("--timezone", default="UTC", help="IANA zone Redis writes its log in (default UTC)")
     imp.add_argument("--description", default="")
-    command(inst, "list", cmd_instances_list, "list instances", columns=INSTANCE_COLUMNS)
-    for name, handler, help in (("show", cmd_instances_show, "show an instance and its groups"),
-                                ("refresh", cmd_instances_refresh, "re-discover an instance's topology"),
-                                ("remove", cmd_instances_remove, "delete an instance and its files")):
-        p = command(inst, name, handler, help, columns=INSTANCE_COLUMNS if name != "remove" else None)
+    command(inst, "list", _admin("cmd_instances_list"), "list instances", columns=INSTANCE_COLUMNS)
+    for name, help in (("show", "show an instance and its groups"),
+                       ("refresh", "re-discover an instance's topology"),
+                       ("remove", "delete an instance and its files")):
+        p = command(inst, name, _admin(f"cmd_instances_{name}"), help,
+                    columns=INSTANCE_COLUMNS if name != "remove" else None)
         p.add_argument("instance_id")
-        if handler is cmd_instances_refresh:
+        if name == "refresh":
             p.add_argument("--prune", action="store_true",
                            help="drop nodes no longer found, instead of keeping them as Inactive")
             p.add_argument("--timezone", help="change the IANA zone Redis writes its log in (days collected "
@@ -345,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Commands that run away from the service's database (the agent) say so with needs_database=False.
         if getattr(args, "needs_database", True):
+            from dcslog.db.session import upgrade
+
             upgrade(settings.effective_database_url)
         if args.handler in (cmd_serve, cmd_worker, cmd_agent):
             args.handler(args, settings)

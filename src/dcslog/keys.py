@@ -49,7 +49,7 @@ class Keyring:
         self._fernet = Fernet(server_key)
         # A separate key for links, so a link signature never doubles as anything else.
         self._link_key = hmac.new(server_key, b"dcslog download link v1", hashlib.sha256).digest()
-        # Decrypted in place of a real secret when an access key is unknown (see auth.py).
+        # Decrypted in place of a real secret when an access key is unknown (see auth._authenticate_signature).
         self.dummy_secret = self._fernet.encrypt(b"not-a-secret-key-of-anyone")
 
     def encrypt(self, plaintext: str) -> bytes:

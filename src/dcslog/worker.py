@@ -24,7 +24,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dcslog.config import Settings
-from dcslog.db.models import LogFile, Task
+from dcslog.db.models import Instance, LogFile, Task
 from dcslog.keys import Keyring, load_server_key
 from dcslog.services.collection import is_object_key, run_collect_task
 from dcslog.services.slowlog import harvest_all, sweep_slowlog
@@ -56,6 +56,8 @@ async def run_worker(settings: Settings) -> None:
                 loop.add_signal_handler(signum, running.cancel)
         for signum in signals:
             loop.add_signal_handler(signum, on_signal)
+        log.info("dcslog worker running (data in %s); SIGTERM or Ctrl-C stops it gracefully",
+                 settings.data_dir.resolve())
         await worker.run()
     finally:
         await engine.dispose()
@@ -67,6 +69,9 @@ LISTEN_RETRY_SECONDS = 5.0
 # far beyond any live upload of one day's log (a live one is never touched).
 ABANDONED_AFTER = 24 * 3600.0
 STOP_GRACE = 30.0  # seconds a stopping worker lets its running jobs finish
+HAND_BACK_WAIT = 10.0  # seconds a stopping worker waits for its jobs to stop at a day's end
+# How often a worker lists the store for objects no record points to (a full listing of the bucket).
+UNRECORDED_EVERY = 6 * 3600.0
 # lease_owner is VARCHAR(64), which PostgreSQL enforces: a cloud host's long FQDN must not
 # make every claim fail. Host (cut), pid and a random part keep owners unique.
 OWNER_HOST_CHARS = 40
@@ -82,6 +87,7 @@ class Worker:
         self.owner = f"{socket.gethostname()[:OWNER_HOST_CHARS]}:{os.getpid()}:{new_id()[:8]}"
         self._wake = asyncio.Event()
         self._stopping = False
+        self._next_unrecorded_sweep = 0.0  # loop time
 
     def stop(self) -> None:
         """Claim no more jobs; ``run()`` returns once the running ones finish (or STOP_GRACE is up)."""
@@ -183,18 +189,23 @@ class Worker:
 
     async def _hand_back(self, running: dict[asyncio.Task, threading.Event]) -> None:
         """Stop the jobs still running and free their leases, so another worker takes them over
-        now rather than after the lease. A cut in progress sees its flag and publishes nothing."""
+        now rather than after the lease. Each job sees its flag after the day it is cutting (a
+        thread cannot be interrupted), publishes nothing and returns; HAND_BACK_WAIT bounds the
+        wait for that, so the leases are freed once no run of ours can still record."""
         jobs = {job: abandon for job, abandon in running.items() if not job.done()}
         if not jobs:
             return
-        for job, abandon in jobs.items():
+        for abandon in jobs.values():
             abandon.set()
+        _, late = await asyncio.wait(list(jobs), timeout=HAND_BACK_WAIT)
+        for job in late:
             job.cancel()
         await asyncio.gather(*jobs, return_exceptions=True)
         try:
             async with self.sessionmaker() as session:
                 await session.execute(update(Task).where(Task.lease_owner == self.owner, Task.status == "running")
-                                      .values(lease_owner=None, lease_until=None, updated_at=utcnow()))
+                                      .values(lease_owner=None, lease_until=None, handed_back=Task.handed_back + 1,
+                                              updated_at=utcnow()))
                 await session.commit()
             log.info("worker stopped; %d unfinished job(s) handed back", len(jobs))
         except Exception:  # noqa: BLE001 - the leases then simply run out
@@ -237,7 +248,8 @@ class Worker:
         abandon = abandon or threading.Event()
         async with self.sessionmaker() as session:
             task = await session.get(Task, task_id)
-            if task.attempts > MAX_ATTEMPTS:
+            # Runs a stopping worker handed back were not failures of the job.
+            if task.attempts - task.handed_back > MAX_ATTEMPTS:
                 await self._give_up(session, task)
                 return
         heartbeat = asyncio.create_task(self._heartbeat(task_id, abandon))
@@ -323,16 +335,26 @@ class Worker:
     async def _delete_unrecorded(self) -> int:
         """Delete dcslog's objects that no file record points to and that are ABANDONED_AFTER old:
         bytes whose delete failed after their record went (retention, a refresh's old copy), or that
-        a run published just before it died. A live run records its object seconds after publishing."""
+        a run published just before it died. A live run records its object seconds after publishing.
+        Only objects of instances this database knows are touched: another deployment's database
+        pointed at the same bucket (a test setup, a wrong URL) must not take its files for garbage."""
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._next_unrecorded_sweep:
+            return 0
+        self._next_unrecorded_sweep = loop.time() + UNRECORDED_EVERY
         old_keys = await asyncio.to_thread(
             lambda: [key for key in self.store.keys(ABANDONED_AFTER) if is_object_key(key)])
         removed = 0
         for start in range(0, len(old_keys), 500):
             batch = old_keys[start:start + 500]
+            instance_ids = {key.split("/")[0] for key in batch}
+            file_ids = {key.split("/")[1] for key in batch}
             async with self.sessionmaker() as session:
-                recorded = set(await session.scalars(select(LogFile.object_key).where(LogFile.object_key.in_(batch))))
+                known = set(await session.scalars(select(Instance.id).where(Instance.id.in_(instance_ids))))
+                recorded = set(await session.scalars(  # by primary key, then the key it records
+                    select(LogFile.object_key).where(LogFile.id.in_(file_ids))))
             for key in batch:
-                if key not in recorded:
+                if key.split("/")[0] in known and key not in recorded:
                     await asyncio.to_thread(self.store.delete, key)
                     removed += 1
         return removed

@@ -17,11 +17,13 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dcslog import errors
-from dcslog.auth import Caller, SignedRequest, authenticate
+from dcslog.auth import authenticate
 from dcslog.config import Settings
 from dcslog.db.models import Instance
 from dcslog.keys import Keyring
+from dcslog.roles import Caller
 from dcslog.services.common import get_instance, validate_project_id
+from dcslog.signing import SignedRequest
 from dcslog.state import KEYRING, SESSIONMAKER, SETTINGS, STORE, WORKER
 
 @dataclass

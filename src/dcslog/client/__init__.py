@@ -1,6 +1,6 @@
 """The client side of dcslog: commands that talk to any DCS-compatible endpoint (dcslog itself or the real DCS).
 
-``api`` is the HTTP client (signed with :func:`dcslog.auth.sign_request`, the
+``api`` is the HTTP client (signed with :func:`dcslog.signing.sign_request`, the
 verifier's own signer), ``config`` the profile file and environment,
 ``download`` resumable verified downloads, ``progress`` the terminal display,
 ``commands`` the argparse subcommands and their output.

@@ -2,7 +2,7 @@
 
 Methods are named after the SDK's (``list_group_replication_info``,
 ``create_redislog``, …) and return the decoded JSON. The signature comes from
-:func:`dcslog.auth.sign_request`, the same code the server verifies with, so
+:func:`dcslog.signing.sign_request`, the same code the server verifies with, so
 the client and the verifier cannot drift apart.
 """
 
@@ -14,7 +14,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
-from dcslog.auth import sign_request
+from dcslog.signing import sign_request
 from dcslog.client.config import ClientConfig
 
 USER_AGENT = "dcslog-client"

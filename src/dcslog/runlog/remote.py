@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from dcslog.auth import sign_request
+from dcslog.signing import sign_request
 
 AGENT_ACCESS_KEY = "dcslog-agent"
 

@@ -59,6 +59,8 @@ def cut_day(store: ObjectStore, write: Callable[[int], int], key: str,
             abandon: threading.Event | None = None) -> tuple[int, str]:
     """``write(fd)`` one day into a staged file, hash it, fsync it, publish it under ``key``
     (unless ``abandon`` was set meanwhile). Returns (size, sha256)."""
+    if abandon is not None and abandon.is_set():  # e.g. before the second try of cut_day_retrying
+        raise Abandoned(key)
     fd, staged = store.staging.stage()
     try:
         try:
@@ -148,7 +150,6 @@ async def run_collect_task(sessionmaker: async_sessionmaker[AsyncSession], store
         failure = None
         writer = _day_writer(replication, instance, keyring)
 
-    errors: list[str] = []
     for row in files:
         if abandon.is_set():
             log.info("task %s: stopping before %s %s (lease lost or worker stopping)", task_id, row.replication_ip, row.day)
@@ -170,7 +171,6 @@ async def run_collect_task(sessionmaker: async_sessionmaker[AsyncSession], store
             except Exception as exc:  # noqa: BLE001 - every failure must end as a readable reason
                 log.warning("collection of %s %s failed: %r", row.replication_ip, row.day, exc)
                 reason = describe_failure(exc, replication.log_file)
-                errors.append(f"{row.day}: {reason}")
                 values = {"status": "failed", "error_msg": reason}
                 new_key = None
             else:
@@ -179,7 +179,6 @@ async def run_collect_task(sessionmaker: async_sessionmaker[AsyncSession], store
                 COLLECTION_SECONDS.observe(time.perf_counter() - started)
                 COLLECTED_BYTES.inc(size)
         else:
-            errors.append(failure)
             values = {"status": "failed", "error_msg": failure}
         COLLECTIONS.labels(values["status"]).inc()
         async with sessionmaker() as session:
@@ -195,8 +194,15 @@ async def run_collect_task(sessionmaker: async_sessionmaker[AsyncSession], store
                 await asyncio.to_thread(store.delete, row.object_key)
 
     async with sessionmaker() as session:
+        # From the records, not from this run alone: an earlier run of the task (stopped, or
+        # taken over) may have settled some of its days already.
+        failed = (await session.execute(select(LogFile.day, LogFile.error_msg).where(
+            LogFile.task_id == task_id, LogFile.status == "failed").order_by(LogFile.day))).all()
+        days_by_reason: dict[str, list[str]] = {}
+        for day, reason in failed:
+            days_by_reason.setdefault(reason, []).append(day)
         await session.execute(update(Task).where(Task.id == task_id, Task.lease_owner == owner).values(
-            status="failed" if errors else "succeed",
-            error_msg="; ".join(dict.fromkeys(errors)) or None,
+            status="failed" if failed else "succeed",
+            error_msg="; ".join(f"{', '.join(days)}: {reason}" for reason, days in days_by_reason.items()) or None,
             lease_owner=None, lease_until=None, updated_at=utcnow()))
         await session.commit()

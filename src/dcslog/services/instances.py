@@ -37,9 +37,15 @@ def _check_timezone(name: str) -> None:
         raise ImportFailed(f"Unknown time zone {name!r}: use an IANA name such as UTC or Europe/Berlin.") from None
 
 
+def _node_key(address: str) -> str:
+    """``HOST:PORT`` as dcslog keys nodes: ``[::1]:6379`` → ``::1:6379`` (as ``f"{host}:{port}"``)."""
+    host, _, port = address.rpartition(":")
+    return f"{host.removeprefix('[').removesuffix(']')}:{port}"
+
+
 def _check_node_addresses(topology, per_node: dict[str, str], option: str) -> None:
     """A per-node option for a node discovery did not find would be kept and silently never used."""
-    known = {f"{n.host}:{n.port}" for n in topology.nodes} | {f"[{n.host}]:{n.port}" for n in topology.nodes}
+    known = {f"{n.host}:{n.port}" for n in topology.nodes}
     unknown = sorted(set(per_node) - known)
     if unknown:
         raise ImportFailed(f"{option} names {', '.join(unknown)}, which is not a node of this deployment "
@@ -55,8 +61,8 @@ async def import_instance(session: AsyncSession, keyring: Keyring, *, project_id
         raise ImportFailed("The instance name must not be empty.")
     _check_redis_url(redis_url)
     _check_timezone(timezone)
-    overrides = log_file_overrides or {}
-    agents = agents or {}
+    overrides = {_node_key(address): path for address, path in (log_file_overrides or {}).items()}
+    agents = {_node_key(address): url for address, url in (agents or {}).items()}
     if agents and not agent_key:
         raise ImportFailed("--agent needs --agent-key: the key the agents were started with.")
     for address, agent_url in agents.items():

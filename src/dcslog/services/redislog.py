@@ -11,12 +11,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dcslog import errors
-from dcslog.auth import Caller
 from dcslog.db.models import Instance, LogFile, Replication, Task
 from dcslog.db.inline import read
 from dcslog.db.readcache import cached
 from dcslog.db.session import announce_jobs
 from dcslog.keys import Keyring
+from dcslog.roles import Caller
 from dcslog.services.common import new_id, utcnow
 from dcslog.storage import ObjectStore
 

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import bindparam, delete, func, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
@@ -178,24 +179,23 @@ def _entries_between(low: str, high: str):
 
 # Entries in a window: whole hours from the hourly counts, the partial hours at its two
 # edges counted on the time index; and the nodes' losses, in the same statement.
+_LOST = select(func.coalesce(func.sum(SlowlogCursor.lost_entries), 0)).where(SlowlogCursor.instance_id == _INSTANCE)
 _WINDOW_TOTAL_AND_LOST = select(
     select(func.coalesce(func.sum(SlowlogHourCount.entries), 0)).where(
         SlowlogHourCount.instance_id == _INSTANCE, SlowlogHourCount.hour_ms >= bindparam("first_hour"),
         SlowlogHourCount.hour_ms < bindparam("end_hour")).scalar_subquery()
     + _entries_between("low_1", "high_1") + _entries_between("low_2", "high_2"),
-    select(func.coalesce(func.sum(SlowlogCursor.lost_entries), 0)).where(
-        SlowlogCursor.instance_id == _INSTANCE).scalar_subquery())
-_LOST = select(func.coalesce(func.sum(SlowlogCursor.lost_entries), 0)).where(SlowlogCursor.instance_id == _INSTANCE)
+    _LOST.scalar_subquery())
 
 
-_COMPILED: dict[tuple[int, str], object] = {}
+_COMPILED: dict[tuple[object, str], object] = {}  # (prebuilt statement, dialect name) -> compiled
 
 
 def _fetch_prebuilt(connection, statement, params: dict) -> list[tuple]:
     """Rows of a prebuilt statement (plain columns, no type conversions), compiled once per
     dialect and run on the driver's cursor: SQLAlchemy's execution path costs more than
     SQLite's own answer to these short reads (bench/slowlog.py)."""
-    key = (id(statement), connection.dialect.name)
+    key = (statement, connection.dialect.name)  # a Select hashes by identity; the key keeps it alive
     compiled = _COMPILED.get(key)
     if compiled is None:
         compiled = _COMPILED[key] = statement.compile(dialect=connection.dialect)
@@ -206,6 +206,10 @@ def _fetch_prebuilt(connection, statement, params: dict) -> list[tuple]:
     try:
         cursor.execute(compiled.string, values)
         return cursor.fetchall()
+    except connection.dialect.loaded_dbapi.Error as exc:
+        # As SQLAlchemy would raise it: a busy SQLite then sends an inline read back to the
+        # session (db/inline.py), as for every other read.
+        raise DBAPIError.instance(compiled.string, values, exc, connection.dialect.loaded_dbapi.Error) from exc
     finally:
         cursor.close()
 

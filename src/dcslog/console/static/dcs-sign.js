@@ -1,4 +1,4 @@
-/* SDK-HMAC-SHA256 request signing in the browser, byte for byte as dcslog.auth
+/* SDK-HMAC-SHA256 request signing in the browser, byte for byte as dcslog.signing
  * (and the official SDK's signer) verifies it.
  *
  * SHA-256 and HMAC are written out here rather than taken from WebCrypto:
@@ -127,7 +127,7 @@
     return now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
   }
 
-  /* The headers that make `method path?query` verify, as dcslog.auth.sign_request builds them.
+  /* The headers that make `method path?query` verify, as dcslog.signing.sign_request builds them.
    * opts: accessKey, secretKey, method, path (as sent, percent-encoded), query (raw, no "?"),
    * host (what the browser sends as Host: location.host), body (string, default ""), now (Date). */
   function signRequest(opts) {

@@ -1,0 +1,17 @@
+"""Who is calling, and what a role lets them do (no database: the CLI's parser uses it too)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ROLES = ("viewer", "operator", "admin")
+
+
+@dataclass(frozen=True)
+class Caller:
+    project_id: str
+    role: str
+    user_id: str  # the access key, or "token"
+
+    def can(self, needed_role: str) -> bool:
+        return ROLES.index(self.role) >= ROLES.index(needed_role)
