@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import io
 import json
+import signal
 import socket
+import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -135,6 +137,20 @@ def dcslog_server(dcslog_env, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dcslo
 def dcslog_server_factory(dcslog_env, monkeypatch: pytest.MonkeyPatch):
     """``factory(run_worker=True, **settings)`` as a context manager: a server with extra DCSLOG_* settings."""
     return lambda run_worker=True, **overrides: started_server(monkeypatch, run_worker, **overrides)
+
+
+def stop_processes(*procs: subprocess.Popen, timeout: float = 15) -> None:
+    """Ctrl-C to each dcslog process still running (they shut down gracefully), then wait;
+    kill what has not exited after ``timeout``."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    for proc in procs:
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def answers(base_url: str) -> bool:

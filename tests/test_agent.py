@@ -74,15 +74,19 @@ def agent(tmp_path):
         yield running
 
 
+def import_through_agent(server, node, agent_url: str, log_file: str, name: str = "remote") -> dict:
+    """Import ``node`` with its run log at ``log_file`` on its host, read through the agent."""
+    return server.import_instance(node.url, "proj-a", name, "--log-file", f"{node.address}={log_file}",
+                                  "--agent", f"{node.address}={agent_url}", "--agent-key", KEY)
+
+
 def test_collection_through_an_agent(dcslog_server, redis_standalone, agent):
     agent_url, log_dir, remote_files = agent
     content = day_lines(today_utc(), 40) + b"  crash report continuation\n"
     (remote_files / "redis.log").write_bytes(content)
     if remote_files != log_dir:  # the service cannot read the node's log file itself
         assert not (log_dir / "redis.log").exists()
-    imported = dcslog_server.import_instance(
-        redis_standalone.url, "proj-a", "remote", "--log-file", f"{redis_standalone.address}={log_dir}/redis.log",
-        "--agent", f"{redis_standalone.address}={agent_url}", "--agent-key", KEY)
+    imported = import_through_agent(dcslog_server, redis_standalone, agent_url, f"{log_dir}/redis.log")
     assert imported["group_list"][0]["replication_list"][0]["agent"] == agent_url
     client = dcslog_server.sdk()
     client.create_redislog(CreateRedislogRequest(instance_id=imported["instance_id"], log_type="run"))
@@ -99,10 +103,7 @@ def test_collection_through_an_agent_over_tls(dcslog_server, redis_standalone, t
         assert agent_url.startswith("https://")
         content = day_lines(today_utc(), 25)
         (remote_files / "redis.log").write_bytes(content)
-        imported = dcslog_server.import_instance(
-            redis_standalone.url, "proj-a", "remote-tls",
-            "--log-file", f"{redis_standalone.address}={log_dir}/redis.log",
-            "--agent", f"{redis_standalone.address}={agent_url}", "--agent-key", KEY)
+        imported = import_through_agent(dcslog_server, redis_standalone, agent_url, f"{log_dir}/redis.log", "remote-tls")
         instance_id = imported["instance_id"]
         client = dcslog_server.sdk()
         monkeypatch.delenv("SSL_CERT_FILE", raising=False)
@@ -123,9 +124,7 @@ def test_collection_through_an_agent_over_tls(dcslog_server, redis_standalone, t
 
 def test_agent_errors_reach_the_user(dcslog_server, redis_standalone, agent):
     agent_url, log_dir, remote_files = agent
-    imported = dcslog_server.import_instance(
-        redis_standalone.url, "proj-a", "remote", "--log-file", f"{redis_standalone.address}=/etc/passwd",
-        "--agent", f"{redis_standalone.address}={agent_url}", "--agent-key", KEY)
+    imported = import_through_agent(dcslog_server, redis_standalone, agent_url, "/etc/passwd")
     client = dcslog_server.sdk()
     client.create_redislog(CreateRedislogRequest(instance_id=imported["instance_id"], log_type="run"))
     [item] = wait_settled(client, imported["instance_id"])
@@ -193,9 +192,7 @@ def test_collection_through_an_agent_survives_copytruncate_mid_stream(dcslog_ser
     log = remote_files / "redis.log"
     content = big_day(today_utc(), 256)
     log.write_bytes(content)
-    imported = dcslog_server.import_instance(
-        redis_standalone.url, "proj-a", "remote", "--log-file", f"{redis_standalone.address}={log_dir}/redis.log",
-        "--agent", f"{redis_standalone.address}={agent_url}", "--agent-key", KEY)
+    imported = import_through_agent(dcslog_server, redis_standalone, agent_url, f"{log_dir}/redis.log")
     rotator = copytruncate_while_collecting(log, dcslog_server.settings.data_dir / "files" / ".staging")
     client = dcslog_server.sdk()
     client.create_redislog(CreateRedislogRequest(instance_id=imported["instance_id"], log_type="run"))
@@ -246,9 +243,7 @@ def test_an_agent_streams_a_big_day_in_bounded_memory(dcslog_server, redis_stand
     before = memory_mib(agent_pid(agent_url), "VmRSS")
     content = big_day(today_utc(), 256)
     (remote_files / "redis.log").write_bytes(content)
-    imported = dcslog_server.import_instance(
-        redis_standalone.url, "proj-a", "remote", "--log-file", f"{redis_standalone.address}={log_dir}/redis.log",
-        "--agent", f"{redis_standalone.address}={agent_url}", "--agent-key", KEY)
+    imported = import_through_agent(dcslog_server, redis_standalone, agent_url, f"{log_dir}/redis.log")
     client = dcslog_server.sdk()
     client.create_redislog(CreateRedislogRequest(instance_id=imported["instance_id"], log_type="run"))
     [item] = wait_settled(client, imported["instance_id"])

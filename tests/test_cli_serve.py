@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.dcslog_fixtures import _free_port, answers, wait_for
+from tests.dcslog_fixtures import _free_port, answers, stop_processes, wait_for
 
 DCSLOG = [sys.executable, "-m", "dcslog.cli"]
 
@@ -39,12 +39,7 @@ def served(tmp_path):
         wait_for(lambda: answers(base), timeout=30, what="dcslog serve to answer")
         yield env, base, log_path
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_processes(proc)
 
 
 def test_quick_start_flow_and_no_secret_in_logs(served, redis_standalone):
@@ -124,14 +119,7 @@ def test_api_only_server_and_a_separate_worker(tmp_path, redis_standalone):
                                       stderr=subprocess.DEVNULL))
         wait_for(lambda: status() == "succeed", timeout=30, what="the separate worker to collect")
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGINT)
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_processes(*procs)
 
 
 

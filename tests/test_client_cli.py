@@ -28,7 +28,7 @@ from dcslog import cli
 from dcslog.client.commands import parse_time
 from dcslog.client.config import ClientConfig, ConfigError, load_config
 from dcslog.client.progress import ByteProgress, StatusBoard
-from tests.dcslog_fixtures import _free_port, answers, wait_for
+from tests.dcslog_fixtures import _free_port, answers, stop_processes, wait_for
 from tests.test_e2e_sdk import expected_day
 
 MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
@@ -546,12 +546,7 @@ def serve_process(tmp_path):
         assert proc.poll() is None, log.read_text()
         yield url, env
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_processes(proc)
 
 
 def test_collect_wait_and_get_against_dcslog_serve_as_a_process(serve_process, redis_standalone, tmp_path):

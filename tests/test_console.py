@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import os
 import re
-import signal
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +22,7 @@ import httpx
 import pytest
 
 from dcslog import signing
+from tests.dcslog_fixtures import stop_processes
 from tests.test_e2e_sdk import expected_day
 
 CHROMIUM = os.environ.get("DCSLOG_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -406,12 +406,7 @@ def test_file_list_goes_from_creating_to_succeed_without_a_reload(dcslog_server_
             expect(page.locator('[data-status="run-logs"]')).to_contain_text("Collection finished")
             expect(page.get_by_role("button", name=re.compile("^Download redis_"))).to_be_enabled()
         finally:
-            worker.send_signal(signal.SIGINT)
-            try:
-                worker.wait(15)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+            stop_processes(worker)
         assert page.evaluate("window.__sameDocument") is True  # no reload: the same document all along
 
 

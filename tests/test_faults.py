@@ -23,7 +23,7 @@ import httpx
 import pytest
 from huaweicloudsdkdcs.v2 import CreateRedislogRequest, ListInstancesRequest
 
-from tests.dcslog_fixtures import _free_port, answers, wait_for
+from tests.dcslog_fixtures import _free_port, answers, stop_processes, wait_for
 from tests.test_redislog import download, log_line, today_utc, wait_settled
 
 DCSLOG = [sys.executable, "-m", "dcslog.cli"]
@@ -187,10 +187,5 @@ def test_service_sigkilled_mid_collection_then_restarted(tmp_path, redis_standal
             link = httpx.post(f"{api}/redislog/{item['id']}/links", headers=headers).json()["link"]
             assert httpx.get(link).content == days[datetime.strptime(item["time"], "%Y-%m-%d").date()]
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_processes(proc)
 

@@ -13,7 +13,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.dcslog_fixtures import _free_port, answers, wait_for
+from tests.dcslog_fixtures import _free_port, answers, stop_processes, wait_for
 from tests.test_redislog import log_line, today_utc
 
 DCSLOG = [sys.executable, "-m", "dcslog.cli"]
@@ -122,15 +122,7 @@ def test_two_apis_two_workers_one_killed(cluster_env, redis_standalone, tmp_path
             assert body == expected[(str(instances.index(instance_id)), day)] and len(body) == size
         db.close()
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-        for proc in procs.values():
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_processes(*procs.values())
 
 
 
@@ -169,14 +161,7 @@ def test_a_request_to_another_process_wakes_the_worker_at_once(cluster_env, redi
         item = wait_for(done, timeout=60, what="the collection, woken by NOTIFY (the poll is 600 s)")
         assert item["status"] == "succeed" and item["size"] == len(content)
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGINT)
-        for proc in procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_processes(*procs)
 
 
 def s3_worker_settings(monkeypatch, tmp_path, store_url: str):

@@ -136,6 +136,19 @@ def db_rows(settings, query: str) -> list[tuple]:
         return db.execute(query).fetchall()
 
 
+def claim_and_run(settings, store=None) -> None:
+    """One worker claims the queued job and runs it to its end, as `dcslog worker` would."""
+    async def run() -> None:
+        engine = create_engine(settings.effective_database_url)
+        try:
+            worker = Worker(settings, create_sessionmaker(engine), store or open_object_store(settings),
+                            Keyring(load_server_key(settings)))
+            await worker.run_job(await worker.claim())
+        finally:
+            await engine.dispose()
+    asyncio.run(run())
+
+
 def test_a_run_whose_lease_is_taken_over_mid_cut_publishes_nothing(dcslog_server_factory, redis_standalone,
                                                                    tmp_path, monkeypatch):
     """The worker stalls past its lease (here: a slow cut), another takes the job over: the
@@ -148,16 +161,7 @@ def test_a_run_whose_lease_is_taken_over_mid_cut_publishes_nothing(dcslog_server
     slow_cuts(monkeypatch, 1.5, before=taken_over)
     store = open_object_store(settings)
     published = publishes(store)
-
-    async def run() -> None:
-        engine = create_engine(settings.effective_database_url)
-        try:
-            worker = Worker(settings, create_sessionmaker(engine), store, Keyring(load_server_key(settings)))
-            task_id = await worker.claim()
-            await worker.run_job(task_id)
-        finally:
-            await engine.dispose()
-    asyncio.run(run())
+    claim_and_run(settings, store)
     assert published == []
     assert db_rows(settings, "SELECT status, object_key FROM log_files") == [("creating", None)]
     assert not list((settings.data_dir / "files").rglob("*.log"))
@@ -250,16 +254,7 @@ def test_handed_back_runs_do_not_count_against_the_retry_limit(dcslog_server_fac
     settings, log_file = queued_job(dcslog_server_factory, redis_standalone, tmp_path)
     with sqlite3.connect(settings.data_dir / "dcslog.db") as db:
         db.execute("UPDATE tasks SET attempts = 3, handed_back = 1")
-
-    async def run() -> None:
-        engine = create_engine(settings.effective_database_url)
-        try:
-            worker = Worker(settings, create_sessionmaker(engine), open_object_store(settings),
-                            Keyring(load_server_key(settings)))
-            await worker.run_job(await worker.claim())
-        finally:
-            await engine.dispose()
-    asyncio.run(run())
+    claim_and_run(settings)
     assert db_rows(settings, "SELECT status, attempts FROM tasks") == [("succeed", 4)]
 
 
@@ -272,15 +267,6 @@ def test_a_task_ends_failed_if_any_of_its_days_failed_in_an_earlier_run(dcslog_s
     with sqlite3.connect(settings.data_dir / "dcslog.db") as db:  # as the earlier run left it
         db.execute("UPDATE log_files SET status = 'failed', error_msg = 'The disk was full.' WHERE day = ?",
                    (earlier_day,))
-
-    async def run() -> None:
-        engine = create_engine(settings.effective_database_url)
-        try:
-            worker = Worker(settings, create_sessionmaker(engine), open_object_store(settings),
-                            Keyring(load_server_key(settings)))
-            await worker.run_job(await worker.claim())
-        finally:
-            await engine.dispose()
-    asyncio.run(run())
+    claim_and_run(settings)
     assert sorted(db_rows(settings, "SELECT status FROM log_files")) == [("failed",), ("succeed",), ("succeed",)]
     assert db_rows(settings, "SELECT status, error_msg FROM tasks") == [("failed", f"{earlier_day}: The disk was full.")]
