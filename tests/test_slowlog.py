@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import random
@@ -14,6 +15,7 @@ import httpx
 import pytest
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
 from huaweicloudsdkdcs.v2 import ListSlowlogRequest
+from sqlalchemy import select
 
 from dcslog.redis.slowlog import fingerprint
 from dcslog.services import slowlog as slowlog_service
@@ -163,49 +165,81 @@ def test_a_hanging_node_delays_no_sibling(dcslog_server_factory, redis_replicate
         assert not harvest.is_alive()
 
 
-def _established_to(node) -> int:
-    """Open TCP connections to the node (from /proc/net/tcp; works while the node is stopped)."""
-    address = "".join(f"{int(part):02X}" for part in reversed(node.host.split("."))) + f":{node.port:04X}"
-    with open("/proc/net/tcp") as table:
-        return sum(1 for line in list(table)[1:] if line.split()[2] == address and line.split()[3] == "01")
-
-
 def test_racing_harvests_store_once_and_count_everything_once(dcslog_server, redis_node_factory):
+    """Two harvests of one node overlap (two workers whose claims both hold, e.g. one stalled
+    past the interval): A reads, B reads two entries more, A stores, B stores. Driven step by
+    step through the harvester's own read and store."""
+    from dcslog.db.models import Instance, Replication, SlowlogCursor
+    from dcslog.db.session import create_engine, create_sessionmaker
+    from dcslog.keys import Keyring, load_server_key
+    from dcslog.redis.discovery import NodeConnector
+    from dcslog.redis.slowlog import read_slowlog
+
     node = redis_node_factory("127.0.0.2", args=[*SLOW, "--slowlog-max-len", "5"])
     api = Api(dcslog_server, dcslog_server.import_instance(node.url)["instance_id"])
-    db_path = dcslog_server.settings.data_dir / "dcslog.db"
     sleep_commands(node, 2, "0.011")  # ids 0-1
     dcslog_server.harvest()
     sleep_commands(node, 8, "0.011")  # ids 2-9; the ring keeps 5-9: 2, 3 and 4 are lost
-    # Two harvests overlap: A reads, then B reads (seeing two entries more), A stores, B stores.
-    # Holding SQLite's write lock keeps A from storing; pausing the node keeps B from reading.
-    lock = sqlite3.connect(db_path, isolation_level=None)
-    lock.execute("BEGIN IMMEDIATE")
-    try:
-        def slowlog_calls() -> int:
-            return sum(v["calls"] for k, v in node.info("commandstats").items() if k.startswith("cmdstat_slowlog"))
-        calls = slowlog_calls()
-        a = threading.Thread(target=dcslog_server.harvest)
-        a.start()
-        wait_for(lambda: slowlog_calls() > calls, what="harvest A to read")
-        sleep_commands(node, 2, "0.011")  # ids 10-11; the ring keeps 7-11
-        node.pause()
-        b = threading.Thread(target=dcslog_server.harvest)
-        b.start()
-        wait_for(lambda: _established_to(node) == 1, what="harvest B to read its cursor and connect")
-    finally:
-        lock.execute("ROLLBACK")
-        lock.close()
-    a.join(30)  # stores 5-9, counts 3 lost, moves the cursor to 9
-    node.resume()
-    b.join(30)  # stores 10-11 (5-9 are A's); the cursor moved since B read it: B counts no loss
+    settings = dcslog_server.settings
+
+    async def race() -> None:
+        engine = create_engine(settings.effective_database_url)
+        sessionmaker = create_sessionmaker(engine)
+        try:
+            async with sessionmaker() as session:
+                instance = (await session.scalars(select(Instance))).one()
+                replica = (await session.scalars(select(Replication))).one()
+                cursor = (await session.scalars(select(SlowlogCursor))).one()  # what both harvesters read
+            connector = NodeConnector(Keyring(load_server_key(settings)).decrypt(instance.redis_url_encrypted), 5)
+            read_a = await read_slowlog(connector, node.host, node.port, cursor.run_id, cursor.last_id)
+            sleep_commands(node, 2, "0.011")  # ids 10-11; the ring keeps 7-11
+            read_b = await read_slowlog(connector, node.host, node.port, cursor.run_id, cursor.last_id)
+            # A stores 5-9, counts 3 lost, moves the cursor to 9; B stores 10-11 (5-9 are A's) and,
+            # the cursor having moved since it read it, counts no loss.
+            assert await slowlog_service._store(sessionmaker, instance, replica, cursor, read_a, connector) == 5
+            assert await slowlog_service._store(sessionmaker, instance, replica, cursor, read_b, connector) == 2
+        finally:
+            await engine.dispose()
+    asyncio.run(race())
     dcslog_server.harvest()
-    with contextlib.closing(sqlite3.connect(db_path)) as db:
+    with contextlib.closing(sqlite3.connect(settings.data_dir / "dcslog.db")) as db:
         rows = db.execute("SELECT redis_id FROM slowlog_entries ORDER BY redis_id").fetchall()
     assert [r for (r,) in rows] == [0, 1, 5, 6, 7, 8, 9, 10, 11]
     [status] = api.nodes()
     assert status["harvested_entries"] == 9 and status["lost_entries"] == 3 and status["last_entry_id"] == 11
     assert api.slowlog().json()["total_num"] == 9
+
+
+def test_workers_share_the_harvest_rounds(dcslog_server, redis_node_factory):
+    """Harvesters (one per worker) claim each node's round: a node claimed less than the interval
+    ago is not read again, so N workers do not read every node N times per interval."""
+    from dcslog.db.session import create_engine, create_sessionmaker
+    from dcslog.keys import Keyring, load_server_key
+
+    node = redis_node_factory("127.0.0.2", args=SLOW)
+    api = Api(dcslog_server, dcslog_server.import_instance(node.url)["instance_id"])
+    sleep_commands(node, 2)
+    settings = dcslog_server.settings
+
+    def slowlog_reads() -> int:
+        return sum(v["calls"] for k, v in node.info("commandstats").items() if k.startswith("cmdstat_slowlog"))
+
+    async def two_workers(min_interval: float) -> list[int]:
+        engine = create_engine(settings.effective_database_url)
+        try:
+            keyring = Keyring(load_server_key(settings))
+            return await asyncio.gather(*(slowlog_service.harvest_all(
+                create_sessionmaker(engine), keyring, settings.redis_timeout, min_interval) for _ in range(2)))
+        finally:
+            await engine.dispose()
+    before = slowlog_reads()
+    assert sorted(asyncio.run(two_workers(60))) == [0, 2]  # one of them read the node
+    assert slowlog_reads() == before + 1
+    sleep_commands(node, 1)
+    assert asyncio.run(two_workers(60)) == [0, 0]  # within the interval: nobody reads it again
+    assert slowlog_reads() == before + 1
+    assert sorted(asyncio.run(two_workers(0))) in ([0, 1], [1, 0], [1, 1])  # the next round
+    assert len(api.all()) == 3
 
 
 def test_a_reset_of_unread_entries_counts_them_lost_once_a_new_entry_arrives(dcslog_server, redis_node_factory):

@@ -144,7 +144,10 @@ class Worker:
         while True:
             started = loop.time()
             try:
-                await harvest_all(self.sessionmaker, self.keyring, self.settings.redis_timeout)
+                # Claims a node only if nobody did for most of an interval: with several workers,
+                # each node is still read about once per interval.
+                await harvest_all(self.sessionmaker, self.keyring, self.settings.redis_timeout,
+                                  min_interval=0.8 * self.settings.slowlog_interval)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - a failed round is retried at the next interval

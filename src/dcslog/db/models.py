@@ -195,4 +195,5 @@ class SlowlogCursor(Base):
     harvested_entries: Mapped[int] = mapped_column(BigInteger, default=0)
     last_harvest_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    harvest_claimed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)  # a harvester's round began
     updated_at: Mapped[datetime] = mapped_column(DateTime)

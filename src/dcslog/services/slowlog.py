@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import bindparam, delete, func, literal_column, select, update
+from sqlalchemy import bindparam, delete, func, literal_column, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -60,19 +60,38 @@ async def _count_by_hour(session: AsyncSession, instance_id: str, start_times_ms
 
 
 async def harvest_instance(sessionmaker: async_sessionmaker[AsyncSession], keyring: Keyring, instance: Instance,
-                           timeout: float, store_lock: asyncio.Lock | None = None) -> dict[str, int]:
+                           timeout: float, store_lock: asyncio.Lock | None = None,
+                           min_interval: float = 0.0) -> dict[str, int]:
     """Read every node of the instance concurrently, each node's entries stored as soon as its
     own read returns, so a node that hangs until the timeout delays nobody else's. Returns
     {replication_id: stored}. A node that cannot be read keeps its cursor and records why.
+
+    A harvester first claims each node's round (a conditional UPDATE of its cursor): a node
+    claimed less than ``min_interval`` seconds ago is left to whoever claimed it, so several
+    workers harvest each node about once per interval between them, not once each.
 
     Stores take ``store_lock`` one at a time (one per harvest unless given): SQLite has one
     writer, and writers that collide wait out its busy handler's sleeps.
     """
     store_lock = store_lock or asyncio.Lock()
+    now = utcnow()
     async with sessionmaker() as session:
         nodes = list(await session.scalars(select(Replication).where(Replication.instance_id == instance.id)))
+        if nodes:  # every node has its cursor row before anyone reads it: the row is what is claimed
+            await session.execute(_insert_ignoring_duplicates(session, SlowlogCursor, "replication_id").values([{
+                "replication_id": n.id, "instance_id": instance.id, "run_id": None, "last_id": -1, "lost_entries": 0,
+                "harvested_entries": 0, "updated_at": now} for n in nodes]))
+        claimed = set((await session.execute(update(SlowlogCursor).where(
+            SlowlogCursor.instance_id == instance.id,
+            or_(SlowlogCursor.harvest_claimed_at.is_(None),
+                SlowlogCursor.harvest_claimed_at <= now - timedelta(seconds=min_interval)),
+        ).values(harvest_claimed_at=now).returning(SlowlogCursor.replication_id))).scalars())
+        await session.commit()
         cursors = {c.replication_id: c for c in await session.scalars(
-            select(SlowlogCursor).where(SlowlogCursor.instance_id == instance.id))}
+            select(SlowlogCursor).where(SlowlogCursor.replication_id.in_(claimed)))}
+    nodes = [n for n in nodes if n.id in claimed]
+    if not nodes:
+        return {}
     try:
         connector = NodeConnector(keyring.decrypt(instance.redis_url_encrypted), timeout)
     except DiscoveryError as exc:
@@ -80,10 +99,9 @@ async def harvest_instance(sessionmaker: async_sessionmaker[AsyncSession], keyri
         return {}
 
     async def harvest_node(node: Replication) -> int:
-        cursor = cursors.get(node.id)
+        cursor = cursors[node.id]
         try:
-            result = await read_slowlog(connector, node.host, node.port,
-                                        cursor.run_id if cursor else None, cursor.last_id if cursor else -1)
+            result = await read_slowlog(connector, node.host, node.port, cursor.run_id, cursor.last_id)
         except Exception as exc:  # noqa: BLE001 - one dead node must not stop the others
             result = exc
         async with store_lock:
@@ -93,15 +111,10 @@ async def harvest_instance(sessionmaker: async_sessionmaker[AsyncSession], keyri
     return {node.id: n for node, n in zip(nodes, stored)}
 
 
-async def _store(sessionmaker, instance: Instance, node: Replication, cursor: SlowlogCursor | None,
+async def _store(sessionmaker, instance: Instance, node: Replication, cursor: SlowlogCursor,
                  result: NodeSlowlog | Exception, connector: NodeConnector) -> int:
     now = utcnow()
     async with sessionmaker() as session:
-        if cursor is None:
-            await session.execute(_insert_ignoring_duplicates(session, SlowlogCursor, "replication_id").values(
-                replication_id=node.id, instance_id=instance.id, run_id=None, last_id=-1, lost_entries=0,
-                harvested_entries=0, updated_at=now))
-            cursor = SlowlogCursor(run_id=None, last_id=-1)
         if isinstance(result, Exception):
             reason = connector.scrub(str(result) or type(result).__name__)
             await session.execute(update(SlowlogCursor).where(SlowlogCursor.replication_id == node.id)
@@ -146,11 +159,14 @@ async def _store(sessionmaker, instance: Instance, node: Replication, cursor: Sl
     return len(stored)
 
 
-async def harvest_all(sessionmaker: async_sessionmaker[AsyncSession], keyring: Keyring, timeout: float) -> int:
+async def harvest_all(sessionmaker: async_sessionmaker[AsyncSession], keyring: Keyring, timeout: float,
+                      min_interval: float = 0.0) -> int:
+    """One harvest of every node of every instance; nodes claimed less than ``min_interval``
+    seconds ago (by another worker) are skipped. Returns the entries stored."""
     async with sessionmaker() as session:
         instances = list(await session.scalars(select(Instance)))
     store_lock = asyncio.Lock()
-    stored = await asyncio.gather(*(harvest_instance(sessionmaker, keyring, i, timeout, store_lock)
+    stored = await asyncio.gather(*(harvest_instance(sessionmaker, keyring, i, timeout, store_lock, min_interval)
                                     for i in instances))
     return sum(sum(per_node.values()) for per_node in stored)
 
