@@ -476,7 +476,7 @@ def run_service(name: str, backend: Backend, workers: int, store_url: str | None
                 raise RuntimeError(f"{name}: the API did not come up; see {run_dir / 'serve.log'}")
             time.sleep(0.05)
         for i, proc in enumerate(worker_procs):
-            wait_logged(run_dir / f"worker{i}.log", "dcslog worker started", proc)
+            wait_logged(run_dir / f"worker{i}.log", "dcslog worker running", proc)
         time.sleep(1.5)  # let the start-up slow-log harvest of every node finish before the clock starts
 
         con, ph = backend.connect(run_dir)

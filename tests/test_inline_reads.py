@@ -131,6 +131,7 @@ def test_a_busy_database_sends_the_slow_log_page_through_the_session(database):
     holder.execute("BEGIN EXCLUSIVE")
     holder.execute("COMMIT")
     reads = InlineReads(url)
+    assert reads.run(get_token) == (False, None)  # the lock holds
 
     def release() -> None:
         holder.execute("PRAGMA locking_mode=NORMAL")
@@ -139,7 +140,7 @@ def test_a_busy_database_sends_the_slow_log_page_through_the_session(database):
 
     async def scenario():
         engine = create_engine(url)
-        threading.Timer(0.3, release).start()
+        threading.Timer(1.0, release).start()  # long after the inline try, however slow the machine
         async with create_sessionmaker(engine, inline_reads=reads)() as session:
             answer = await list_slowlog(session, SimpleNamespace(id="no-such-instance"), start_ms=0,
                                         end_ms=10**13, offset=0, limit=10, sort_key="duration", sort_dir="desc")

@@ -94,9 +94,12 @@ def test_the_sweep_deletes_stored_files_no_record_points_to(settings, monkeypatc
     deployment sharing the bucket) stay."""
     store = open_object_store(settings)
     recorded, unrecorded, anothers = object_key(), object_key(), object_key()
-    for key in (recorded, unrecorded, anothers, "notes/readme.txt"):
+    instance_id, file_id, _ = recorded.split("/")
+    refreshed_away = f"{instance_id}/{file_id}/{uuid.uuid4()}-1.log"  # the same file's previous copy
+    for key in (recorded, refreshed_away, unrecorded, anothers, "notes/readme.txt"):
         put(store, key, b"bytes\n")
     record(settings, recorded, datetime.utcnow() + timedelta(days=1))
+    known_instance(settings, recorded)
     known_instance(settings, unrecorded)
 
     run_sweep(settings, store)
@@ -105,6 +108,7 @@ def test_the_sweep_deletes_stored_files_no_record_points_to(settings, monkeypatc
     monkeypatch.setattr(worker_module, "ABANDONED_AFTER", -1.0)  # now everything counts as old
     run_sweep(settings, store)
     assert not store.exists(unrecorded)
+    assert not store.exists(refreshed_away)
     assert store.exists(recorded)
     assert store.exists(anothers)
     assert store.exists("notes/readme.txt")

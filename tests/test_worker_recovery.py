@@ -190,8 +190,9 @@ def test_a_stopping_worker_finishes_or_hands_back_its_jobs(dcslog_server_factory
                 await asyncio.sleep(0.05)
             worker.stop()
             if not finishes:
-                await asyncio.sleep(1.0)  # past STOP_GRACE, the cut still going: then its day ends
-                cut_may_end.set()
+                await asyncio.sleep(1.0)  # past STOP_GRACE, the cut still going: the lease is kept…
+                assert db_rows(settings, "SELECT lease_owner FROM tasks") == [(worker.owner,)]
+                cut_may_end.set()  # …until the day's cut ends (unpublished): then it is handed back
             await asyncio.wait_for(running, 20)
         finally:
             await engine.dispose()

@@ -176,9 +176,7 @@ def cmd_instances_refresh(args, settings: Settings) -> dict:
 
 def cmd_instances_remove(args, settings: Settings) -> dict:
     async def work(session, keyring):
-        keys = await instance_service.remove_instance(session, await _find_instance(session, args))
-        store = open_object_store(settings)
-        for key in keys:
-            store.delete(key)
-        return {"instance_id": args.instance_id, "removed": True, "files_deleted": len(keys)}
+        deleted = await instance_service.remove_instance(session, open_object_store(settings),
+                                                         await _find_instance(session, args))
+        return {"instance_id": args.instance_id, "removed": True, "files_deleted": deleted}
     return asyncio.run(_with_session(settings, work))

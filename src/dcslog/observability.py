@@ -235,4 +235,4 @@ def configure_logging(level: str, fmt: str) -> None:
     global _fast_handler
     _fast_handler = handler if isinstance(handler, BufferedStreamHandler) else None
     # Every command applies migrations first; their INFO lines would bury its own output (errors still show).
-    logging.getLogger("alembic.runtime.migration").setLevel(max(root.level, logging.WARNING))
+    logging.getLogger("alembic").setLevel(max(root.level, logging.WARNING))

@@ -51,9 +51,14 @@ async def run_worker(settings: Settings) -> None:
         def on_signal() -> None:
             log.info("worker stopping: no new jobs; running ones get %ss to finish", STOP_GRACE)
             worker.stop()
-            for signum in signals:  # a second signal stops at once (leases still handed back)
+            for signum in signals:  # a second signal skips the grace (leases still handed back)…
                 loop.remove_signal_handler(signum)
-                loop.add_signal_handler(signum, running.cancel)
+                loop.add_signal_handler(signum, on_second_signal)
+
+        def on_second_signal() -> None:
+            for signum in signals:  # …and a third one ends the process as the default handlers do
+                loop.remove_signal_handler(signum)
+            running.cancel()
         for signum in signals:
             loop.add_signal_handler(signum, on_signal)
         log.info("dcslog worker running (data in %s); SIGTERM or Ctrl-C stops it gracefully",
@@ -90,7 +95,8 @@ class Worker:
         self._next_unrecorded_sweep = 0.0  # loop time
 
     def stop(self) -> None:
-        """Claim no more jobs; ``run()`` returns once the running ones finish (or STOP_GRACE is up)."""
+        """Claim no more jobs; ``run()`` returns once the running ones finish, or after STOP_GRACE
+        once the others stopped at the end of their day (up to HAND_BACK_WAIT more) and were handed back."""
         self._stopping = True
         self._wake.set()
 
@@ -344,9 +350,9 @@ class Worker:
         loop = asyncio.get_running_loop()
         if loop.time() < self._next_unrecorded_sweep:
             return 0
-        self._next_unrecorded_sweep = loop.time() + UNRECORDED_EVERY
         old_keys = await asyncio.to_thread(
             lambda: [key for key in self.store.keys(ABANDONED_AFTER) if is_object_key(key)])
+        self._next_unrecorded_sweep = loop.time() + UNRECORDED_EVERY  # a failed listing is tried next sweep
         removed = 0
         for start in range(0, len(old_keys), 500):
             batch = old_keys[start:start + 500]

@@ -50,7 +50,8 @@ async def metrics(request: web.Request) -> web.Response:
         harvested.add_metric(ids, c.harvested_entries)
         if c.last_harvest_at is not None:
             age.add_metric(ids, (now - c.last_harvest_at).total_seconds())
-        up.add_metric(ids, 0 if c.last_error else 1)
+        if c.last_harvest_at is not None or c.last_error:  # a node not tried yet is neither up nor down
+            up.add_metric(ids, 0 if c.last_error else 1)
     queue = GaugeMetricFamily("dcslog_collection_jobs", "Collection jobs not finished, by state.", labels=["state"])
     queue.add_metric(["queued"], jobs[0])
     queue.add_metric(["running"], jobs[1])

@@ -285,17 +285,19 @@ class NodeConnector:
 # Per-node result
 
 
-def _override(overrides: dict[str, str], host: str, port: int) -> str | None:
+def node_entry(per_node: dict[str, str], host: str, port: int) -> str | None:
+    """A per-node setting (``--log-file``, ``--agent``) of ``host:port``, keyed ``host:port`` or,
+    as older imports kept an IPv6 address, ``[host]:port``."""
     for key in (f"{host}:{port}", f"[{host}]:{port}"):
-        if overrides.get(key):
-            return overrides[key]
+        if per_node.get(key):
+            return per_node[key]
     return None
 
 
 def _log_file(probe: _Probe | None, host: str, port: int,
               overrides: dict[str, str]) -> tuple[str | None, str | None]:
     """(log_file, log_file_error) for one node; an override always wins."""
-    path = _override(overrides, host, port)
+    path = node_entry(overrides, host, port)
     if path:
         return path, None
     if probe is None or not probe.ok:

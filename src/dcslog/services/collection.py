@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from dcslog.db.models import Instance, LogFile, Replication, Task
 from dcslog.keys import Keyring
 from dcslog.observability import COLLECTED_BYTES, COLLECTION_SECONDS, COLLECTIONS
+from dcslog.redis.discovery import node_entry
 from dcslog.runlog.remote import AgentError, AgentStreamCut, fetch_day
 from dcslog.runlog.slicer import SourceChanged, write_day
 from dcslog.services.common import utcnow
@@ -120,7 +121,7 @@ def _holds_lease(task_id: str, owner: str):
 
 def _day_writer(replication: Replication, instance: Instance, keyring: Keyring) -> Callable[[date], Callable[[int], int]]:
     """How to get a day of this node's log: from the local file, or from the node's `dcslog agent`."""
-    agent_url = json.loads(instance.agents).get(f"{replication.host}:{replication.port}")
+    agent_url = node_entry(json.loads(instance.agents), replication.host, replication.port)
     if agent_url:
         agent_key = keyring.decrypt(instance.agent_key_encrypted)
         return lambda day: lambda fd: fetch_day(agent_url, agent_key, replication.log_file, day, fd)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -13,8 +14,9 @@ from dcslog import errors
 from dcslog.db.inline import read
 from dcslog.db.models import Instance, LogFile, Replication, SlowlogCursor, Task
 from dcslog.keys import Keyring
-from dcslog.redis.discovery import DiscoveryError, Topology, discover
+from dcslog.redis.discovery import DiscoveryError, Topology, discover, node_entry
 from dcslog.services.common import dcs_time, derived_id, get_instance, new_id, utcnow
+from dcslog.storage import ObjectStore
 
 MB = 1024 * 1024
 GB = 1024 * MB
@@ -116,15 +118,19 @@ async def refresh_instance(session: AsyncSession, keyring: Keyring, instance: In
     return instance
 
 
-async def remove_instance(session: AsyncSession, instance: Instance) -> list[str]:
-    """Delete the instance and all its records; returns the object keys of its files for the caller to delete."""
+async def remove_instance(session: AsyncSession, store: ObjectStore, instance: Instance) -> int:
+    """Delete the instance's files, then the instance and all its records; returns the files deleted.
+    Bytes first: should a delete fail, the records stay and the removal can be run again (the
+    retention sweep would never find bytes of an instance the database no longer knows)."""
     keys = list(await session.scalars(select(LogFile.object_key).where(
         LogFile.instance_id == instance.id, LogFile.object_key.is_not(None))))
+    for key in keys:
+        await asyncio.to_thread(store.delete, key)
     for model in (LogFile, Task, Replication):
         await session.execute(delete(model).where(model.instance_id == instance.id))
     await session.delete(instance)
     await session.commit()
-    return keys
+    return len(keys)
 
 
 def _apply_topology(instance: Instance, topology: Topology) -> None:
@@ -267,7 +273,7 @@ async def group_list(session: AsyncSession, instance: Instance) -> list[dict]:
             ],
             # Extensions
             "replication_port": r.port,
-            "agent": json.loads(instance.agents).get(f"{r.host}:{r.port}"),
+            "agent": node_entry(json.loads(instance.agents), r.host, r.port),
             "log_file": r.log_file,
             "log_file_error": r.log_file_error,
         })

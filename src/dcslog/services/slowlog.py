@@ -75,7 +75,7 @@ async def harvest_instance(sessionmaker: async_sessionmaker[AsyncSession], keyri
     """
     store_lock = store_lock or asyncio.Lock()
     now = utcnow()
-    async with sessionmaker() as session:
+    async with store_lock, sessionmaker() as session:  # a write, as the stores below
         nodes = list(await session.scalars(select(Replication).where(Replication.instance_id == instance.id)))
         if nodes:  # every node has its cursor row before anyone reads it: the row is what is claimed
             await session.execute(_insert_ignoring_duplicates(session, SlowlogCursor, "replication_id").values([{
@@ -94,8 +94,12 @@ async def harvest_instance(sessionmaker: async_sessionmaker[AsyncSession], keyri
         return {}
     try:
         connector = NodeConnector(keyring.decrypt(instance.redis_url_encrypted), timeout)
-    except DiscoveryError as exc:
+    except DiscoveryError as exc:  # the stored URL no longer parses: every claimed node says why
         log.warning("slow log of instance %s: %s", instance.id, exc)
+        async with store_lock, sessionmaker() as session:
+            await session.execute(update(SlowlogCursor).where(SlowlogCursor.replication_id.in_(claimed))
+                                  .values(last_error=str(exc), updated_at=now))
+            await session.commit()
         return {}
 
     async def harvest_node(node: Replication) -> int:
