@@ -123,9 +123,10 @@ def test_overlapping_collection_is_refused(dcslog_server_factory, redis_standalo
         assert caught.value.error_code == "DCS.4800" and "creating" in caught.value.error_msg
 
 
-def test_node_without_log_file_fails_with_a_reason(dcslog_server, redis_node_factory):
+def test_node_without_log_file_fails_with_a_reason(dcslog_server, redis_node_factory, capsys):
     node = redis_node_factory("127.0.0.3", logfile="")
     imported = dcslog_server.import_instance(node.url)
+    assert f"warning: {node.host}:{node.port} has no log file dcslog can collect" in capsys.readouterr().err
     client = dcslog_server.sdk()
     client.create_redislog(CreateRedislogRequest(instance_id=imported["instance_id"], log_type="run"))
     [item] = wait_settled(client, imported["instance_id"])

@@ -102,12 +102,18 @@ async def _instance_with_groups(session, instance: Instance) -> dict:
 
 
 def _warn_unreadable_logs(view: dict) -> None:
-    """Say now, on stderr, what would otherwise surface as failed collections: a node's log this
-    machine cannot read (Debian's redis-server writes /var/log/redis as redis:adm, mode 0640)."""
+    """Say now, on stderr, what would otherwise surface as failed collections: a node with no log
+    file, or whose log this machine cannot read (Debian's redis-server writes /var/log/redis as
+    redis:adm, mode 0640)."""
     for group in view["group_list"]:
         for node in group["replication_list"]:
-            path = node["log_file"]
-            if not path or node["agent"]:
+            path, address = node["log_file"], f"{node['replication_ip']}:{node['replication_port']}"
+            if node["agent"]:
+                continue
+            if not path:
+                print(f"warning: {address} has no log file dcslog can collect ({node['log_file_error']}). "
+                      f"Start Redis with --logfile, or give the path with --log-file {address}=PATH.",
+                      file=sys.stderr)
                 continue
             if not os.path.exists(path):
                 why = "no such file on this machine"
@@ -115,7 +121,7 @@ def _warn_unreadable_logs(view: dict) -> None:
                 why = f"user {_user_name()} may not read it"
             else:
                 continue
-            print(f"warning: {node['replication_ip']}:{node['replication_port']} logs to {path}: {why}. A worker "
+            print(f"warning: {address} logs to {path}: {why}. A worker "
                   "running here as this user cannot collect that node: run it as a user who can read the file "
                   "(Debian: group adm), give the path with --log-file, or read the node through a `dcslog agent` "
                   "(--agent).", file=sys.stderr)

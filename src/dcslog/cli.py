@@ -31,9 +31,9 @@ def _print(result: Any, as_json: bool, columns: list[str] | None = None) -> None
         return
     columns = columns or [k for k in rows[0] if not isinstance(rows[0][k], (list, dict))]
     widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
-    print("  ".join(c.upper().ljust(widths[c]) for c in columns))
+    print("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())
     for r in rows:
-        print("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns))
+        print("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns).rstrip())
 
 
 def cmd_serve(args, settings: Settings) -> None:
