@@ -260,6 +260,7 @@ def test_token_sign_in_collect_live_status_and_download(dcslog_server, redis_sta
     sign_in_with_token(page, "proj-a", viewer)
     page.get_by_role("link", name="cache").click()
     expect(page.locator('#run-logs-table td[data-file-status="succeed"]')).to_have_count(1)
+    expect(page.get_by_label("Replica")).to_contain_text(redis_standalone.host)
     page.get_by_role("button", name="Collect").click()
     expect(page.locator('[data-alert="run-logs"]')).to_contain_text("DCS.2003")
 
@@ -383,6 +384,7 @@ def test_file_list_goes_from_creating_to_succeed_without_a_reload(dcslog_server_
         page.goto(f"{server.url}/console#/instances/{imported['instance_id']}")
         sign_in_with_token(page, "proj-a", token)
         expect(page.get_by_text("No run logs collected yet")).to_be_visible()
+        expect(page.get_by_label("Replica")).to_contain_text(redis_standalone.host)
         page.evaluate("window.__sameDocument = true")
         page.get_by_role("button", name="Collect").click()
 
@@ -434,6 +436,8 @@ def test_keyboard_focus_stays_on_collect_download_and_the_last_pages_next(dcslog
     page.goto(f"{server.url}/console#/instances/{imported['instance_id']}")
     sign_in_with_token(page, "proj-a", token)
     collect = page.get_by_role("button", name="Collect")
+    # The replica list comes with the groups: Collect before it arrives asks to pick a replica.
+    expect(page.get_by_label("Replica")).to_contain_text(redis_standalone.host)
     page.get_by_label("Days").focus()
     page.keyboard.press("Tab")
     expect(collect).to_be_focused()
