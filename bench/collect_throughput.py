@@ -311,8 +311,10 @@ def cli_json(env: dict[str, str], *argv: str) -> dict:
 def populate(env: dict[str, str], replicas: int, redis_url: str, address: str) -> tuple[str, dict[str, tuple[str, int]]]:
     """Import one instance per replica log; returns (token, {instance_id: (replication_id, replica)})."""
     targets = {}
+    cli_json(env, "db", "upgrade")  # a new database: admin commands never create one themselves
     for r in range(replicas):
-        view = cli_json(env, "instances", "import", "--project-id", PROJECT, "--name", f"r{r:02d}",
+        # One Redis, one instance per replica log: --force (a second import of a deployment is refused).
+        view = cli_json(env, "instances", "import", "--project-id", PROJECT, "--name", f"r{r:02d}", "--force",
                         "--redis", redis_url, "--log-file", f"{address}={log_path(r)}")
         replica = view["group_list"][0]["replication_list"][0]
         assert replica["log_file"] == str(log_path(r)), replica

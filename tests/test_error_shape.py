@@ -22,7 +22,12 @@ def assert_envelope(response: httpx.Response, status: int, code: str) -> dict:
     assert response.headers["x-request-id"]
     body = response.json()
     assert set(body) == {"error_code", "error_msg", "error_ext_msg"}
-    assert body["error_code"] == code and body["error_msg"] and body["error_ext_msg"] is None
+    assert body["error_code"] == code and body["error_msg"]
+    # DCS's own words in error_msg; what would be accepted, when we can say it, in error_ext_msg.
+    assert body["error_ext_msg"] is None or (isinstance(body["error_ext_msg"], str) and body["error_ext_msg"])
+    if code == "DCS.4800" and body["error_msg"].startswith("Invalid "):
+        name = body["error_msg"].removeprefix("Invalid ").removesuffix(" in the request.")
+        assert body["error_msg"] == f"Invalid {name} in the request." and name in body["error_ext_msg"], body
     assert "Traceback" not in response.text
     return body
 
@@ -81,6 +86,29 @@ CASES = [
 def test_error_paths(api, name, method, path, query, status, code):
     url = path.replace("ROOT", api.root) if path.startswith("ROOT") else path
     assert_envelope(api(method, url, params=query), status, code)
+
+
+def test_refused_values_say_what_would_be_accepted(api):
+    """DCS's error_msg stays exact; error_ext_msg says how to fix the request."""
+    groups = api("GET", api.base.replace("/instances/", "/instance/") + "/groups").json()["group_list"]
+    nodes = [n for g in groups for n in g["replication_list"]]
+    assert len(nodes) == 3
+    missing = assert_envelope(api("POST", "/redislog", params={"log_type": "run"}), 400, "DCS.4800")
+    assert missing["error_msg"] == "Invalid replication_id in the request."
+    assert "required" in missing["error_ext_msg"]
+    for node in nodes:  # every node, so that the user can pick one
+        assert f"{node['replication_id']} ({node['replication_ip']}:" in missing["error_ext_msg"]
+    unknown = assert_envelope(api("POST", "/redislog", params={"log_type": "run", "replication_id": "nope"}),
+                              400, "DCS.4800")
+    assert all(node["replication_id"] in unknown["error_ext_msg"] for node in nodes)
+    query_time = assert_envelope(api("POST", "/redislog", params={"log_type": "run", "query_time": "2"}),
+                                 400, "DCS.4800")
+    assert query_time["error_msg"] == "Invalid query_time in the request."
+    assert query_time["error_ext_msg"] == "query_time must be one of 0, 1, 3, 7."
+    limit = assert_envelope(api("GET", "/redislog", params={"log_type": "run", "limit": "0"}), 400, "DCS.4800")
+    assert limit["error_ext_msg"] == "limit must be an integer from 1 to 1000."
+    log_type = assert_envelope(api("GET", "/redislog"), 400, "DCS.4800")
+    assert log_type["error_ext_msg"] == "log_type is required: one of run."
 
 
 def test_method_not_allowed_names_the_allowed_methods(api):

@@ -159,6 +159,7 @@ def test_service_sigkilled_mid_collection_then_restarted(tmp_path, redis_standal
         wait_for(lambda: answers(f"http://127.0.0.1:{port}"), timeout=30, what="dcslog serve")
         return proc
 
+    cli("db", "upgrade")  # admin commands never create the database themselves
     instance = cli("instances", "import", "--project-id", "demo", "--name", "n", "--redis", redis_standalone.url,
                    "--log-file", f"{redis_standalone.address}={log}")
     token = cli("token", "create", "--project-id", "demo")["token"]

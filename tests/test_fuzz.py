@@ -173,7 +173,8 @@ def dcs_envelope(ctx, response, case):
     assert response.headers.get("content-type") == ["application/json;charset=UTF-8"], response.headers
     body = json.loads(response.content)
     assert set(body) == {"error_code", "error_msg", "error_ext_msg"}, body
-    assert body["error_code"].startswith("DCS.") and body["error_msg"] and body["error_ext_msg"] is None, body
+    assert body["error_code"].startswith("DCS.") and body["error_msg"], body
+    assert body["error_ext_msg"] is None or isinstance(body["error_ext_msg"], str), body
     assert "Traceback" not in response.text
     return None
 

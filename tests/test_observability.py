@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import logging
 
+import httpx
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from dcslog.app import SAFE_REQUEST_ID
 from dcslog.observability import (
@@ -15,6 +18,7 @@ from dcslog.observability import (
     new_request_id,
     request_id_var,
 )
+from tests.dcslog_fixtures import _free_port
 
 
 def _exposition(metrics: RequestMetrics) -> list[str]:
@@ -82,3 +86,97 @@ def test_exceptions_keep_their_traceback():
     text = TextFormatter().format(record)
     assert text.splitlines()[0].endswith("ERROR dcslog [-] failed") and "ValueError: boom" in text
     assert "ValueError: boom" in json.loads(JsonFormatter().format(record))["exception"]
+
+
+# --- Who sees what on /metrics -------------------------------------------------------------------
+
+METRICS_TOKEN = "metrics-token-for-tests-0123456789abcdef"
+
+
+def every_series(server) -> str:
+    """``server``'s /metrics with the per-node series, which need DCSLOG_METRICS_TOKEN (set here on
+    the running server's settings) or the metrics-only listener."""
+    from pydantic import SecretStr
+
+    server.settings.metrics_token = SecretStr(METRICS_TOKEN)
+    response = _scrape(server.url + "/metrics", Authorization=f"Bearer {METRICS_TOKEN}")
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def _scrape(url: str, **headers: str) -> httpx.Response:
+    return httpx.get(url, headers=headers, timeout=30)
+
+
+def _families(text: str) -> dict[str, list]:
+    """The exposition as Prometheus reads it (a parse error fails the test)."""
+    return {family.name: family.samples for family in text_string_to_metric_families(text)}
+
+
+def _harvested_instance(server, redis_standalone) -> tuple[str, str]:
+    imported = server.import_instance(redis_standalone.url)
+    server.harvest()
+    return imported["instance_id"], imported["group_list"][0]["replication_list"][0]["replication_id"]
+
+
+def test_metrics_without_a_token_show_totals_and_no_ids(dcslog_server, redis_standalone):
+    """Every project's instance and replica ids used to be on the API port's /metrics for anyone."""
+    instance_id, replication_id = _harvested_instance(dcslog_server, redis_standalone)
+    response = _scrape(dcslog_server.url + "/metrics")
+    assert response.status_code == 200
+    assert instance_id not in response.text and replication_id not in response.text
+    assert "instance_id=" not in response.text and "replication_id=" not in response.text
+    families = _families(response.text)
+    [up] = [s for s in families["dcslog_slowlog_nodes"] if s.labels == {"state": "up"}]
+    assert up.value == 1
+    assert families["dcslog_slowlog_max_harvest_age_seconds"][0].value >= 0
+    assert families["dcslog_slowlog_lost_entries_all_nodes"][0].value == 0
+    assert "dcslog_http_requests" in families and "dcslog_collection_jobs" in families
+    assert "need DCSLOG_METRICS_TOKEN or DCSLOG_METRICS_PORT" in response.text  # says how to see more
+
+
+def test_metrics_token_is_required_once_set_and_shows_every_series(dcslog_server_factory, redis_standalone):
+    with dcslog_server_factory(metrics_token=METRICS_TOKEN) as server:
+        instance_id, replication_id = _harvested_instance(server, redis_standalone)
+        url = server.url + "/metrics"
+        for headers, code in (({}, "DCS.1003"), ({"Authorization": "Bearer"}, "DCS.1003"),
+                              ({"Authorization": "Bearer wrong"}, "DCS.1001"),
+                              ({"Authorization": f"Bearer {METRICS_TOKEN}x"}, "DCS.1001"),
+                              ({"Authorization": f"Basic {METRICS_TOKEN}"}, "DCS.1001"),
+                              ({"X-Auth-Token": METRICS_TOKEN}, "DCS.1003")):
+            response = _scrape(url, **headers)
+            assert response.status_code == 401, headers
+            assert response.json()["error_code"] == code and set(response.json()) == {
+                "error_code", "error_msg", "error_ext_msg"}
+            assert response.headers["WWW-Authenticate"] == 'Bearer realm="dcslog metrics"'
+            assert instance_id not in response.text and METRICS_TOKEN not in response.text
+        response = _scrape(url, Authorization=f"Bearer {METRICS_TOKEN}")
+        assert response.status_code == 200
+        families = _families(response.text)
+        [lost] = families["dcslog_slowlog_lost_entries"]
+        assert lost.labels == {"instance_id": instance_id, "replication_id": replication_id}
+        assert "need DCSLOG_METRICS_TOKEN" not in response.text
+        assert _scrape(url, Authorization=f"bearer {METRICS_TOKEN}").status_code == 200  # the scheme is case-blind
+
+
+def test_metrics_listener_of_its_own(dcslog_server_factory, redis_standalone):
+    """DCSLOG_METRICS_PORT: every series on an address of its own, which serves nothing else; the API
+    port's /metrics stays totals-only."""
+    port = _free_port()
+    with dcslog_server_factory(metrics_port=str(port)) as server:
+        instance_id, _ = _harvested_instance(server, redis_standalone)
+        listener = f"http://127.0.0.1:{port}"
+        response = _scrape(listener + "/metrics")
+        assert response.status_code == 200 and f'instance_id="{instance_id}"' in response.text
+        _families(response.text)
+        assert instance_id not in _scrape(server.url + "/metrics").text
+        token = server.cli("token", "create", "--project-id", "proj-a")["token"]
+        response = _scrape(listener + "/v2/proj-a/instances", **{"X-Auth-Token": token})
+        assert response.status_code == 404 and response.json()["error_code"] == "DCS.4001"
+        assert _scrape(listener + "/health").status_code == 404
+    with pytest.raises(httpx.ConnectError):  # it stops with the server
+        _scrape(listener + "/metrics")
+    # With a token set as well, the listener asks for it too.
+    with dcslog_server_factory(metrics_port=str(port), metrics_token=METRICS_TOKEN):
+        assert _scrape(listener + "/metrics").status_code == 401
+        assert _scrape(listener + "/metrics", Authorization=f"Bearer {METRICS_TOKEN}").status_code == 200

@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import warnings
 
 import pytest
 
 from dcslog.redis.discovery import DiscoveryError, Topology, discover
-from tests.redis_fixtures import TlsFiles, cluster_context, free_port, wait_until
+from tests.redis_fixtures import TlsFiles, _bindable, cluster_context, free_port, wait_until
 
 
 def _same(a: Topology, b: Topology) -> bool:
@@ -330,3 +331,98 @@ async def test_tls(redis_node_factory, tmp_path):
     # Plain TCP against the TLS port fails as a DiscoveryError, not a crash/hang.
     with pytest.raises(DiscoveryError):
         await discover(f"redis://:tls-pw@{node.host}:{node.port}", timeout=1.0)
+
+
+# -- replicas the primary reports under an address that does not reach them ------------------------
+
+
+def port_free_on(*hosts: str) -> int:
+    """A port free on every one of ``hosts`` (so that nothing answers on the others)."""
+    for _ in range(100):
+        port = free_port(hosts[0])
+        if all(_bindable(h, port) and _bindable(h, port + 10000) for h in hosts[1:]):
+            return port
+    raise RuntimeError(f"no port free on all of {hosts}")
+
+
+def start_unannounced(factory, primary_bind: tuple[str, ...] = ("127.0.0.9",)):
+    """Primary on 127.0.0.9, replica on 127.0.0.10 without replica-announce-ip, its replication
+    connection coming from 127.0.0.1 (what Linux picks for a loopback peer without
+    bind-source-addr): the primary lists the replica as 127.0.0.1:PORT. Both use the same port,
+    so a primary also bound to 127.0.0.1 answers at the address reported for the replica."""
+    port = port_free_on("127.0.0.10", "127.0.0.9", "127.0.0.1")
+    primary = factory("127.0.0.9", port=port, args=["--bind", *primary_bind])
+    replica = factory("127.0.0.10", port=port, args=["--replicaof", primary.host, str(port),
+                                                     "--bind-source-addr", "127.0.0.1"])
+    wait_until(lambda: primary.info("replication").get("slave0", {}).get("state") == "online", 15,
+               "the replica to link")
+    assert primary.info("replication")["slave0"]["ip"] == "127.0.0.1"  # the situation under test
+    return primary, replica
+
+
+async def test_a_replica_reported_where_nothing_answers_is_inactive_and_explained(redis_node_factory):
+    primary, replica = start_unannounced(redis_node_factory)
+    reported = f"127.0.0.1:{replica.port}"
+    topo = await discover(primary.url, timeout=1.0)
+    master, node = topo.groups[0].nodes
+    assert (master.address, master.status, master.address_error) == (primary.address, "Active", None)
+    assert (node.address, node.role, node.status, node.run_id, node.log_file) == (
+        reported, "slave", "Inactive", None, None)
+    assert reported in node.address_error and primary.address in node.address_error
+    assert "replica-announce-ip" in node.address_error and f"--replica-address {reported}=" in node.address_error
+    assert "unreachable" in node.log_file_error
+
+
+async def test_a_replica_reported_where_another_node_answers_is_not_taken_for_it(redis_node_factory):
+    # The primary also listens on 127.0.0.1, on the replica's port: "the replica" answers there,
+    # as the primary. Taking it for the replica would list the primary twice and read its log as the replica's.
+    primary, replica = start_unannounced(redis_node_factory, primary_bind=("127.0.0.9", "127.0.0.1"))
+    topo = await discover(primary.url, timeout=1.0)
+    master, node = topo.groups[0].nodes
+    assert master.address == primary.address and master.log_file == primary.log_file
+    assert (node.address, node.status, node.run_id, node.log_file) == (f"127.0.0.1:{replica.port}", "Inactive",
+                                                                      None, None)
+    assert "not a replica of" in node.address_error and "replica-announce-ip" in node.address_error
+    assert "another node answers" in node.log_file_error
+
+
+async def test_the_replica_address_option_gives_the_real_address(redis_node_factory):
+    primary, replica = start_unannounced(redis_node_factory)
+    reported = f"127.0.0.1:{replica.port}"
+    topo = await discover(primary.url, replica_addresses={reported: replica.address}, timeout=1.0)
+    master, node = topo.groups[0].nodes
+    assert (node.address, node.role, node.status, node.address_error) == (replica.address, "slave", "Active", None)
+    assert node.log_file == replica.log_file and node.run_id == replica.info("server")["run_id"]
+    assert node.reported_address == reported
+    # A real address that is not that replica (here: the primary) is refused the same way.
+    topo = await discover(primary.url, replica_addresses={reported: primary.address}, timeout=1.0)
+    node = topo.groups[0].nodes[1]
+    assert node.status == "Inactive" and "not a replica of" in node.address_error
+
+
+async def test_importing_through_the_replica_finds_its_real_address(redis_node_factory):
+    primary, replica = start_unannounced(redis_node_factory)
+    topo = await discover(replica.url, timeout=1.0)
+    assert [(n.address, n.role, n.status, n.address_error) for n in topo.nodes] == [
+        (primary.address, "master", "Active", None), (replica.address, "slave", "Active", None)]
+    assert topo.nodes[1].log_file == replica.log_file
+
+
+async def test_connections_are_named_and_warn_nothing(redis_node_factory):
+    """Every connection calls itself ``dcslog`` (CLIENT LIST shows who it is, and the harvester
+    tells its own slow-log entries apart) in the command that authenticates it, and the asyncio
+    client gets an asyncio retry (redis-py warns about a synchronous one)."""
+    node = redis_node_factory(password="pw-named", args=["--slowlog-log-slower-than", "0"])
+    with contextlib.closing(node.client()) as c:
+        c.execute_command("SLOWLOG", "RESET")
+        own = c.execute_command("CLIENT", "INFO").split()[1]  # addr=IP:PORT of this test's connection
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        await discover(node.url)
+    assert [str(w.message) for w in caught] == []
+    with contextlib.closing(node.client()) as c:
+        ours = {own, c.execute_command("CLIENT", "INFO").split()[1]}
+        c.set_response_callback("SLOWLOG GET", lambda response, **options: response)
+        entries = c.execute_command("SLOWLOG", "GET", 1000)
+    dcslogs = [e for e in entries if f"addr={e[4]}" not in ours]
+    assert dcslogs and {e[5] for e in dcslogs} == {"dcslog"}, dcslogs

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import sqlite3
 import time
 from datetime import date, datetime, timedelta, timezone
+from email.utils import format_datetime, parsedate_to_datetime
 
 import httpx
 import pytest
@@ -150,7 +152,8 @@ def test_missing_log_file_fails_and_nothing_is_published(dcslog_server, redis_st
     [item] = wait_settled(client, imported["instance_id"])
     assert item.status == "failed"
     files = dcslog_server.settings.data_dir / "files"
-    assert not [p for p in files.rglob("*") if p.is_file()]
+    # Nothing published, nothing staged (the running process's own lock file is all there is).
+    assert not [p for p in files.rglob("*") if p.is_file() and p.suffix != ".lock"]
 
 
 def test_list_is_empty_with_204_and_pages(synthetic, dcslog_server):
@@ -181,9 +184,8 @@ def test_download_range_head_etag(synthetic):
     partial = httpx.get(link, headers={"Range": "bytes=10-"})
     assert partial.status_code == 206 and partial.content == expected[10:]
     assert partial.headers["content-range"] == f"bytes 10-{len(expected) - 1}/{len(expected)}"
-    # The 412 check in api/downloads.py computes FileResponse's ETag the same way.
-    stat = next((synthetic["data_dir"] / "files").rglob("*.log")).stat()
-    assert full.headers["etag"] == f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
+    # Derived from the content, so every API process gives the same one, and it changes with the bytes.
+    assert full.headers["etag"] == f'"{hashlib.sha256(expected).hexdigest()}"'
     resumed = httpx.get(link, headers={"Range": "bytes=5-", "If-Range": full.headers["etag"]})
     assert resumed.status_code == 206 and resumed.content == expected[5:]
     beyond = httpx.get(link, headers={"Range": f"bytes={len(expected) + 10}-"})
@@ -196,6 +198,85 @@ def test_download_range_head_etag(synthetic):
     assert head.status_code == 200 and head.content == b""
     assert int(head.headers["content-length"]) == len(expected)
     assert head.headers["content-disposition"] == f'attachment; filename="{item.file_name}"'
+
+
+def test_if_range_never_splices_a_resumed_download_onto_new_content(synthetic):
+    """RFC 9110 §13.1.5: a Range with an If-Range that does not match the current content gets the
+    whole file (200), never a piece of the new content to append to the old one. Entity tags are
+    compared strongly (a weak one never matches); a date must equal Last-Modified exactly."""
+    client, instance_id = synthetic["client"], synthetic["instance_id"]
+    request = CreateRedislogRequest(instance_id=instance_id, log_type="run", replication_id=synthetic["replication_id"])
+    client.create_redislog(request)
+    [item] = wait_settled(client, instance_id)
+    link = client.create_redislog_download_link(
+        CreateRedislogDownloadLinkRequest(instance_id=instance_id, id=item.id)).link
+    old = httpx.get(link)
+    assert old.content == synthetic["expected"][today_utc()]
+    more = day_lines(today_utc(), 3, tag="later ")
+    with open(synthetic["log_file"], "ab") as f:
+        f.write(more)
+    client.create_redislog(request)
+    wait_settled(client, instance_id)
+    new_content = old.content + more
+    current = httpx.get(link)
+    assert current.content == new_content
+    etag, last_modified = current.headers["etag"], current.headers["last-modified"]
+    assert etag != old.headers["etag"] and etag == f'"{hashlib.sha256(new_content).hexdigest()}"'
+
+    def resume(if_range: str) -> httpx.Response:
+        return httpx.get(link, headers={"Range": "bytes=100-", "If-Range": if_range})
+    for stale in (old.headers["etag"], f"W/{etag}", "not a validator",
+                  format_datetime(parsedate_to_datetime(last_modified) + timedelta(hours=1), usegmt=True)):
+        whole = resume(stale)
+        assert (whole.status_code, whole.content) == (200, new_content), stale
+        assert "content-range" not in whole.headers
+    for valid in (etag, last_modified):
+        part = resume(valid)
+        assert (part.status_code, part.content) == (206, new_content[100:]), valid
+        assert part.headers["content-range"] == f"bytes 100-{len(new_content) - 1}/{len(new_content)}"
+    # If-Range without Range changes nothing.
+    assert httpx.get(link, headers={"If-Range": old.headers["etag"]}).content == new_content
+
+
+def test_download_preconditions_and_ranges(synthetic):
+    client, instance_id = synthetic["client"], synthetic["instance_id"]
+    client.create_redislog(CreateRedislogRequest(instance_id=instance_id, log_type="run",
+                                                 replication_id=synthetic["replication_id"]))
+    [item] = wait_settled(client, instance_id)
+    expected = synthetic["expected"][today_utc()]
+    link = client.create_redislog_download_link(
+        CreateRedislogDownloadLinkRequest(instance_id=instance_id, id=item.id)).link
+    full = httpx.get(link)
+    etag, last_modified = full.headers["etag"], full.headers["last-modified"]
+    earlier = format_datetime(parsedate_to_datetime(last_modified) - timedelta(hours=1), usegmt=True)
+
+    # A suffix of zero bytes selects nothing: 416 (RFC 9110 §14.1.3), in the envelope.
+    empty_suffix = httpx.get(link, headers={"Range": "bytes=-0"})
+    assert empty_suffix.status_code == 416 and empty_suffix.json()["error_code"] == "DCS.4800"
+    assert empty_suffix.headers["content-range"] == f"bytes */{len(expected)}"
+    tail = httpx.get(link, headers={"Range": "bytes=-5"})
+    assert (tail.status_code, tail.content) == (206, expected[-5:])
+
+    # If-None-Match compares weakly, If-Match strongly; 304 carries the validators and no body.
+    for matching in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+        for method in ("GET", "HEAD"):
+            unchanged = httpx.request(method, link, headers={"If-None-Match": matching})
+            assert (unchanged.status_code, unchanged.content) == (304, b""), (method, matching)
+            assert unchanged.headers["etag"] == etag and unchanged.headers["last-modified"] == last_modified
+    assert httpx.get(link, headers={"If-None-Match": '"other"'}).content == expected
+    assert httpx.get(link, headers={"If-None-Match": '"other"', "If-Modified-Since": last_modified}).status_code == 200
+    assert httpx.get(link, headers={"If-Modified-Since": last_modified}).status_code == 304
+    assert httpx.get(link, headers={"If-Modified-Since": earlier}).content == expected
+    weak_match = httpx.get(link, headers={"If-Match": f"W/{etag}"})
+    assert weak_match.status_code == 412 and weak_match.json()["error_code"] == "DCS.4800"
+    assert httpx.get(link, headers={"If-Match": f'"other", {etag}'}).content == expected
+    assert httpx.get(link, headers={"If-Unmodified-Since": earlier}).status_code == 412
+    assert httpx.get(link, headers={"If-Unmodified-Since": last_modified}).content == expected
+    # Preconditions come before the range (RFC 9110 §13.2.2).
+    assert httpx.get(link, headers={"If-None-Match": etag, "Range": "bytes=-0"}).status_code == 304
+    ranged = httpx.get(link, headers={"If-Match": etag, "Range": "bytes=5-9"})
+    assert (ranged.status_code, ranged.content) == (206, expected[5:10])
+    assert ranged.headers["etag"] == etag
 
 
 def test_link_to_bytes_missing_on_disk_is_404(synthetic):

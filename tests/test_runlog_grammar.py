@@ -1,8 +1,19 @@
-from datetime import date
+import random
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from dcslog.runlog.grammar import PREFIX_MAX, match_date, parse_line_date
+from dcslog.runlog.grammar import PREFIX_MAX, Clock, match_head
+from tests import runlog_reference as ref
+
+UTC = timezone.utc
+TOKYO = ZoneInfo("Asia/Tokyo")
+
+
+def day_of(line, tz=None):
+    head = match_head(line)
+    return None if head is None else Clock(tz).day(head)
 
 
 @pytest.mark.parametrize("line, expected", [
@@ -12,9 +23,23 @@ from dcslog.runlog.grammar import PREFIX_MAX, match_date, parse_line_date
     (b"7:X 09 Dec 2026 10:00:00.500 - empty follows", date(2026, 12, 9)),
     (b"7:M 09 Dec 2026 10:00:00.500 *", date(2026, 12, 9)),
     (b"7:M 09 Dec 2026 10:00:00.500 *\n", date(2026, 12, 9)),
+    # Valkey 8.1 log-timestamp-format milliseconds / iso8601 (zoned: the day is in UTC here)
+    (b"3961:M 1796514508164 # WARNING Memory overcommit must be enabled!\n", date(2026, 12, 5)),
+    (b"4075:S 2026-12-05T23:48:28.974+00:00 * Ready\n", date(2026, 12, 5)),
+    (b"4075:S 2026-12-06T00:48:28.974+01:00 * Ready\n", date(2026, 12, 5)),
+    (b"4075:S 2026-12-05T20:48:28.974-05:00 * Ready\n", date(2026, 12, 6)),
+    (b"4075:S 2026-12-05T23:48:28.974Z * Ready\n", date(2026, 12, 5)),
+    # log-format logfmt with the three timestamp formats
+    (b'pid=3650 role=primary timestamp="2026-12-05T23:48:25.728+00:00" level=notice message="Ready"\n',
+     date(2026, 12, 5)),
+    (b'pid=3762 role=RDB/AOF timestamp="1796514506541" level=info message="x"\n', date(2026, 12, 5)),
+    (b'pid=3896 role=replica timestamp="05 Dec 2026 23:48:27.351" level=warning message="loaded"\n',
+     date(2026, 12, 5)),
+    (b'pid=1 role=sentinel timestamp="05 Dec 2026 23:48:27.351" level=debug message=""', date(2026, 12, 5)),
 ])
-def test_prefixed_lines(line, expected):
-    assert parse_line_date(line) == expected
+def test_entry_lines(line, expected):
+    assert day_of(line) == expected
+    assert match_head(line).format == ref.parse(line)["format"]
 
 
 @pytest.mark.parametrize("line", [
@@ -31,18 +56,70 @@ def test_prefixed_lines(line, expected):
     b"12345:M 26 Nov 2026 14:03:07 * no millis\n",
     b" 12345:M 26 Nov 2026 14:03:07.123 * indented\n",
     b"12345:M 26 Nov 2026 14:03:07.123 *x no space after level\n",
+    b"12345:M 179651450 * too few digits for epoch milliseconds\n",
+    b"12345:M 2026-12-05T23:48:28.974 * iso without offset\n",
+    b"12345:M 2026-12-05T23:48:28.974+25:00 * impossible offset\n",
+    b"12345:M 2026-12-05 23:48:28.974+00:00 * not iso\n",
+    b"4288 bio_aof\n",
+    b'pid=3650 role=leader timestamp="1796514506541" level=notice message="unknown role"\n',
+    b'pid=3650 role=primary timestamp="1796514506541" level=loud message="unknown level"\n',
+    b'pid=x role=primary timestamp="1796514506541" level=notice message="bad pid"\n',
+    b'pid=3650 role=primary timestamp="yesterday" level=notice message="bad time"\n',
+    b'pid=3650 role=primary level=notice timestamp="1796514506541" message="other order"\n',
 ])
 def test_continuation_lines(line):
-    assert parse_line_date(line) is None
+    assert match_head(line) is None
+    assert ref.parse(line) is None
 
 
 def test_match_inside_buffer_stops_at_line_end():
     buf = b"junk\n1:M 02 Mar 2026 01:02:03.004 *\n2:M 03 Mar 2026 01:02:03.004 * x\n"
-    assert match_date(buf, 5) == date(2026, 3, 2)
-    assert match_date(buf, 0) is None
+    assert Clock().day_at(buf, 5) == date(2026, 3, 2)
+    assert Clock().day_at(buf, 0) is None
 
 
-def test_prefix_max_covers_longest_prefix():
-    line = b"9" * 20 + b":M 26 Nov 2026 14:03:07.123 * "
-    assert len(line) <= PREFIX_MAX
-    assert match_date(line[:PREFIX_MAX]) == date(2026, 11, 26)
+def test_head_fields_in_redis_words():
+    head = match_head(b"77:S 26 Nov 2026 14:03:07.123 # Connection lost\n")
+    assert (head.format, head.pid, head.role, head.level) == ("legacy", 77, "slave", "warning")
+    line = b'pid=9 role=RDB/AOF timestamp="1796514506541" level=info message="Fork CoW"\n'
+    head = match_head(line)
+    assert (head.format, head.pid, head.role, head.level, head.epoch_ms) == ("logfmt", 9, "child", "verbose",
+                                                                             1796514506541)
+    assert line[head.body:] == b'Fork CoW"\n'
+
+
+def test_prefix_max_covers_the_longest_prefixes():
+    lines = [b"9" * 20 + b":M 26 Nov 2026 14:03:07.123 * ",
+             b"9" * 20 + b":M 2026-11-26T14:03:07.123+05:30 * ",
+             b"pid=" + b"9" * 20 + b' role=sentinel timestamp="2026-11-26T14:03:07.123+05:30" level=warning message="']
+    for line in lines:
+        assert len(line) <= PREFIX_MAX
+        assert match_head(line[:PREFIX_MAX] + b"x" * 100) is not None
+
+
+def test_zoned_times_land_in_the_instance_day():
+    # 16:30 UTC is already the next day in Tokyo; a naive legacy time is taken as written there.
+    assert day_of(b"1:M 2026-12-05T16:30:00.000+00:00 * x\n", TOKYO) == date(2026, 12, 6)
+    assert day_of(b"1:M 1796488200000 * x\n", TOKYO) == date(2026, 12, 6)  # 2026-12-05T16:30Z
+    assert day_of(b"1:M 05 Dec 2026 16:30:00.000 * x\n", TOKYO) == date(2026, 12, 5)
+    head = match_head(b"1:M 05 Dec 2026 16:30:00.000 * x\n")
+    assert Clock(TOKYO).epoch_ms(head) == 1796488200000 - 9 * 3600 * 1000
+
+
+@pytest.mark.parametrize("tz", [UTC, TOKYO, ZoneInfo("America/New_York"), ZoneInfo("Asia/Kolkata")])
+def test_random_entries_agree_with_the_reference(tz):
+    rng = random.Random(str(tz))
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    for _ in range(2000):
+        moment = start + timedelta(milliseconds=rng.randrange(400 * 86400 * 1000))
+        style = rng.choice(ref.STYLES)
+        line = ref.write_entry(moment, "m" * rng.randrange(3), style=style, tz=tz, pid=rng.randrange(1, 10 ** 7),
+                               role=rng.choice(["master", "slave", "child", "sentinel"]),
+                               level=rng.choice(["debug", "verbose", "notice", "warning"]))
+        expected = ref.parse(line, tz)
+        head = match_head(line)
+        clock = Clock(tz)
+        assert (head.format, head.pid, head.role, head.level, clock.day(head)) == (
+            expected["format"], expected["pid"], expected["role"], expected["level"], expected["day"]), line
+        if style[1] != "legacy":  # a naive time in a DST fold is ambiguous; zoned ones are exact
+            assert clock.epoch_ms(head) == expected["time_ms"], line

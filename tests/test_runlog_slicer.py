@@ -3,14 +3,15 @@ import gzip
 import os
 import random
 import threading
-from datetime import date, timedelta
+from datetime import date, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from dcslog.runlog import day_range, iter_day, write_day
+from dcslog.runlog import UnknownLogFormat, day_range, iter_day, write_day
 from dcslog.runlog import search, slicer
-from dcslog.runlog.grammar import parse_line_date
 from dcslog.runlog.search import FileSource, day_bounds
+from tests.runlog_reference import STYLES, at, read_all, reference_day, write_entry
 
 MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
 D1, D2, D3, D4 = (date(2026, 11, 24) + timedelta(days=i) for i in range(4))
@@ -49,40 +50,21 @@ def write(path, lines, gz=False):
     return str(path)
 
 
-def read_all(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+def reference(paths, day, tz=timezone.utc):
+    return reference_day(paths, day, tz)
 
 
-def reference(paths, day):
-    """Line-by-line filter over all sources, oldest first, per the documented rule."""
-    out, cur, pending = [], None, []
-    for path in paths:
-        for line in read_all(path).splitlines(keepends=True):
-            d = parse_line_date(line)
-            if d is not None:
-                if cur is None and d == day:
-                    out.extend(pending)
-                cur = d
-            if cur is None:
-                pending.append(line)
-            elif cur == day:
-                out.append(line)
-    return b"".join(out)
-
-
-def sliced(logfile, day, tmp_path):
+def sliced(logfile, day, tmp_path, tz=None):
     out = tmp_path / "out.bin"
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     try:
-        n = write_day(logfile, day, fd)
+        n = write_day(logfile, day, fd, tz)
     finally:
         os.close(fd)
     data = out.read_bytes()
     assert n == len(data)
     for chunk_size in (1, 61, 1 << 20):
-        chunks = list(iter_day(logfile, day, chunk_size))
+        chunks = list(iter_day(logfile, day, chunk_size, tz))
         assert all(0 < len(c) <= chunk_size for c in chunks)
         assert b"".join(chunks) == data
     return data
@@ -150,13 +132,40 @@ def test_no_trailing_newline(tmp_path):
     assert sliced(path, D1, tmp_path) == entry(D1, 1)
 
 
-def test_empty_and_undated_files(tmp_path):
+def test_empty_and_blank_files_give_an_empty_day(tmp_path):
     path = write(tmp_path / "redis.log", [])
     assert day_range(path, D1) == (0, 0)
     assert sliced(path, D1, tmp_path) == b""
-    path = write(tmp_path / "redis.log", LOGO)
+    path = write(tmp_path / "redis.log", [b"\n", b"  \r\n"])
+    assert sliced(path, D1, tmp_path) == b""
+
+
+@pytest.mark.parametrize("lines", [
+    LOGO,
+    [b"[1234] 26 Nov 14:03:07.123 * Redis 2.8 style, no year\n"] * 3,
+    [b'{"level":"info","ts":"2026-11-24T10:00:00Z","msg":"a JSON logger"}\n'],
+    [b"\n"] * 70000 + [b"x\n"],  # blank beyond the sample, then text
+])
+def test_a_log_with_no_known_entry_is_an_error_not_an_empty_day(tmp_path, lines):
+    path = write(tmp_path / "redis.log", lines)
     s, e = day_range(path, D1)
     assert s == e
+    with pytest.raises(UnknownLogFormat) as caught:
+        sliced(path, D1, tmp_path)
+    first = next((line for line in lines[:100] if line.strip()), b"").strip().decode()
+    assert path in str(caught.value)
+    assert (first[:40] if first else "first 64 KiB are blank") in str(caught.value)
+    with pytest.raises(UnknownLogFormat):
+        list(iter_day(path, D1))
+    write(tmp_path / "redis.log.1.gz", lines, gz=True)  # rotated copies count as the log
+    with pytest.raises(UnknownLogFormat):
+        sliced(path, D1, tmp_path)
+
+
+def test_a_log_with_entries_in_some_file_is_readable(tmp_path):
+    write(tmp_path / "redis.log.1", LOGO)
+    path = write(tmp_path / "redis.log", [entry(D2, 1)])
+    assert sliced(path, D2, tmp_path) == b"".join(LOGO) + entry(D2, 1)
     assert sliced(path, D1, tmp_path) == b""
 
 
@@ -321,14 +330,22 @@ def test_search_reads_are_logarithmic(tmp_path):
 
 # --- randomized, against the reference ----------------------------------------
 
-def random_log(rng, days):
+def random_log(rng, days, tz=None, styles=None):
+    """Entries of ``days`` with crash reports, logos and long lines between them; in the
+    legacy format, or (``styles``) each entry in one of those (log-format, timestamp) styles."""
     lines = []
     if rng.random() < 0.3:
         lines += rng.choice([LOGO, CRASH, [b"\n"]])
     for d in days:
         for _ in range(rng.choice([0, 1, 2, 5, 30])):
-            lines.append(entry(d, rng.randrange(86400), "m" * rng.randrange(0, 300),
-                               pid=rng.randrange(1, 10 ** 7), role=rng.choice("MSCX"), level=rng.choice(".-*#")))
+            message, pid = "m" * rng.randrange(0, 300), rng.randrange(1, 10 ** 7)
+            if styles:
+                lines.append(write_entry(at(d, rng.randrange(86400), tz), message, style=rng.choice(styles), tz=tz,
+                                         pid=pid, role=rng.choice(["master", "slave", "child", "sentinel"]),
+                                         level=rng.choice(["debug", "verbose", "notice", "warning"])))
+            else:
+                lines.append(entry(d, rng.randrange(86400), message, pid=pid, role=rng.choice("MSCX"),
+                                   level=rng.choice(".-*#")))
             r = rng.random()
             if r < 0.1:
                 lines += CRASH * rng.randrange(1, 4)
@@ -341,9 +358,27 @@ def random_log(rng, days):
     return lines
 
 
-@pytest.mark.parametrize("block", [search.BLOCK, 65, 200])
+TIME_ZONES = [None, ZoneInfo("Asia/Tokyo"), ZoneInfo("America/New_York"), ZoneInfo("Asia/Kolkata")]
+
+
+@pytest.mark.parametrize("block", [search.BLOCK, 65, 300])
 @pytest.mark.parametrize("seed", range(25))
 def test_random_logs_match_reference(tmp_path, monkeypatch, seed, block):
+    check_random_logs(tmp_path, monkeypatch, seed, block)
+
+
+@pytest.mark.parametrize("block", [search.BLOCK, 300])
+@pytest.mark.parametrize("seed", range(25))
+def test_random_logs_of_every_format_and_zone_match_reference(tmp_path, monkeypatch, seed, block):
+    """Valkey 8.1's formats, several in one file (CONFIG SET log-format at run time), in an
+    instance time zone where the zoned timestamps' days differ from their UTC days."""
+    rng = random.Random(seed)
+    styles = rng.choice([STYLES, rng.sample(STYLES, 2), [rng.choice(STYLES)]])
+    check_random_logs(tmp_path, monkeypatch, seed, block, TIME_ZONES[seed % len(TIME_ZONES)] or timezone.utc,
+                      styles)
+
+
+def check_random_logs(tmp_path, monkeypatch, seed, block, tz=None, styles=None):
     monkeypatch.setattr(search, "BLOCK", block)
     monkeypatch.setattr(slicer, "_CHUNK", random.Random(seed).choice([70, 1000, 1 << 20]))
     rng = random.Random(seed * 1000 + block)
@@ -360,14 +395,16 @@ def test_random_logs_match_reference(tmp_path, monkeypatch, seed, block):
     n = len(groups)
     for i, days in enumerate(groups):
         name = "redis.log" if i == n - 1 else f"redis.log.{n - 1 - i}" + (".gz" if rng.random() < 0.5 else "")
-        paths.append(write(tmp_path / name, random_log(rng, days), gz=name.endswith(".gz")))
+        paths.append(write(tmp_path / name, random_log(rng, days, tz, styles), gz=name.endswith(".gz")))
     logfile = str(tmp_path / "redis.log")
+    if not any(reference_day(paths, day, tz or timezone.utc) for day in all_days):
+        return  # no entry at all: an UnknownLogFormat (tested above), or nothing
     for day in [D1 - timedelta(days=1)] + all_days + [all_days[-1] + timedelta(days=1)]:
-        assert sliced(logfile, day, tmp_path) == reference(paths, day), day
+        assert sliced(logfile, day, tmp_path, tz) == reference(paths, day, tz or timezone.utc), day
     plain = paths[-1]
     for day in all_days:
-        s, e = day_range(plain, day)
-        assert read_all(plain)[s:e] == reference([plain], day), day
+        s, e = day_range(plain, day, tz)
+        assert read_all(plain)[s:e] == reference([plain], day, tz or timezone.utc), day
 
 
 def test_a_source_that_shrinks_while_read_raises_instead_of_writing_a_short_day(tmp_path):

@@ -44,6 +44,7 @@ def cluster_env(tmp_path, postgres, s3_server):
            # Every process must share the server key: generate it once, as an operator would.
            "DCSLOG_SERVER_KEY": "4d2yIHNGdcI2O8sGc1XyM7YQ3ZhfJm7XvAD5KJ8HBNc=",
            "DCSLOG_JOB_LEASE": "3", "DCSLOG_WORKER_POLL_INTERVAL": "0.2", "DCSLOG_SLOWLOG_INTERVAL": "3600"}
+    run_cli(env, "db", "upgrade")  # a new database: admin commands never create one themselves
     return env
 
 
@@ -59,7 +60,8 @@ def test_two_apis_two_workers_one_killed(cluster_env, redis_standalone, tmp_path
                 content = busy_day(day, f"node{n} ")
                 expected[(str(n), day.isoformat())] = content
                 f.write(content)
-        instance = run_cli(env, "instances", "import", "--project-id", "demo", "--name", f"node{n}",
+        # One Redis, one instance per synthetic log: --force, the import refuses a second instance of a deployment.
+        instance = run_cli(env, "instances", "import", "--project-id", "demo", "--name", f"node{n}", "--force",
                            "--redis", redis_standalone.url, "--log-file", f"{redis_standalone.address}={log}")
         instances.append(instance["instance_id"])
     token = run_cli(env, "token", "create", "--project-id", "demo")["token"]
@@ -193,12 +195,24 @@ def run_sweep(settings, store) -> int:
     return asyncio.run(sweep())
 
 
+def staged_by_a_process_that_is_gone(staging_dir) -> str:
+    """A staged file left by a process that staged it and ended without removing it."""
+    script = ("import os, sys\nfrom dcslog.storage.staging import Staging\n"
+              "fd, path = Staging(sys.argv[1]).stage(); os.close(fd); print(path)")
+    done = subprocess.run([sys.executable, "-c", script, str(staging_dir)], capture_output=True, text=True,
+                          check=True, timeout=60)
+    return done.stdout.strip()
+
+
 @pytest.mark.parametrize("prefix", ["fleet", ""], ids=["under a prefix", "bucket root"])
 def test_the_sweep_removes_what_a_crash_left_half_written(s3_server, tmp_path, monkeypatch, prefix):
     """A worker killed mid-upload leaves a multipart upload (parts billed, never visible) and a
     staged file. The retention sweep aborts uploads of dcslog's keys and removes staged files
     once they are ABANDONED_AFTER old — fresh ones may be a live collection's — and leaves
     other applications' uploads alone, even in the same bucket, even under no prefix.
+    A staged file of a process that still runs is never removed, however old; one of a dead
+    process that no worker took for dead (one of another host: see storage/staging.py) goes
+    by the age rule.
     (moto reports every upload as initiated in 2010, so only the staged file shows the age
     rule; real stores report the real time.)"""
     import uuid
@@ -218,7 +232,8 @@ def test_the_sweep_removes_what_a_crash_left_half_written(s3_server, tmp_path, m
     foreign = {"another-app/big.bin", f"{under}backups/dump.rdb"}
     for key in foreign:  # never touched
         s3.create_multipart_upload(Bucket=bucket, Key=key)
-    fd, staged = store.staging.stage()
+    staged = staged_by_a_process_that_is_gone(store.staging.directory)
+    fd, live = store.staging.stage()  # this process's: alive
     os.close(fd)
 
     def uploads() -> set[str]:
@@ -230,6 +245,7 @@ def test_the_sweep_removes_what_a_crash_left_half_written(s3_server, tmp_path, m
     monkeypatch.setattr(worker_module, "ABANDONED_AFTER", -1.0)  # now it counts as old
     run_sweep(settings, store)
     assert not os.path.exists(staged)
+    assert os.path.exists(live)  # its process is alive: a collection being written, however long it takes
     assert uploads() == foreign
 
 

@@ -21,6 +21,7 @@ from dcslog.redis.slowlog import fingerprint
 from dcslog.services import slowlog as slowlog_service
 from dcslog.services.slowlog import duration_ms
 from tests.dcslog_fixtures import started_server, wait_for
+from tests.test_observability import every_series
 
 SLOW = ["--slowlog-log-slower-than", "10000"]  # 10 ms: only DEBUG SLEEP 0.02 gets in
 
@@ -286,7 +287,7 @@ def test_refresh_between_harvests_and_prune(dcslog_server, redis_replicated):
     with contextlib.closing(sqlite3.connect(dcslog_server.settings.data_dir / "dcslog.db")) as db:
         assert db.execute("SELECT count(*) FROM slowlog_cursors WHERE replication_id = ?",
                           (gone_id,)).fetchone() == (0,)
-    assert gone_id not in httpx.get(dcslog_server.url + "/metrics").text
+    assert gone_id not in every_series(dcslog_server)
     dcslog_server.harvest()
     assert len(api.all()) == 4
 
@@ -373,9 +374,12 @@ def test_validation_errors(dcslog_server, redis_standalone):
              ({"min_duration": "-1"}, "min_duration"), ({"command": "a b"}, "command")]
     for params, name in cases:
         response = api.slowlog(**params)
-        # SPEC §2, errors: DCS.4800 says "Invalid {name} in the request."
-        assert response.status_code == 400 and response.json() == {
-            "error_code": "DCS.4800", "error_msg": f"Invalid {name} in the request.", "error_ext_msg": None}, params
+        # SPEC §2, errors: DCS.4800 says "Invalid {name} in the request."; the hint what is accepted.
+        body = response.json()
+        assert response.status_code == 400 and body == {
+            "error_code": "DCS.4800", "error_msg": f"Invalid {name} in the request.",
+            "error_ext_msg": body["error_ext_msg"]}, params
+        assert name in body["error_ext_msg"], body
     response = api.slowlog(start_time=2000, end_time=1999)
     assert response.status_code == 400 and response.json() == {
         "error_code": "DCS.4025", "error_msg": "The end time must not be earlier than the start time.",
@@ -477,7 +481,7 @@ def test_metrics_show_losses_and_lag(dcslog_server, redis_node_factory):
     dcslog_server.harvest()
     sleep_commands(node, 5, "0.011")
     dcslog_server.harvest()
-    text = httpx.get(dcslog_server.url + "/metrics").text
+    text = every_series(dcslog_server)
     line = next(l for l in text.splitlines() if l.startswith("dcslog_slowlog_lost_entries_total{"))
     assert f'instance_id="{instance_id}"' in line and line.endswith(" 3.0")
     assert "dcslog_slowlog_harvest_age_seconds{" in text and "dcslog_slowlog_node_up{" in text
@@ -499,3 +503,40 @@ def test_request_and_collection_metrics(dcslog_server, redis_standalone):
     assert 'dcslog_http_request_duration_seconds_bucket{' in text
     assert 'dcslog_collected_files_total{status="succeed"}' in text
     assert "dcslog_collection_duration_seconds_count" in text and "dcslog_collected_bytes_total" in text
+
+
+def test_dcslog_own_commands_are_not_harvested(dcslog_server, redis_node_factory):
+    """With every command logged (slowlog-log-slower-than 0) and a password (so that a connection
+    starts with AUTH or HELLO), discovery and the harvests leave their own entries in the ring:
+    only the application's are stored, and dcslog's are not counted as lost either."""
+    node = redis_node_factory("127.0.0.2", password="pw-slow", args=["--slowlog-log-slower-than", "0"])
+    with contextlib.closing(node.client()) as app:  # one connection, authenticated before the reset
+        app.execute_command("SLOWLOG", "RESET")
+        api = Api(dcslog_server, dcslog_server.import_instance(node.url)["instance_id"])
+        app.set("user:1", "a")
+        dcslog_server.harvest()
+        app.get("user:1")
+        dcslog_server.harvest()
+        app.delete("user:1")
+        dcslog_server.harvest()
+        app.set_response_callback("SLOWLOG GET", lambda response, **options: response)
+        ring = app.execute_command("SLOWLOG", "GET", 1000)
+    entries = sorted(api.all(), key=lambda e: e["id"])
+    assert [e["command"] for e in entries] == ["SLOWLOG RESET", "SET user:1 a", "GET user:1", "DEL user:1"]
+    assert api.slowlog().json()["lost_entries"] == 0 and api.nodes()[0]["lost_entries"] == 0
+    assert len(ring) > 4 + 10  # the harvests' and discovery's own commands were there to be left out
+
+
+def test_a_node_whose_address_is_not_confirmed_is_not_harvested(dcslog_server, redis_node_factory):
+    """The primary also answers at the address it reports for its replica: reading that address
+    would store the primary's slow commands a second time, as the replica's."""
+    from tests.test_redis_discovery import start_unannounced
+
+    primary, replica = start_unannounced(redis_node_factory, primary_bind=("127.0.0.9", "127.0.0.1"))
+    for node in (primary, replica):
+        with contextlib.closing(node.client()) as client:
+            client.config_set("slowlog-log-slower-than", 10000)
+    api = Api(dcslog_server, dcslog_server.import_instance(primary.url)["instance_id"])
+    sleep_commands(primary, 2)
+    dcslog_server.harvest()
+    assert [(e["node_ip"], e["command"]) for e in api.all()] == [(primary.host, "DEBUG SLEEP 0.02")] * 2

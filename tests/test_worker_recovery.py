@@ -114,12 +114,12 @@ def slow_cuts(monkeypatch, seconds: float = 0.0, before=lambda: None, until: thr
 
     real = collection.write_day
 
-    def slow(path, day, fd):
+    def slow(*args, **kwargs):
         before()
         if until is not None:
             until.wait(30)
         time.sleep(seconds)
-        return real(path, day, fd)
+        return real(*args, **kwargs)
     monkeypatch.setattr(collection, "write_day", slow)
 
 
@@ -165,7 +165,7 @@ def test_a_run_whose_lease_is_taken_over_mid_cut_publishes_nothing(dcslog_server
     assert published == []
     assert db_rows(settings, "SELECT status, object_key FROM log_files") == [("creating", None)]
     assert not list((settings.data_dir / "files").rglob("*.log"))
-    assert not list((settings.data_dir / "files" / ".staging").iterdir())
+    assert not list((settings.data_dir / "files" / ".staging").glob("*.part"))
 
 
 @pytest.mark.parametrize("finishes", [True, False], ids=["finishes within the grace", "handed back"])
@@ -205,7 +205,7 @@ def test_a_stopping_worker_finishes_or_hands_back_its_jobs(dcslog_server_factory
         assert db_rows(settings, "SELECT status, object_key FROM log_files") == [("creating", None)]
         assert db_rows(settings, "SELECT status, lease_owner, lease_until, attempts, handed_back FROM tasks") \
             == [("running", None, None, 1, 1)]
-        assert not list((settings.data_dir / "files" / ".staging").iterdir())
+        assert not list((settings.data_dir / "files" / ".staging").glob("*.part"))
 
 
 def test_dcslog_worker_exits_cleanly_on_sigterm(tmp_path):
@@ -243,7 +243,7 @@ def test_a_long_hostname_still_makes_a_claimable_owner(postgres, monkeypatch, tm
     async def claim() -> str | None:
         engine = create_engine(settings.effective_database_url)
         try:
-            return await Worker(settings, create_sessionmaker(engine), None, None).claim()
+            return await Worker(settings, create_sessionmaker(engine), open_object_store(settings), None).claim()
         finally:
             await engine.dispose()
     assert asyncio.run(claim()) == "t"

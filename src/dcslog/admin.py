@@ -4,25 +4,84 @@ configured database (``cli`` imports this module only when one of them runs)."""
 from __future__ import annotations
 
 import asyncio
+import getpass
 import os
+import sqlite3
 import sys
 from datetime import timedelta
 from typing import Any, Awaitable, Callable
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from dcslog import errors
 from dcslog.config import Settings
 from dcslog.db.models import Credential, Instance, Token
-from dcslog.db.session import create_engine, create_sessionmaker
+from dcslog.db.session import create_engine, create_sessionmaker, describe_database, schema_revision, sqlite_file, \
+    upgrade
 from dcslog.keys import Keyring, hash_token, load_server_key, new_access_key, new_secret_key, new_token
 from dcslog.services import instances as instance_service
 from dcslog.services.common import get_instance, utcnow
 from dcslog.storage import open_object_store
 
 
+def _no_database(settings: Settings) -> errors.DcsError:
+    """What an admin command says when the configured database is not there: where it looked,
+    why there, and how to point it at the service's database, or to make a new one."""
+    url = settings.effective_database_url
+    path = sqlite_file(url)
+    what = f"{os.path.abspath(path)} does not exist" if path is not None and not os.path.exists(path) \
+        else f"{describe_database(url)} holds no dcslog schema"
+    if settings.database_url:
+        why = "DCSLOG_DATABASE_URL"
+    elif os.environ.get("DCSLOG_DATA_DIR"):
+        why = f"DCSLOG_DATA_DIR={os.environ['DCSLOG_DATA_DIR']}"
+    elif "data_dir" in settings.model_fields_set:
+        why = f"data_dir in {os.environ.get('DCSLOG_CONFIG_FILE')}"
+    else:
+        why = f"DCSLOG_DATA_DIR unset: ./data in the current directory, {os.getcwd()}"
+    return errors.DcsError(
+        f"no dcslog database: {what} ({why}).\nAdmin commands work on the database the service uses: run them "
+        "in the directory where `dcslog serve` runs, or with its settings (DCSLOG_DATA_DIR, DCSLOG_DATABASE_URL, "
+        "or DCSLOG_CONFIG_FILE naming its config file).\nTo start a new, empty database there instead, run "
+        "`dcslog db upgrade` (`dcslog serve` creates one too).")
+
+
+def _schema_revision(url: str) -> str | None:
+    """``session.schema_revision``, with a database that cannot be reached said as an error (the
+    URL without its password, the driver's first line)."""
+    try:
+        return schema_revision(url)
+    except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
+        text = str(getattr(exc, "orig", None) or exc).strip()
+        reason = text.splitlines()[0] if text else type(exc).__name__
+        password = make_url(url).password
+        if password:
+            reason = reason.replace(str(password), "***")
+        raise errors.DcsError(f"cannot open the database {describe_database(url)}: {reason}") from None
+
+
+def open_database(settings: Settings, *, create: bool = False) -> dict:
+    """Bring the configured database's schema up to date, for an admin command: refused (with
+    ``_no_database``'s advice) when there is none, unless ``create`` (``dcslog db upgrade``).
+    Returns where it is and what was done."""
+    url = settings.effective_database_url
+    settings.prepare_data_dir(create=create)
+    revision = _schema_revision(url)
+    if revision is None and not create:
+        raise _no_database(settings)
+    upgrade(url)
+    return {"database": describe_database(url), "created": revision is None, "revision": _schema_revision(url)}
+
+
 async def _with_session(settings: Settings, work: Callable[..., Awaitable[Any]]) -> Any:
-    engine = create_engine(settings.effective_database_url)
+    url = settings.effective_database_url
+    # Never a new empty database: keys made in one would fail against the service's ("Invalid signature").
+    if await asyncio.to_thread(_schema_revision, url) is None:
+        raise _no_database(settings)
+    engine = create_engine(url)
     try:
         async with create_sessionmaker(engine)() as session:
             return await work(session, Keyring(load_server_key(settings)))
@@ -31,7 +90,8 @@ async def _with_session(settings: Settings, work: Callable[..., Awaitable[Any]])
 
 
 def cmd_db_upgrade(args, settings: Settings) -> dict:
-    return {"database": "upgraded"}
+    """Create the database if there is none, and apply pending migrations."""
+    return open_database(settings, create=True)
 
 
 def cmd_credentials_create(args, settings: Settings) -> dict:
@@ -102,12 +162,16 @@ async def _instance_with_groups(session, instance: Instance) -> dict:
 
 
 def _warn_unreadable_logs(view: dict) -> None:
-    """Say now, on stderr, what would otherwise surface as failed collections: a node with no log
-    file, or whose log this machine cannot read (Debian's redis-server writes /var/log/redis as
+    """Say now, on stderr, what would otherwise surface as failed collections: a replica whose
+    address is not confirmed (the cause, then, whatever its log file), a node with no log file,
+    or whose log this machine cannot read (Debian's redis-server writes /var/log/redis as
     redis:adm, mode 0640)."""
     for group in view["group_list"]:
         for node in group["replication_list"]:
             path, address = node["log_file"], f"{node['replication_ip']}:{node['replication_port']}"
+            if node["address_error"]:
+                print(f"warning: {address}: {node['address_error']}", file=sys.stderr)
+                continue
             if node["agent"]:
                 continue
             if not path:
@@ -136,13 +200,49 @@ def _user_name() -> str:
         return str(os.geteuid())
 
 
+REDIS_PASSWORD_VARIABLE = "DCSLOG_REDIS_PASSWORD"
+
+
+def _read_password() -> str:
+    """--password-prompt: asked for on a terminal (not echoed), else the first line of stdin."""
+    if sys.stdin.isatty():
+        return getpass.getpass("Redis password: ")
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _redis_url(args) -> str:
+    """``--redis`` with the password from $DCSLOG_REDIS_PASSWORD or --password-prompt put in: a
+    password on the command line can be read by any user of the machine (``ps``, /proc/PID/cmdline)
+    while dcslog runs, and stays in the shell's history."""
+    parts = urlsplit(args.redis)
+    if parts.password is not None:
+        if args.password_prompt:
+            raise errors.DcsError("--redis holds a password already: give it in one place only.")
+        print(f"warning: the password in --redis can be read by every user of this machine (ps) while dcslog "
+              f"runs, and stays in the shell's history: give it with {REDIS_PASSWORD_VARIABLE} or --password-prompt "
+              "instead.", file=sys.stderr)
+        return args.redis
+    password = _read_password() if args.password_prompt else os.environ.get(REDIS_PASSWORD_VARIABLE)
+    if args.password_prompt and not password:
+        raise errors.DcsError("--password-prompt: no password given.")
+    if not password:
+        return args.redis
+    user, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}"))
+
+
 def cmd_instances_import(args, settings: Settings) -> dict:
+    redis_url = _redis_url(args)
+
     async def work(session, keyring):
         instance = await instance_service.import_instance(
-            session, keyring, project_id=args.project_id, name=args.name, redis_url=args.redis,
+            session, keyring, project_id=args.project_id, name=args.name, redis_url=redis_url,
             log_file_overrides=_parse_node_map(args.log_file, "--log-file", "HOST:PORT=PATH"),
             timezone=args.timezone, description=args.description, redis_timeout=settings.redis_timeout,
-            agents=_parse_node_map(args.agent, "--agent", "HOST:PORT=URL"), agent_key=args.agent_key)
+            agents=_parse_node_map(args.agent, "--agent", "HOST:PORT=URL"), agent_key=args.agent_key,
+            replica_addresses=_parse_node_map(args.replica_address, "--replica-address",
+                                              "REPORTED_HOST:PORT=REAL_HOST:PORT"),
+            force=args.force)
         return await _instance_with_groups(session, instance)
     return asyncio.run(_with_session(settings, work))
 
@@ -175,7 +275,9 @@ def cmd_instances_refresh(args, settings: Settings) -> dict:
     async def work(session, keyring):
         instance = await instance_service.refresh_instance(
             session, keyring, await _find_instance(session, args), redis_timeout=settings.redis_timeout,
-            prune=args.prune, timezone=args.timezone)
+            prune=args.prune, timezone=args.timezone,
+            replica_addresses=_parse_node_map(args.replica_address, "--replica-address",
+                                              "REPORTED_HOST:PORT=REAL_HOST:PORT"))
         return await _instance_with_groups(session, instance)
     return asyncio.run(_with_session(settings, work))
 

@@ -1,6 +1,6 @@
 """``dcslog agent``: runs beside redis-server on a Redis host and serves day slices of its run logs.
 
-The service asks ``GET /v1/runlog/day?log_file=PATH&day=YYYY-MM-DD`` signed
+The service asks ``GET /v1/runlog/day?log_file=PATH&day=YYYY-MM-DD&tz=ZONE`` signed
 with the agent's key (SDK-HMAC-SHA256, as the DCS API itself), and gets that
 day's bytes — the same slicer, rotated and .gz files included — streamed in
 1 MiB chunks, so memory stays bounded whatever the day's size. Only files
@@ -14,15 +14,16 @@ import logging
 import os
 import re
 import ssl
-from datetime import date
+from datetime import date, tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 
 from dcslog import errors
 from dcslog.app import REQUEST_ID, dcs_envelope, run_app
 from dcslog.signing import SignedRequest, parse_authorization, verify_signature
-from dcslog.runlog.slicer import SourceChanged, iter_day
+from dcslog.runlog.slicer import SourceChanged, UnknownLogFormat, iter_day
 
 log = logging.getLogger("dcslog.agent")
 
@@ -53,14 +54,20 @@ async def runlog_day(request: web.Request) -> web.StreamResponse:
     log_file = request.query.get("log_file", "")
     raw_day = request.query.get("day", "")
     if not DAY.fullmatch(raw_day):
-        raise errors.InvalidParameter("day")
+        raise errors.InvalidParameter("day", "day must be yyyy-MM-dd.")
     try:
         day = date.fromisoformat(raw_day)
     except ValueError:
-        raise errors.InvalidParameter("day") from None
+        raise errors.InvalidParameter("day", "day must be yyyy-MM-dd.") from None
+    try:  # the instance's zone, in which the day begins and ends (absent: an older service, UTC)
+        tz = ZoneInfo(request.query.get("tz") or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        raise errors.InvalidParameter("tz", "tz must be an IANA time zone, e.g. Europe/Berlin.") from None
     path = _allowed(log_file, request.app[ALLOWED_DIRS])
     try:
-        chunks, first = await asyncio.to_thread(_open_day, str(path), day)
+        chunks, first = await asyncio.to_thread(_open_day, str(path), day, tz)
+    except UnknownLogFormat as exc:
+        raise errors.UnreadableLog(str(exc)) from None
     except FileNotFoundError:
         raise errors.NotFound(f"Log file {log_file} (and rotated copies) not found on this host.") from None
     except PermissionError:
@@ -83,14 +90,14 @@ async def runlog_day(request: web.Request) -> web.StreamResponse:
 _END = b""  # iter_day yields no empty chunk
 
 
-def _open_day(path: str, day: date):
+def _open_day(path: str, day: date, tz: tzinfo):
     """(the day's chunks, the first of them or ``_END``). A copytruncate rotation before
     anything is sent is no failure: the day is sliced again, as the service does locally."""
     try:
-        chunks = iter_day(path, day)
+        chunks = iter_day(path, day, tz=tz)
         return chunks, next(chunks, _END)
     except SourceChanged:
-        chunks = iter_day(path, day)
+        chunks = iter_day(path, day, tz=tz)
         return chunks, next(chunks, _END)
 
 

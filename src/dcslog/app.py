@@ -247,6 +247,7 @@ def _resources(run_worker: bool):
 
         settings = app[SETTINGS]
         url = settings.effective_database_url
+        await asyncio.to_thread(settings.prepare_data_dir)
         await asyncio.to_thread(upgrade, url)
         engine = create_engine(url)
         read_cache = ReadCache(url)
@@ -255,6 +256,11 @@ def _resources(run_worker: bool):
         app[SESSIONMAKER] = create_sessionmaker(engine, read_cache, inline_reads)
         app[KEYRING] = Keyring(load_server_key(settings))
         app[STORE] = await asyncio.to_thread(open_object_store, settings)
+        metrics_listener = None
+        if settings.metrics_port:
+            from dcslog.api.metrics import start_listener
+
+            metrics_listener = await start_listener(app)
         worker_task = None
         if run_worker:
             from dcslog.worker import Worker
@@ -268,6 +274,8 @@ def _resources(run_worker: bool):
             app[WORKER].stop()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker_task
+        if metrics_listener is not None:
+            await metrics_listener.cleanup()
         read_cache.close()
         inline_reads.close()
         await engine.dispose()

@@ -12,24 +12,29 @@ class DcsError(Exception):
     status = 400
     error_code = "DCS.4800"
     error_msg = "Invalid request."
+    error_ext_msg: str | None = None  # how to fix it, beside DCS's own error_msg
     headers: dict[str, str] = {}  # extra response headers (e.g. Content-Range on a 416)
 
-    def __init__(self, error_msg: str | None = None, error_code: str | None = None):
+    def __init__(self, error_msg: str | None = None, error_code: str | None = None,
+                 error_ext_msg: str | None = None):
         if error_msg is not None:
             self.error_msg = error_msg
         if error_code is not None:
             self.error_code = error_code
+        if error_ext_msg is not None:
+            self.error_ext_msg = error_ext_msg
         super().__init__(self.error_msg)
 
     def body(self) -> dict:
-        return {"error_code": self.error_code, "error_msg": self.error_msg, "error_ext_msg": None}
+        return {"error_code": self.error_code, "error_msg": self.error_msg, "error_ext_msg": self.error_ext_msg}
 
 
 class InvalidParameter(DcsError):
-    """400 DCS.4800 ``Invalid {name} in the request.``"""
+    """400 DCS.4800 ``Invalid {name} in the request.`` as DCS words it; ``hint`` (``error_ext_msg``)
+    says what would be accepted."""
 
-    def __init__(self, name: str, detail: str | None = None):
-        super().__init__(detail or f"Invalid {name} in the request.")
+    def __init__(self, name: str, hint: str | None = None):
+        super().__init__(f"Invalid {name} in the request.", error_ext_msg=hint)
 
 
 class InvalidProjectId(DcsError):
@@ -55,6 +60,12 @@ class InvalidTimeRange(DcsError):
 class FileNotReady(DcsError):
     def __init__(self, status: str):
         super().__init__(f"The log file is {status}: a download link needs a file in status succeed.")
+
+
+class UnreadableLog(DcsError):
+    """The log holds no line in a known format (``dcslog agent``'s answer; the collection fails with it)."""
+
+    status = 422
 
 
 class Unauthorized(DcsError):

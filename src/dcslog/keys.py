@@ -15,6 +15,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken
 
 from dcslog.config import Settings
+from dcslog.filemodes import make_private_dir
 
 
 def load_server_key(settings: Settings) -> bytes:
@@ -24,7 +25,7 @@ def load_server_key(settings: Settings) -> bytes:
     path = Path(settings.data_dir) / "server.key"
     if path.exists():
         return path.read_bytes().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)  # the data directory, 0700 when it is created here
     # Written whole to a private temp file, then linked into place: two processes
     # starting together agree on one key, and neither can read a half-written one.
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".server.key.")

@@ -1,10 +1,16 @@
 """Background jobs: claim queued collections, run them under a lease, sweep expired files.
 
 A job is a ``tasks`` row in status ``running``. A worker claims it with a
-conditional UPDATE (free, or its lease expired) and renews the lease while it
-works, so a job whose worker died is taken over once the lease runs out. A run
-that finds its lease gone (it stalled past the lease, and another worker took
-the job over) stops: it starts no further day and publishes nothing more.
+conditional UPDATE (free, or its lease expired) and renews the lease every third
+of ``DCSLOG_JOB_LEASE`` while it works, so a job whose worker died is taken over
+once the lease runs out (within a lease: 30 s by default). A worker of the same
+host and staging directory does not even wait for that: each process marks its
+staged files and lists its lease owners in a presence file it holds locked
+(``storage.staging``), and every worker looks for presence files whose lock is
+free (their process died) at start and before each round of claims, removes
+their staged files and frees their jobs at once (``_take_over_dead_runs``). A
+run that finds its lease gone (it stalled past the lease, and another worker
+took the job over) stops: it starts no further day and publishes nothing more.
 A stopping worker (SIGTERM) claims nothing new, lets its jobs finish for up
 to ``STOP_GRACE`` seconds, and hands back the leases of those that did not.
 """
@@ -26,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from dcslog.config import Settings
 from dcslog.db.models import Instance, LogFile, Task
 from dcslog.keys import Keyring, load_server_key
-from dcslog.services.collection import is_object_key, run_collect_task
+from dcslog.services.collection import failed_collection, is_object_key, run_collect_task
 from dcslog.services.slowlog import harvest_all, sweep_slowlog
 from dcslog.services.common import new_id, utcnow
 from dcslog.services.redislog import COLLECT_TASK
@@ -75,6 +81,9 @@ LISTEN_RETRY_SECONDS = 5.0
 ABANDONED_AFTER = 24 * 3600.0
 STOP_GRACE = 30.0  # seconds a stopping worker lets its running jobs finish
 HAND_BACK_WAIT = 10.0  # seconds a stopping worker waits for its jobs to stop at a day's end
+# Seconds before a failed lease renewal is tried again (at most a third of the lease): a
+# database busy for a moment must not cost the lease.
+RENEW_RETRY = 1.0
 # How often a worker lists the store for objects no record points to (a full listing of the bucket).
 UNRECORDED_EVERY = 6 * 3600.0
 # lease_owner is VARCHAR(64), which PostgreSQL enforces: a cloud host's long FQDN must not
@@ -92,6 +101,7 @@ class Worker:
         self.owner = f"{socket.gethostname()[:OWNER_HOST_CHARS]}:{os.getpid()}:{new_id()[:8]}"
         self._wake = asyncio.Event()
         self._stopping = False
+        self._registered = False  # self.owner is in this process's presence file (storage.staging)
         self._next_unrecorded_sweep = 0.0  # loop time
 
     def stop(self) -> None:
@@ -163,13 +173,20 @@ class Worker:
     async def _jobs_forever(self) -> None:
         """Up to DCSLOG_WORKER_CONCURRENCY jobs at once: slicing waits on disk and hashing on CPU,
         so one job rarely uses a whole machine, and a big day must not hold up small ones."""
-        self.store.staging.clean(older_than=self.settings.job_lease)
         next_sweep = 0.0
         loop = asyncio.get_running_loop()
         running: dict[asyncio.Task, threading.Event] = {}  # job -> its "stop" flag
         try:
             while not self._stopping:
                 try:
+                    # Before the sweep, which may take long on a big bucket: a dead run of this
+                    # host (a restart after a crash) is taken over at once.
+                    try:
+                        await self._take_over_dead_runs()
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:  # noqa: BLE001 - the leases still run out; claims go on
+                        log.warning("could not look for dead runs of this host's processes", exc_info=True)
                     if loop.time() >= next_sweep:
                         # Set first: a sweep that fails is retried at the next interval, and
                         # meanwhile jobs are still claimed.
@@ -229,8 +246,48 @@ class Worker:
         except Exception:  # noqa: BLE001 - the lease runs out and the job is retried
             log.exception("collection job %s failed", task_id)
 
+    async def _register(self) -> None:
+        """Put this worker's lease owner in the process's presence file before it claims
+        anything, so that whoever finds the process dead frees its jobs at once."""
+        if not self._registered:
+            await asyncio.to_thread(self.store.staging.register, self.owner)
+            self._registered = True
+
+    async def _take_over_dead_runs(self) -> int:
+        """Free the jobs of the dead processes of this host (``Staging.dead_processes``, which
+        also removes their staged files), so that they are claimed now rather than when their
+        leases run out. Returns how many jobs were freed. A freed run counts as an attempt, as
+        any crash does (it was not handed back), so a job that kills its worker every time is
+        still given up after MAX_ATTEMPTS."""
+        await self._register()  # ours is then never taken for dead
+        staging = self.store.staging
+        dead = await asyncio.to_thread(staging.dead_processes)
+        if not dead:
+            return 0
+        owners = sorted({owner for process in dead for owner in process.owners})
+        try:
+            freed = 0
+            if owners:
+                async with self.sessionmaker() as session:
+                    result = await session.execute(
+                        update(Task).where(Task.lease_owner.in_(owners), Task.status == "running")
+                        .values(lease_owner=None, lease_until=None, updated_at=utcnow()))
+                    await session.commit()
+                    freed = result.rowcount
+        except BaseException:
+            staging.keep(dead)  # found again at the next look
+            raise
+        staging.forget(dead)
+        staged_files = sum(process.staged_files for process in dead)
+        if freed or staged_files:
+            log.info("a dcslog process of this host died (%s): %d staged file(s) removed, %d job(s) taken over",
+                     ", ".join(owners) or ", ".join(process.mark for process in dead), staged_files, freed)
+            self._wake.set()
+        return freed
+
     async def claim(self) -> str | None:
         """Take one runnable collection job, or None."""
+        await self._register()
         now = utcnow()
         async with self.sessionmaker() as session:
             # PostgreSQL: FOR UPDATE SKIP LOCKED hands concurrent workers different
@@ -269,25 +326,31 @@ class Worker:
             heartbeat.cancel()
 
     async def _heartbeat(self, task_id: str, abandon: threading.Event) -> None:
-        """Renew the lease; when it is gone (another worker holds the job, or renewals failed
-        for a whole lease), set ``abandon``: the run stops before its next day or publish."""
+        """Renew the lease every third of it; when it is gone (another worker holds the job, or
+        renewals failed for a whole lease), set ``abandon``: the run stops before its next day
+        or publish. This runs on the event loop while the day is cut in a thread, so a cut of
+        any length keeps its lease; a failed renewal is retried after RENEW_RETRY."""
         loop = asyncio.get_running_loop()
-        renewed = loop.time()
+        lease = self.settings.job_lease
+        renewed = loop.time()  # the claim has just set the lease
+        wait = lease / 3
         while True:
-            await asyncio.sleep(self.settings.job_lease / 3)
+            await asyncio.sleep(wait)
+            attempted = loop.time()  # the new expiry counts from before the update, not after its commit
             try:
                 async with self.sessionmaker() as session:
                     kept = await session.execute(update(Task).where(Task.id == task_id, Task.lease_owner == self.owner)
-                                                 .values(lease_until=utcnow() + timedelta(seconds=self.settings.job_lease)))
+                                                 .values(lease_until=utcnow() + timedelta(seconds=lease)))
                     await session.commit()
             except Exception:  # noqa: BLE001 - one failed renewal must not end the renewals
                 log.warning("could not renew the lease of task %s", task_id, exc_info=True)
-                if loop.time() - renewed < self.settings.job_lease:
+                if loop.time() - renewed < lease:
+                    wait = min(RENEW_RETRY, lease / 3)
                     continue
-                log.warning("lease of task %s not renewed for %ss: stopping this run", task_id, self.settings.job_lease)
+                log.warning("lease of task %s not renewed for %ss: stopping this run", task_id, lease)
             else:
                 if kept.rowcount == 1:
-                    renewed = loop.time()
+                    renewed, wait = attempted, lease / 3
                     continue
                 log.warning("lease of task %s was taken over: stopping this run", task_id)
             abandon.set()
@@ -296,8 +359,9 @@ class Worker:
     async def _give_up(self, session: AsyncSession, task: Task) -> None:
         reason = f"Gave up after {MAX_ATTEMPTS} attempts: the worker running it stopped each time."
         now = utcnow()
+        # Files that had a complete copy go back to it (a re-collection never destroys a good copy).
         await session.execute(update(LogFile).where(LogFile.task_id == task.id, LogFile.status == "creating")
-                              .values(status="failed", error_msg=reason, updated_at=now))
+                              .values(**failed_collection(reason)))
         await session.execute(update(Task).where(Task.id == task.id).values(
             status="failed", error_msg=reason, lease_owner=None, lease_until=None, updated_at=now))
         await session.commit()

@@ -1,15 +1,28 @@
-"""The download behind a link: no credentials, the signed token is the authority."""
+"""The download behind a link: no credentials, the signed token is the authority.
+
+Conditional requests are answered here, in RFC 9110's order (§13.2.2), not by
+aiohttp's ``FileResponse``: its ETag is the file's mtime and size, and it
+understands only the date form of ``If-Range`` (an entity tag there was taken
+for "unchanged", so a resumed download could be spliced onto new content).
+Our ETag is the content's recorded SHA-256: the same on every API process,
+changed exactly when the content is. ``FileResponse`` still sends the file
+(sendfile(), HEAD, the Range itself), seeing the request without the
+conditions already answered, and without a Range that ``If-Range`` voided.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
-from email.utils import parsedate_to_datetime
+from datetime import datetime
+from pathlib import Path
 
-from aiohttp import web
+from aiohttp import ETag, hdrs, web
 
 from dcslog import errors
+from dcslog.db.models import LogFile
 from dcslog.services import redislog
 from dcslog.state import KEYRING, SESSIONMAKER, STORE
 from dcslog.storage.local import LocalObjectStore
@@ -25,13 +38,37 @@ class PreconditionFailed(errors.DcsError):
     error_msg = "The file has changed: the precondition failed."
 
 
+CONDITIONS = (hdrs.IF_MATCH, hdrs.IF_NONE_MATCH, hdrs.IF_MODIFIED_SINCE, hdrs.IF_UNMODIFIED_SINCE, hdrs.IF_RANGE)
+# aiohttp reads a suffix of zero bytes as "from byte 0" (-0 == 0): it selects nothing (RFC 9110 §14.1.3).
+EMPTY_SUFFIX = re.compile(r"bytes=-0+", re.IGNORECASE)
+CACHE_CONTROL = "private, no-store"
+
+
 class CorkedFileResponse(web.FileResponse):
-    """FileResponse (sendfile(), HEAD, Range, If-Range, ETag) with TCP_CORK held while it is
-    sent, as nginx's ``tcp_nopush``: the kernel then sends only full segments. Without it,
-    the last 100 MiB of a file went out at 0.6x nginx's speed; with it, at nginx's
-    (docs/benchmarks-http.md)."""
+    """FileResponse (sendfile(), HEAD, Range) with TCP_CORK held while it is sent, as nginx's
+    ``tcp_nopush``: the kernel then sends only full segments. Without it, the last 100 MiB of a
+    file went out at 0.6x nginx's speed; with it, at nginx's (docs/benchmarks-http.md).
+
+    ``etag`` replaces FileResponse's own (mtime and size); ``view``, when set, is the request
+    as FileResponse should see it (see ``download_redislog``)."""
+
+    view: web.BaseRequest | None = None
+
+    def __init__(self, path: Path, *, etag: str, headers: dict[str, str] | None = None):
+        self._content_etag = etag
+        super().__init__(path, headers=headers)
+
+    @property
+    def etag(self) -> ETag | None:
+        return super().etag
+
+    @etag.setter
+    def etag(self, value: ETag | str | None) -> None:
+        # FileResponse stamps the ETag of its stat() just before sending: keep ours.
+        web.StreamResponse.etag.fset(self, self._content_etag)
 
     async def prepare(self, request: web.BaseRequest):
+        request = self.view or request
         sock = request.transport.get_extra_info("socket") if request.transport is not None else None
         corked = False
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6) and hasattr(socket, "TCP_CORK"):
@@ -46,47 +83,95 @@ class CorkedFileResponse(web.FileResponse):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
 
 
-def _check_preconditions(request: web.Request, stat: os.stat_result) -> None:
-    """Answer here, in the DCS envelope, what FileResponse would answer with an empty body."""
-    # FileResponse's ETag; tests/test_redislog.py checks the two agree.
-    etag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
-    if_match = request.headers.get("If-Match")
-    if if_match and if_match.strip() != "*" and etag not in [t.strip() for t in if_match.split(",")]:
-        raise PreconditionFailed()
-    if_unmodified = request.headers.get("If-Unmodified-Since")
-    if if_unmodified and not if_match:
-        try:
-            if stat.st_mtime > parsedate_to_datetime(if_unmodified).timestamp():
-                raise PreconditionFailed()
-        except (TypeError, ValueError):
-            pass  # an unparsable date is ignored (RFC 9110)
+def _names(tags: tuple[ETag, ...], etag: str, *, weak: bool) -> bool:
+    """Whether an If-Match/If-None-Match list names the content: ``*``, or ``etag`` by strong
+    comparison (neither tag weak) unless ``weak`` comparison is allowed (RFC 9110 §8.8.3.2)."""
+    return any(tag.value == "*" or (tag.value == etag and (weak or not tag.is_weak)) for tag in tags)
+
+
+def _precondition(request: web.BaseRequest, etag: str, last_modified: datetime) -> int | None:
+    """RFC 9110 §13.2.2 steps 1-4: 412 or 304 when a precondition says so, else None."""
+    if (if_match := request.if_match) is not None:
+        if not _names(if_match, etag, weak=False):
+            return 412
+    elif (since := request.if_unmodified_since) is not None and last_modified > since:
+        return 412
+    if (if_none_match := request.if_none_match) is not None:
+        if _names(if_none_match, etag, weak=True):
+            return 304
+    elif (since := request.if_modified_since) is not None and last_modified <= since:
+        return 304
+    return None
+
+
+def _range_applies(request: web.BaseRequest, etag: str, last_modified: datetime) -> bool:
+    """Step 5 (§13.1.5): a Range counts only if If-Range, when sent, names the current content —
+    an entity tag by strong comparison (so a weak one never does), a date only when it is
+    exactly Last-Modified. Otherwise the whole file goes out (200), never a piece to splice."""
+    if hdrs.RANGE not in request.headers:
+        return False
+    validator = request.headers.get(hdrs.IF_RANGE)
+    if validator is None:
+        return True
+    validator = validator.strip()
+    if validator.startswith(("\"", "W/")):
+        return validator == f'"{etag}"'
+    return request.if_range == last_modified
+
+
+def _check_range(request: web.BaseRequest, size: int) -> None:
+    """416 in the envelope for what FileResponse would answer 416 with an empty body, and for
+    ``bytes=-0``, which it would answer 206 with the whole file."""
+    unsatisfiable = RangeNotSatisfiable()
+    unsatisfiable.headers = {"Content-Range": f"bytes */{size}"}
+    if EMPTY_SUFFIX.fullmatch(request.headers[hdrs.RANGE]):
+        raise unsatisfiable
     try:
-        requested = request.http_range
+        start = request.http_range.start
     except ValueError:
-        raise RangeNotSatisfiable() from None
-    start = requested.start
-    if start is not None and (start >= stat.st_size if start >= 0 else stat.st_size == 0):
-        error = RangeNotSatisfiable()
-        error.headers = {"Content-Range": f"bytes */{stat.st_size}"}
-        raise error
+        raise unsatisfiable from None
+    if start is not None and (start >= size if start >= 0 else size == 0):
+        raise unsatisfiable
 
 
-async def download_redislog(request: web.Request) -> web.StreamResponse:
-    async with request.app[SESSIONMAKER]() as session:
-        row = await redislog.file_for_download(session, request.app[KEYRING], request.match_info["token"])
+async def _current_copy(request: web.Request) -> tuple[LogFile, Path, os.stat_result]:
+    """The file the link names, where its content lies, and that file's stat."""
     store = request.app[STORE]
     if not isinstance(store, LocalObjectStore):  # links of other stores point at the store itself
         raise errors.NotFound()
-    path = store.path(row.object_key)
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        raise errors.NotFound("The log file no longer exists.") from None
-    _check_preconditions(request, stat)
+    for _ in range(2):
+        async with request.app[SESSIONMAKER]() as session:
+            row = await redislog.file_for_download(session, request.app[KEYRING], request.match_info["token"])
+        path = store.path(row.object_key)
+        try:
+            return row, path, path.stat()
+        except FileNotFoundError:
+            pass  # a refresh may have published new content and deleted this copy just now: look again
+    raise errors.NotFound("The log file no longer exists.")
+
+
+async def download_redislog(request: web.Request) -> web.StreamResponse:
+    row, path, stat = await _current_copy(request)
+    etag = row.sha256 or f"{stat.st_mtime_ns:x}-{stat.st_size:x}"
     name = redislog.file_name(row.replication_ip, row.day)
-    # FileResponse sends with sendfile() and handles HEAD, Range (206), If-Range and ETag itself.
-    return CorkedFileResponse(path, headers={
-        "Content-Type": "text/plain; charset=utf-8",
-        "Content-Disposition": f'attachment; filename="{name}"',
-        "Cache-Control": "private, no-store",
-    })
+    headers = {"Content-Type": "text/plain; charset=utf-8",
+               "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": CACHE_CONTROL}
+    response = CorkedFileResponse(path, etag=etag, headers=headers)
+    # Compared as the client saw it: whole seconds, as FileResponse will stamp it from the same file.
+    response.last_modified = stat.st_mtime
+    last_modified = response.last_modified
+    answer = _precondition(request, etag, last_modified)
+    if answer == 412:
+        raise PreconditionFailed()
+    if answer == 304:  # no body, and the validators a 200 would carry (RFC 9110 §15.4.5)
+        return web.Response(status=304, headers={hdrs.ETAG: f'"{etag}"', hdrs.LAST_MODIFIED:
+                                                 response.headers[hdrs.LAST_MODIFIED], "Cache-Control": CACHE_CONTROL})
+    ranged = _range_applies(request, etag, last_modified)
+    if ranged:
+        _check_range(request, stat.st_size)
+    if any(header in request.headers for header in CONDITIONS) or (hdrs.RANGE in request.headers and not ranged):
+        # FileResponse would answer the conditions again, by its own ETag, and honour a voided
+        # Range: it sees a copy of the request with no headers but the Range to serve. (The others
+        # are none of its business, and copying them can fail: aiohttp re-encodes them as UTF-8.)
+        response.view = request.clone(headers={hdrs.RANGE: request.headers[hdrs.RANGE]} if ranged else {})
+    return response

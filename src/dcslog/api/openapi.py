@@ -76,7 +76,7 @@ SCHEMAS: dict[str, dict] = {
     "Error": _object({
         "error_code": _string(pattern=r"^DCS\.[0-9]{4}$"),
         "error_msg": _string(minLength=1),
-        "error_ext_msg": _nullable(_string(enum=[None])),
+        "error_ext_msg": _nullable(_string(minLength=1, description="How to fix the request, when dcslog can say.")),
     }, description="The DCS error envelope: the body of every non-2xx response."),
     "Instance": _object({
         "instance_id": _string(format="uuid", pattern=UUID_PATTERN),
@@ -127,6 +127,8 @@ SCHEMAS: dict[str, dict] = {
         "agent": _nullable(_string(description="extension: URL of the `dcslog agent` that reads this node's log")),
         "log_file": _nullable(_string(description="extension: the path dcslog reads")),
         "log_file_error": _nullable(_string(description="extension: why there is no log file")),
+        "address_error": _nullable(_string(description="extension: why the node at this address is not known "
+                                                       "to be this replica, and how to fix it")),
     }),
     "Group": _object({
         "group_id": _string(),
@@ -145,10 +147,14 @@ SCHEMAS: dict[str, dict] = {
         "status": _string(enum=["creating", "succeed", "failed"]),
         "time": _string(pattern=DAY),
         "backup_id": _string(),
-        "size": _nullable(_integer(minimum=0, description="extension: bytes, of a succeed file")),
-        "sha256": _nullable(_string(pattern="^[0-9a-f]{64}$", description="extension: of a succeed file")),
-        "error_msg": _string(description="extension: why the collection failed"),
-    }, optional=("size", "sha256", "error_msg")),
+        "size": _nullable(_integer(minimum=0, description="extension: bytes of the content a link serves "
+                                                          "(a succeed file's, or a refreshed file's previous copy)")),
+        "sha256": _nullable(_string(pattern="^[0-9a-f]{64}$", description="extension: of that content")),
+        "error_msg": _string(description="extension: why the last collection failed (on a succeed file: "
+                                         "a refresh failed and the previous copy stayed)"),
+        "last_task_id": _string(description="extension: the task that last collected the file, or is "
+                                            "collecting it (backup_id differs only after a failed refresh)"),
+    }, optional=("size", "sha256", "error_msg", "last_task_id")),
     "ListRedislogResponse": _object({
         "total_num": _integer(minimum=1),
         "file_list": _array(_ref("RunlogItem")),
@@ -446,8 +452,13 @@ PATHS: dict[str, dict] = {
         "responses": {"200": _ok("Alive", _ref("Health")), **_limits(), "500": _error(*INTERNAL)}}},
     "/metrics": {"get": {
         "operationId": "metrics", "summary": "Prometheus metrics (text format 0.0.4)", "tags": ["operations"],
+        "description": "Without DCSLOG_METRICS_TOKEN: totals only, no instance or replica ids. With it: "
+                       "`Authorization: Bearer <token>` required, every series. See docs/api.md.",
         "security": [], "parameters": [_p("X-Request-Id")],
         "responses": {"200": _ok("The metrics", {"type": "string"}, media_type="text/plain"),
+                      "401": _error("DCSLOG_METRICS_TOKEN is set and the request does not show it",
+                                    ["DCS.1001", "DCS.1003"], headers={
+                                        "WWW-Authenticate": {"required": True, "schema": _string()}}),
                       **_limits(), "500": _error(*INTERNAL)}}},
     "/openapi.json": {"get": {
         "operationId": "openapi", "summary": "This document", "tags": ["operations"],

@@ -1,4 +1,5 @@
-"""Query-parameter parsing: every bad value becomes DCS.4800 ``Invalid {name} in the request.``"""
+"""Query-parameter parsing: every bad value becomes DCS.4800 ``Invalid {name} in the request.``,
+with what would be accepted in ``error_ext_msg``."""
 
 from __future__ import annotations
 
@@ -22,23 +23,28 @@ def int_param(query: MultiMapping[str], name: str, default: int, *, minimum: int
     if raw is None or raw == "":
         return default
     # int() would also take "1_0", "+5", " 5" and non-ASCII digits.
-    if not INTEGER.fullmatch(raw) or len(raw) > 12:
-        raise errors.InvalidParameter(name)
-    value = int(raw)
-    if value > MAX_INT or (minimum is not None and value < minimum) or (maximum is not None and value > maximum) \
-            or (allowed is not None and value not in allowed):
-        raise errors.InvalidParameter(name)
+    value = int(raw) if INTEGER.fullmatch(raw) and len(raw) <= 12 else None
+    if value is None or value > MAX_INT or (minimum is not None and value < minimum) \
+            or (maximum is not None and value > maximum) or (allowed is not None and value not in allowed):
+        raise errors.InvalidParameter(name, _int_hint(name, minimum, maximum, allowed))
     return value
+
+
+def _int_hint(name: str, minimum: int | None, maximum: int | None, allowed: tuple[int, ...] | None) -> str:
+    if allowed is not None:
+        return f"{name} must be one of {', '.join(map(str, allowed))}."
+    low = minimum if minimum is not None else -MAX_INT - 1
+    return f"{name} must be an integer from {low} to {maximum if maximum is not None else MAX_INT}."
 
 
 def choice_param(query: MultiMapping[str], name: str, allowed: tuple[str, ...], default: str | None = None) -> str:
     raw = query.get(name)
     if raw is None or raw == "":
         if default is None:
-            raise errors.InvalidParameter(name)
+            raise errors.InvalidParameter(name, f"{name} is required: one of {', '.join(allowed)}.")
         return default
     if raw not in allowed:
-        raise errors.InvalidParameter(name)
+        raise errors.InvalidParameter(name, f"{name} must be one of {', '.join(allowed)}.")
     return raw
 
 

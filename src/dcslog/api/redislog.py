@@ -40,5 +40,6 @@ async def list_redislog(ctx: Context) -> web.Response:
 async def create_redislog_download_link(ctx: Context) -> web.Response:
     link = await redislog.create_redislog_download_link(
         ctx.session, ctx.keyring, ctx.store, ctx.instance, ctx.request.match_info["id"],
-        public_url=ctx.settings.link_base(f"{ctx.request.scheme}://{ctx.request.host}"), link_ttl=ctx.settings.link_ttl)
+        public_url=ctx.settings.link_base(ctx.request.scheme, ctx.request.headers.get("Host")),
+        link_ttl=ctx.settings.link_ttl)
     return json_response(link)

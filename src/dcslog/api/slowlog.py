@@ -24,7 +24,8 @@ ROLES = ("server", "proxy", "master", "slave")
 def _epoch_ms(query: MultiMapping[str], name: str) -> int:
     raw = query.get(name, "")
     if not EPOCH_MS.fullmatch(raw):
-        raise errors.InvalidParameter(name)
+        raise errors.InvalidParameter(name, f"{name} is required: milliseconds since the epoch (UTC), "
+                                            "e.g. 1764576000000.")
     return int(raw)
 
 
@@ -42,13 +43,15 @@ async def list_slowlog(ctx: Context) -> web.Response:
     replication_id = query.get("replication_id") or None
     if replication_id and await ctx.session.scalar(select(Replication.id).where(
             Replication.id == replication_id, Replication.instance_id == ctx.instance.id)) is None:
-        raise errors.InvalidParameter("replication_id")
+        raise errors.InvalidParameter("replication_id", "No node of this instance has that replication_id: "
+                                      "ListGroupReplicationInfo (GET …/instance/{instance_id}/groups) lists them.")
     command = query.get("command") or None
     if command and not COMMAND_NAME.fullmatch(command):
-        raise errors.InvalidParameter("command")
+        raise errors.InvalidParameter("command", "command must be a command name: 1 to 64 of A-Z a-z 0-9 _ | . -")
     min_duration = query.get("min_duration") or None
     if min_duration and not MILLISECONDS.fullmatch(min_duration):
-        raise errors.InvalidParameter("min_duration")
+        raise errors.InvalidParameter("min_duration", "min_duration must be milliseconds with at most 3 decimals, "
+                                      "e.g. 10 or 0.5.")
     if role == "proxy":  # a self-run deployment has no DCS proxies
         total, items, lost = 0, [], 0
     else:

@@ -23,7 +23,7 @@ def _time_param(query: MultiMapping[str], name: str) -> datetime | None:
             raise ValueError(raw)
         return datetime.strptime(raw, "%Y%m%d%H%M%S")
     except ValueError:
-        raise errors.InvalidParameter(name) from None
+        raise errors.InvalidParameter(name, f"{name} must be yyyyMMddHHmmss in UTC, e.g. 20261205143000.") from None
 
 
 @dcs_operation("viewer")

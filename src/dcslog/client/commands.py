@@ -26,7 +26,7 @@ from dcslog.client.progress import StatusBoard, human_size
 EXIT_OK = 0
 EXIT_API_ERROR = 1  # the endpoint answered with a DCS error (shown with its code)
 EXIT_USAGE = 2  # bad arguments (argparse's own status) or the client is not configured
-EXIT_COLLECTION_FAILED = 3  # a collected file ended `failed`
+EXIT_COLLECTION_FAILED = 3  # a collected file ended `failed`, or its refresh failed (previous copy kept)
 EXIT_VERIFICATION_FAILED = 4  # a download's size or SHA-256 is not what the API said
 EXIT_UNREACHABLE = 5  # no answer from the endpoint, or a download broke off (kept for resume)
 EXIT_TIMEOUT = 6  # --wait gave up (--timeout) with files still `creating`
@@ -165,9 +165,12 @@ def _collect(args, api: DcsApi) -> tuple[int, dict, list[str]]:
     node = _resolve_replica(api, args.instance, args.replica)
     replication_id = node.get("replication_id") if node else None
     ip = node.get("replication_ip") if node else None
-    # A collection's files all carry its task id (backup_id), a new one for each request, refreshed
-    # files included: what was not there before the POST is ours.
-    before = {f.get("backup_id") for f in api.iter_redislog(args.instance)}
+    # A collection's files all carry its task id (last_task_id; backup_id from servers without it),
+    # a new one for each request, refreshed files included: what was not there before the POST is
+    # ours. (backup_id alone will not do: a failed refresh puts back the previous one.)
+    def task_of(f: dict) -> str | None:
+        return f.get("last_task_id") or f.get("backup_id")
+    before = {task_of(f) for f in api.iter_redislog(args.instance)}
     try:
         api.create_redislog(args.instance, args.days, replication_id)
     except ApiError as exc:
@@ -179,7 +182,7 @@ def _collect(args, api: DcsApi) -> tuple[int, dict, list[str]]:
     def ours() -> list[dict]:
         files = [f for f in api.iter_redislog(args.instance)
                  if (ip is None or f.get("replication_ip") == ip)
-                 and (f.get("backup_id") not in before if f.get("backup_id") else f.get("status") == "creating")]
+                 and (task_of(f) not in before if task_of(f) else f.get("status") == "creating")]
         return sorted(files, key=lambda f: str(f.get("time")))
 
     result = {"instance_id": args.instance, "replication_id": replication_id, "query_time": args.days, "files": []}
@@ -203,8 +206,10 @@ def _collect(args, api: DcsApi) -> tuple[int, dict, list[str]]:
             return EXIT_TIMEOUT, result, [problem]
         time.sleep(args.interval)
     result["files"] = files
+    # A refresh that failed leaves the file `succeed` with its previous content, and says why.
     problems = [f"{f.get('file_name', f['id'])} failed: {f.get('error_msg') or 'no reason given'}"
-                for f in files if f.get("status") == "failed"]
+                + (" (the previous copy is kept)" if f.get("status") == "succeed" else "")
+                for f in files if f.get("status") == "failed" or f.get("error_msg")]
     for problem in problems:
         _err(f"error: {problem}")
     return (EXIT_COLLECTION_FAILED if problems else EXIT_OK), result, problems

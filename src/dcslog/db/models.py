@@ -45,6 +45,8 @@ class Instance(Base):
     log_file_overrides: Mapped[str] = mapped_column(Text, default="{}")  # JSON {"host:port": path}
     agents: Mapped[str] = mapped_column(Text, default="{}")  # JSON {"host:port": agent URL}: nodes read through `dcslog agent`
     agent_key_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # JSON {"host:port as the primary reports a replica": "host:port that reaches it"} (--replica-address)
+    replica_addresses: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     status: Mapped[str] = mapped_column(String(16))
     cache_mode: Mapped[str] = mapped_column(String(16))
@@ -79,6 +81,8 @@ class Replication(Base):
     status: Mapped[str] = mapped_column(String(16))
     log_file: Mapped[str | None] = mapped_column(Text, nullable=True)
     log_file_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Why the node at this address is not known to be this replica (nothing answers, or another node does)
+    address_error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class Task(Base):
@@ -110,7 +114,14 @@ class Task(Base):
 
 
 class LogFile(Base):
-    """One collected run-log file: one per (replica, day)."""
+    """One collected run-log file: one per (replica, day).
+
+    A refresh never destroys a good copy: the published content (``object_key``, ``size``,
+    ``sha256``, ``content_task_id``, ``content_expires_at``) changes only when a collection
+    publishes a complete new one. While a refresh runs, ``status`` is ``creating`` and
+    ``task_id`` names the refreshing task; if it fails, the file goes back to ``succeed`` with
+    that content (``task_id`` and ``error_msg`` then say which task failed it, and why).
+    """
 
     __tablename__ = "log_files"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -122,13 +133,17 @@ class LogFile(Base):
     replication_ip: Mapped[str] = mapped_column(String(255))
     day: Mapped[str] = mapped_column(String(10))  # yyyy-MM-dd
     status: Mapped[str] = mapped_column(String(16))  # creating | succeed | failed
-    task_id: Mapped[str] = mapped_column(String(36))
+    task_id: Mapped[str] = mapped_column(String(36))  # the task that last collected it (or is collecting it)
     # Each collection run publishes under a key of its own, so a run that lost its
     # lease can never overwrite the bytes another run recorded as succeed.
     object_key: Mapped[str | None] = mapped_column(Text, nullable=True)
     size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    error_msg: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The task that produced the published content (DCS backup_id of a succeed file), and when
+    # that content goes; None while the file has no complete copy (first collection, or failed).
+    content_task_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    content_expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    error_msg: Mapped[str | None] = mapped_column(Text, nullable=True)  # why the last collection failed
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
     expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)

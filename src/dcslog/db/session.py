@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sqlite3
 from pathlib import Path
+from urllib.request import pathname2url
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, text
+from sqlalchemy import event, pool, text
+from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy import inspect as inspect_database
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from dcslog.db.inline import INLINE_READS, InlineReads
 from dcslog.db.readcache import READ_CACHE, ReadCache
+from dcslog.filemodes import private_sqlite_file
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -32,11 +39,53 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def sqlite_file(url: str) -> str | None:
+    """The path of the SQLite file ``url`` names, or None (another database, or one in memory)."""
+    if not _is_sqlite(url):
+        return None
+    path = make_url(url).database
+    return path if path and path != ":memory:" and not path.startswith("file:") else None
+
+
+def describe_database(url: str) -> str:
+    """Where ``url`` points, for people: the SQLite file's absolute path, or the URL with its
+    password hidden."""
+    path = sqlite_file(url)
+    if path is not None:
+        return f"SQLite database {os.path.abspath(path)}"
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def schema_revision(url: str) -> str | None:
+    """The migration the database at ``url`` is at, or None when it holds no dcslog schema (a
+    SQLite file that does not exist: it is not created here). Connection failures raise."""
+    path = sqlite_file(url)
+    if path is not None:
+        if not os.path.isfile(path):
+            return None
+        private_sqlite_file(path)  # before SQLite opens it and makes its -wal/-shm beside it
+        # mode=rw: a file that went away meanwhile is an error, never a new empty database.
+        location = "file:" + pathname2url(os.path.abspath(path)) + "?mode=rw"
+        with contextlib.closing(sqlite3.connect(location, uri=True, timeout=10)) as db:
+            if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'").fetchone():
+                row = db.execute("SELECT version_num FROM alembic_version").fetchone()
+                return row[0] if row else None
+            return None
+    engine = create_sync_engine(sync_url(url), poolclass=pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            if not inspect_database(connection).has_table("alembic_version"):
+                return None
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    finally:
+        engine.dispose()
+
+
 def create_engine(url: str) -> AsyncEngine:
+    path = sqlite_file(url)
+    if path is not None:
+        private_sqlite_file(path)
     if _is_sqlite(url):
-        path = make_url(url).database
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
@@ -94,9 +143,9 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str) -> None:
-    """Bring the schema to the newest migration (idempotent)."""
-    if _is_sqlite(url):
-        path = make_url(url).database
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    """Bring the schema to the newest migration (idempotent); creates the database (a SQLite
+    file, owner-only) if there is none. Admin commands check ``schema_revision`` first."""
+    path = sqlite_file(url)
+    if path is not None:
+        private_sqlite_file(path)
     command.upgrade(alembic_config(url), "head")

@@ -14,6 +14,18 @@ Contract:
   node that cannot be reached is reported with ``status="Inactive"``.
 * Nodes are probed concurrently, with short timeouts, no retries, and every
   client is closed before ``discover`` returns.
+* A replica is listed under the address its primary reports (``INFO
+  replication``), which is the replica's ``replica-announce-ip`` or else the
+  source address of its connection: behind NAT, on a host with several
+  interfaces or addresses, that reaches nobody, or another node.  So the node
+  found there must show it is a replica of this primary (the primary's
+  replication id, or its address as ``master_host``); if it does not, or
+  nothing answers, the node is ``Inactive`` with ``address_error`` saying
+  what happened and how to fix it.  ``replica_addresses`` maps a reported
+  address to the real one.
+* Every connection names itself ``dcslog`` (``CLIENT_NAME``) in the command
+  that authenticates it, so that SLOWLOG and CLIENT LIST tell dcslog's own
+  commands apart.
 """
 
 from __future__ import annotations
@@ -30,6 +42,7 @@ from urllib.parse import urlparse
 
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection, ConnectionPool, parse_url
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import (
     AuthenticationError,
@@ -37,12 +50,14 @@ from redis.exceptions import (
     RedisError,
     ResponseError,
 )
-from redis.retry import Retry
 
 __all__ = ["DiscoveryError", "NodeConnector", "NodeInfo", "GroupInfo", "Topology", "discover"]
 
 ACTIVE = "Active"
 INACTIVE = "Inactive"
+# The name every dcslog connection gives itself (CLIENT SETNAME): the harvester drops
+# slow-log entries of this name, and operators see who is connected in CLIENT LIST.
+CLIENT_NAME = "dcslog"
 # How far to follow master_host links from a replica (chained replication).
 MAX_REPLICATION_HOPS = 5
 
@@ -61,6 +76,12 @@ class NodeInfo:
     log_file_error: str | None  # why log_file is None; None when it is set
     run_id: str | None  # INFO server run_id; None if unreachable
     cluster_node_id: str | None = None  # cluster mode only
+    # Why the node answering at this address is not known to be this replica; None when it is.
+    address_error: str | None = None
+    # The address the primary reports for this replica, when the node is listed under another one.
+    reported_address: str | None = None
+    # Another node answers at this address (so nothing known of it is this replica's).
+    foreign: bool = False
 
     @property
     def address(self) -> str:
@@ -180,8 +201,9 @@ class NodeConnector:
         except ValueError as exc:  # redis-py's messages never echo the URL
             raise DiscoveryError(f"invalid Redis URL: {exc}") from None
         self.scheme = parsed.scheme
-        self.username: str | None = kwargs.get("username")
-        self.password: str | None = kwargs.get("password")
+        # Not given to redis-py: _handshake authenticates (and names the connection) itself.
+        self.username: str | None = kwargs.pop("username", None)
+        self.password: str | None = kwargs.pop("password", None)
         self.seed_host: str = kwargs.pop("host", None) or "localhost"
         self.seed_port: int = kwargs.pop("port", None) or 6379
         kwargs.pop("db", None)
@@ -193,7 +215,12 @@ class NodeConnector:
             # One attempt: an unreachable node must cost one timeout, not
             # several with exponential backoff.
             retry=Retry(NoBackoff(), 0),
+            # RESP2, whatever the URL asks: dcslog only reads INFO, CONFIG and SLOWLOG, and
+            # redis-py would otherwise start a RESP3 connection with a HELLO of its own.
+            protocol=2,
+            redis_connect_func=self._handshake,
         )
+        kwargs.pop("client_name", None)
         kwargs.update(_NO_SETINFO)
         self.kwargs = kwargs
         self.timeout = timeout
@@ -211,6 +238,28 @@ class NodeConnector:
 
     def client(self, host: str, port: int) -> Redis:
         return Redis.from_pool(ConnectionPool(host=host, port=port, **self.kwargs))
+
+    async def _handshake(self, connection: AbstractConnection) -> None:
+        """Authenticate and name a new connection in one command, ``HELLO 2 [AUTH u p] SETNAME dcslog``.
+
+        Redis logs a command in SLOWLOG under the name the client has once the command has run:
+        redis-py's own AUTH (or HELLO) before its CLIENT SETNAME would be logged nameless, and
+        harvested as if a user had sent it.  Redis < 6 has no HELLO: AUTH, then CLIENT SETNAME.
+        """
+        await connection.on_connect()  # no credentials, RESP2, no name: sends nothing, readies the parser
+        auth = [self.username or "default", self.password] if self.password is not None else []
+        await connection.send_command("HELLO", 2, *(["AUTH", *auth] if auth else []), "SETNAME", CLIENT_NAME,
+                                      check_health=False)
+        try:
+            await connection.read_response()
+        except ResponseError as exc:
+            if "unknown command" not in str(exc).lower():
+                raise
+            if auth:
+                await connection.send_command("AUTH", *(auth if self.username else auth[1:]), check_health=False)
+                await connection.read_response()
+            await connection.send_command("CLIENT", "SETNAME", CLIENT_NAME, check_health=False)
+            await connection.read_response()
 
     async def probe(self, host: str, port: int) -> _Probe:
         """INFO, CONFIG GET (logfile, dir, maxmemory, databases) and, in cluster
@@ -321,8 +370,14 @@ def _log_file(probe: _Probe | None, host: str, port: int,
 
 
 def _node(probe: _Probe | None, host: str, port: int, role: str,
-          overrides: dict[str, str], cluster_node_id: str | None = None) -> NodeInfo:
+          overrides: dict[str, str], cluster_node_id: str | None = None,
+          address_error: str | None = None, reported_address: str | None = None) -> NodeInfo:
+    another_node = bool(address_error) and probe is not None and probe.ok
+    if another_node:  # what answers there is not this replica: nothing it says is the replica's
+        probe = None
     log_file, log_error = _log_file(probe, host, port, overrides)
+    if another_node and log_error:
+        log_error = "another node answers at this address (see address_error): no log file known"
     ok = probe is not None and probe.ok
     return NodeInfo(
         host=host,
@@ -333,6 +388,9 @@ def _node(probe: _Probe | None, host: str, port: int, role: str,
         log_file_error=log_error,
         run_id=(probe.info.get("run_id") or None) if ok else None,
         cluster_node_id=cluster_node_id,
+        address_error=address_error,
+        reported_address=reported_address,
+        foreign=another_node,
     )
 
 
@@ -374,8 +432,11 @@ async def _probe_all(conn: NodeConnector, addrs: Iterable[tuple[str, int]],
 
 
 async def discover(url: str, log_file_overrides: dict[str, str] | None = None,
-                   timeout: float = 5.0) -> Topology:
-    """Discover the deployment behind ``url`` (see the module docstring)."""
+                   timeout: float = 5.0, replica_addresses: dict[str, str] | None = None) -> Topology:
+    """Discover the deployment behind ``url`` (see the module docstring).
+
+    ``replica_addresses`` maps ``host:port`` as a primary reports a replica to the
+    ``host:port`` that reaches it (primary/replica deployments only)."""
     overrides = dict(log_file_overrides or {})
     conn = NodeConnector(url, timeout)
     seed = await conn.probe(conn.seed_host, conn.seed_port)
@@ -386,7 +447,7 @@ async def discover(url: str, log_file_overrides: dict[str, str] | None = None,
         )
     if seed.info.get("cluster_enabled") == "1":
         return await _discover_cluster(conn, seed, overrides)
-    return await _discover_replication(conn, seed, overrides)
+    return await _discover_replication(conn, seed, overrides, replica_addresses or {})
 
 
 # -- standalone / primary-replica -------------------------------------------
@@ -403,8 +464,47 @@ def _replicas_of(info: dict[str, str]) -> list[tuple[str, int]]:
     return out
 
 
-async def _discover_replication(conn: NodeConnector, seed: _Probe,
-                                overrides: dict[str, str]) -> Topology:
+def _split_address(address: str) -> tuple[str, int]:
+    """``host:port`` (or ``[v6]:port``) → (host, port); port 0 when it is not a number."""
+    host, _, port = address.rpartition(":")
+    return host.removeprefix("[").removesuffix("]"), _as_int(port)
+
+
+def _not_this_replica(probe: _Probe, primary: _Probe) -> str | None:
+    """Why the node ``probe`` reached is not a replica of ``primary``; None when it is one.
+
+    A replica shares its primary's replication id once synced; before that (a full sync in
+    progress) its ``master_host``/``master_port`` name the primary as we reached it."""
+    if not probe.ok:
+        return f"nothing answers ({probe.error}): the replica is down or unreachable from here, or listens elsewhere"
+    info = probe.info
+    if info.get("role") != "slave":
+        return "the node that answers is a primary, not a replica of this primary"
+    if info.get("master_replid") and info.get("master_replid") == primary.info.get("master_replid"):
+        return None
+    if (info.get("master_host"), _as_int(info.get("master_port"))) == (primary.host, primary.port):
+        return None
+    return (f"the node that answers is not a replica of this primary (it replicates "
+            f"{info.get('master_host')}:{info.get('master_port')})")
+
+
+def _address_error(primary: _Probe, reported: tuple[str, int], used: tuple[str, int], problem: str) -> str:
+    """What ``address_error`` says: what was found, and the two ways to fix it."""
+    given = " (given for it with --replica-address)" if used != reported else ""
+    return (f"The primary {_address(primary.host, primary.port)} reports a replica at {_address(*reported)}, but "
+            f"at {_address(*used)}{given} {problem}. A primary reports a replica under its replica-announce-ip, "
+            "or else under the source address of its connection, which behind NAT or on a host with several "
+            "addresses is not where it listens. Set replica-announce-ip (and replica-announce-port) on the "
+            "replica, then run `dcslog instances refresh`; or give its address: "
+            f"--replica-address {_address(*reported)}=HOST:PORT.")
+
+
+def _address(host: str, port: int) -> str:
+    return f"{host}:{port}"
+
+
+async def _discover_replication(conn: NodeConnector, seed: _Probe, overrides: dict[str, str],
+                                replica_addresses: dict[str, str]) -> Topology:
     probes: dict[tuple[str, int], _Probe] = {(seed.host, seed.port): seed}
     # Follow master links from a replica up to the primary.
     last_reachable = seed
@@ -423,27 +523,41 @@ async def _discover_replication(conn: NodeConnector, seed: _Probe,
         last_reachable = probe
     primary = probes[primary_addr]
 
+    # Per replica address used: (the address the primary reported, why it is not confirmed or None).
+    replicas: dict[tuple[str, int], tuple[tuple[str, int], str | None]] = {}
     if primary.ok:
-        replica_addrs = _replicas_of(primary.info)
-        probes = await _probe_all(conn, replica_addrs, probes)
-        # The primary may report the seed under another address (NAT,
-        # replica-announce-ip): make sure the seed replica is not lost.
-        if seed is not primary:
-            seen = {probes[a].info.get("run_id") for a in replica_addrs if probes[a].ok}
-            if (seed.host, seed.port) not in replica_addrs and seed.info.get("run_id") not in seen:
-                replica_addrs.append((seed.host, seed.port))
+        reported = _replicas_of(primary.info)
+        used = {a: _split_address(replica_addresses.get(_address(*a), _address(*a))) for a in reported}
+        probes = await _probe_all(conn, used.values(), probes)
+        problems = {a: _not_this_replica(probes[used[a]], primary) for a in reported}
+        # A replica seed is known at its real address. If the primary reports it elsewhere (the
+        # seed is none of the confirmed replicas), it is the one unconfirmed address with its port.
+        seed_missing = seed is not primary and seed.info.get("run_id") not in {
+            probes[used[a]].info.get("run_id") for a in reported if problems[a] is None}
+        if seed_missing:
+            unconfirmed = [a for a in reported if problems[a] is not None and a[1] == seed.port]
+            if len(unconfirmed) == 1 and _not_this_replica(seed, primary) is None:
+                used[unconfirmed[0]], problems[unconfirmed[0]] = (seed.host, seed.port), None
+                seed_missing = False
+        for a in reported:
+            error = problems[a] and _address_error(primary, a, used[a], problems[a])
+            replicas.setdefault(used[a], (a, error))
+        if seed_missing:  # e.g. a replica of a replica, which the primary does not list: keep it
+            replicas.setdefault((seed.host, seed.port), ((seed.host, seed.port), None))
         source = primary
     else:
         # Primary unreachable: report what the replica we reached knows.
         # (the seed, and the replica highest up a replication chain).
-        replica_addrs = [(p.host, p.port) for p in (seed, last_reachable) if p is not primary]
+        replicas = {(p.host, p.port): ((p.host, p.port), None) for p in (seed, last_reachable) if p is not primary}
         source = last_reachable
 
-    replica_addrs = sorted(dict.fromkeys(replica_addrs), key=lambda a: _host_key(*a))
     nodes = [_node(primary, *primary_addr, "master", overrides)]
-    nodes += [_node(probes.get(a), *a, "slave", overrides) for a in replica_addrs]
+    for a in sorted(replicas, key=lambda a: _host_key(*a)):
+        reported_addr, error = replicas[a]
+        nodes.append(_node(probes.get(a), *a, "slave", overrides, address_error=error,
+                           reported_address=_address(*reported_addr) if reported_addr != a else None))
     return Topology(
-        cache_mode="ha" if replica_addrs else "single",
+        cache_mode="ha" if replicas else "single",
         engine_version=_engine_version(source.info),
         max_memory_bytes=_config_int(source, "maxmemory", 0),
         used_memory_bytes=_as_int(source.info.get("used_memory")),

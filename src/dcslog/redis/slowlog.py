@@ -41,7 +41,7 @@ class NodeSlowlog:
 
     run_id: str
     role: str  # master | slave
-    entries: list[SlowEntry]  # newer than the cursor, oldest first
+    entries: list[SlowEntry]  # newer than the cursor, oldest first (dcslog's own too: they move the cursor)
     lost: int  # entries the ring dropped (or a RESET cleared) since the cursor, as far as the ids tell
 
 

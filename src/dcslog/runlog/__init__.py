@@ -1,7 +1,8 @@
-"""Reading Redis run logs: finding rotated files and cutting out one calendar day."""
+"""Reading Redis and Valkey run logs: the entry grammar, finding rotated files, cutting out one calendar day."""
 
-from dcslog.runlog.grammar import parse_line_date
-from dcslog.runlog.slicer import day_range, iter_day, write_day
+from dcslog.runlog.grammar import Clock, Head, match_head
+from dcslog.runlog.slicer import SourceChanged, UnknownLogFormat, day_range, iter_day, write_day
 from dcslog.runlog.sources import log_sources
 
-__all__ = ["day_range", "iter_day", "log_sources", "parse_line_date", "write_day"]
+__all__ = ["Clock", "Head", "SourceChanged", "UnknownLogFormat", "day_range", "iter_day", "log_sources",
+           "match_head", "write_day"]

@@ -22,13 +22,15 @@ class AgentStreamCut(AgentError):
     copytruncate rotation, the agent or the network died): asking again may well succeed."""
 
 
-def fetch_day(agent_url: str, key: str, log_file: str, day: date, out_fd: int, timeout: float = 30.0) -> int:
-    """Stream the day from the agent into ``out_fd``; returns the bytes written.
+def fetch_day(agent_url: str, key: str, log_file: str, day: date, out_fd: int, tz: str = "UTC",
+              timeout: float = 30.0) -> int:
+    """Stream the day (in the IANA zone ``tz``) from the agent into ``out_fd``; returns the bytes written.
 
     A stream cut short (the agent or the network died) raises instead of
     returning a short count: the chunked encoding must end properly.
     """
-    url = f"{agent_url.rstrip('/')}/v1/runlog/day?{urlencode({'log_file': log_file, 'day': day.isoformat()})}"
+    query = urlencode({"log_file": log_file, "day": day.isoformat(), "tz": tz})
+    url = f"{agent_url.rstrip('/')}/v1/runlog/day?{query}"
     headers = sign_request(AGENT_ACCESS_KEY, key, "GET", url)
     written = 0
     began = False

@@ -5,8 +5,8 @@ in-memory buffer) and reads it in small blocks, so the cost of finding a day
 is O(log size) block reads plus the length of the continuation-line runs it
 has to step over — never a scan of the data.
 
-Terms: a *prefixed line* starts with a Redis timestamp (see ``grammar``); its
-*effective date* is its own date. Every other line's effective date is that of
+Terms: a *prefixed line* starts an entry (see ``grammar``); its *effective
+date* is its own day in the instance's time zone (``grammar.Clock``). Every other line's effective date is that of
 the nearest prefixed line before it. Lines before the first prefixed line of
 the source take the date ``lead`` given by the caller (the date of the last
 entry of an older source), or, without one, the date of that first prefixed
@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from datetime import date
 
-from dcslog.runlog.grammar import PREFIX_MAX, match_date
+from dcslog.runlog.grammar import PREFIX_MAX, Clock
 
 __all__ = ["BLOCK", "BufferSource", "FileSource", "day_bounds", "last_dated", "next_dated"]
 
@@ -49,12 +49,17 @@ class BufferSource:
 Source = FileSource | BufferSource
 
 
-def next_dated(src: Source, x: int, hi: int) -> tuple[int, date] | None:
+_UTC_CLOCK = Clock()
+
+
+def next_dated(src: Source, x: int, hi: int, clock: Clock = _UTC_CLOCK) -> tuple[int, date] | None:
     """(offset, date) of the first prefixed line starting in ``[x, hi)``, else None."""
     at_start = x == 0
     pos = x if at_start else x - 1  # the byte before x tells whether x starts a line
+    # Read enough that a line starting in the first half of the block has its whole prefix.
+    want = max(BLOCK, 2 * PREFIX_MAX)
     while pos < hi:
-        block = src.pread(pos, BLOCK)
+        block = src.pread(pos, want)
         if not block:
             return None
         i = 0
@@ -67,9 +72,9 @@ def next_dated(src: Source, x: int, hi: int) -> tuple[int, date] | None:
         while i < len(block):
             if pos + i >= hi:
                 return None
-            if len(block) == BLOCK and len(block) - i < PREFIX_MAX:
+            if len(block) == want and len(block) - i < PREFIX_MAX:
                 break  # this line's prefix may be cut off: read again from its start
-            if (d := match_date(block, i)) is not None:
+            if (d := clock.day_at(block, i)) is not None:
                 return pos + i, d
             nl = block.find(b"\n", i)
             if nl < 0:
@@ -80,7 +85,7 @@ def next_dated(src: Source, x: int, hi: int) -> tuple[int, date] | None:
     return None
 
 
-def last_dated(src: Source) -> tuple[int, date] | None:
+def last_dated(src: Source, clock: Clock = _UTC_CLOCK) -> tuple[int, date] | None:
     """(offset, date) of the last prefixed line, else None; reads backwards from the end."""
     end = src.size  # every line starting at or after `end` has been looked at
     while end > 0:
@@ -91,11 +96,11 @@ def last_dated(src: Source) -> tuple[int, date] | None:
         nl = block.rfind(b"\n", 0, len(block) - 1)
         while nl >= 0:
             lowest = nl + 1
-            if (d := _date_at(src, block, start, lowest)) is not None:
+            if (d := _date_at(src, block, start, lowest, clock)) is not None:
                 return start + lowest, d
             nl = block.rfind(b"\n", 0, nl)
         if start == 0:
-            d = _date_at(src, block, 0, 0)
+            d = _date_at(src, block, 0, 0, clock)
             return (0, d) if d is not None else None
         # No line start inside the block: the line holding `start` began earlier,
         # so look again including `start` itself.
@@ -103,21 +108,21 @@ def last_dated(src: Source) -> tuple[int, date] | None:
     return None
 
 
-def _date_at(src: Source, block: bytes, start: int, i: int) -> date | None:
+def _date_at(src: Source, block: bytes, start: int, i: int, clock: Clock) -> date | None:
     """Date of the line at ``block[i]`` (``block`` read at ``start``), re-reading
     its prefix when the block ends too early to hold all of it."""
     if len(block) - i < PREFIX_MAX and start + len(block) < src.size:
-        return match_date(src.pread(start + i, PREFIX_MAX))
-    return match_date(block, i)
+        return clock.day_at(src.pread(start + i, PREFIX_MAX))
+    return clock.day_at(block, i)
 
 
-def first_entry_from(src: Source, day: date, after: bool, lo: int = 0) -> int:
+def first_entry_from(src: Source, day: date, after: bool, lo: int = 0, clock: Clock = _UTC_CLOCK) -> int:
     """Offset of the first prefixed line at or after ``lo`` dated after ``day``
     (``after``) or on/after it (not ``after``), else ``src.size``."""
     best = hi = src.size  # the answer is `best` or a prefixed line starting in [lo, hi)
     while lo < hi:
         mid = (lo + hi) // 2
-        hit = next_dated(src, mid, hi)
+        hit = next_dated(src, mid, hi, clock)
         if hit is None:
             hi = mid
         elif hit[1] > day or (not after and hit[1] == day):
@@ -127,16 +132,16 @@ def first_entry_from(src: Source, day: date, after: bool, lo: int = 0) -> int:
     return best
 
 
-def day_bounds(src: Source, day: date, lead: date | None = None) -> tuple[int, int]:
+def day_bounds(src: Source, day: date, lead: date | None = None, clock: Clock = _UTC_CLOCK) -> tuple[int, int]:
     """Byte range ``[start, end)`` of the lines whose effective date is ``day``.
 
     ``lead`` is the effective date of lines before the first prefixed line (see
     the module docstring). An absent day gives an empty range.
     """
     if lead is None:
-        first = next_dated(src, 0, src.size)
+        first = next_dated(src, 0, src.size, clock)
         lead = first[1] if first else None
     if lead is not None and lead > day:
         return 0, 0
-    start = 0 if lead == day else first_entry_from(src, day, after=False)
-    return start, first_entry_from(src, day, after=True, lo=start)
+    start = 0 if lead == day else first_entry_from(src, day, after=False, clock=clock)
+    return start, first_entry_from(src, day, after=True, lo=start, clock=clock)

@@ -1,7 +1,8 @@
 """Cutting one calendar day out of a Redis run log and its rotated files.
 
-The day of a line is the date written in it (naive local time of the Redis
-host). Continuation lines (logo, crash report, stack trace, blank lines) belong
+The day of an entry is its day in the instance's time zone (``tz``; see
+``grammar``: legacy timestamps are taken as written in it, zoned ones are
+converted to it). Continuation lines (logo, crash report, stack trace, blank lines) belong
 to the entry before them, hence to its day, even when a crash report written
 just before midnight is followed by entries of the next day.
 
@@ -19,6 +20,9 @@ log holds those bytes. A truncate while we read raises ``SourceChanged``. Plain 
 searched (``search.day_bounds``) and copied in the kernel; gzip files are
 stream-decompressed in fixed-size chunks. Memory stays bounded by the chunk
 size whatever the size of the files or of the day.
+
+A log that holds bytes but not one entry of any known format raises
+``UnknownLogFormat``: an empty day is an answer, a log we cannot read is not.
 """
 
 from __future__ import annotations
@@ -26,14 +30,14 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, tzinfo
 from io import RawIOBase
 
-from dcslog.runlog.grammar import PREFIX_MAX, parse_line_date
+from dcslog.runlog.grammar import FORMATS, PREFIX_MAX, Clock
 from dcslog.runlog.search import BufferSource, FileSource, day_bounds, last_dated, next_dated
 from dcslog.runlog.sources import log_sources
 
-__all__ = ["SourceChanged", "day_range", "iter_day", "write_day"]
+__all__ = ["SourceChanged", "UnknownLogFormat", "day_range", "iter_day", "write_day"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20
@@ -43,7 +47,7 @@ _COPY_MAX = 1 << 30
 _UNSUPPORTED = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EBADF}
 
 
-def day_range(path: str, day: date) -> tuple[int, int]:
+def day_range(path: str, day: date, tz: tzinfo | None = None) -> tuple[int, int]:
     """Byte offsets ``[start, end)`` of ``day``'s lines in the uncompressed file ``path``.
 
     Continuation lines are included with their entry; leading continuation
@@ -53,19 +57,21 @@ def day_range(path: str, day: date) -> tuple[int, int]:
     with open(path, "rb", buffering=0) as f:
         if f.read(2) == _GZIP_MAGIC:
             raise ValueError(f"{path} is gzip-compressed; use write_day or iter_day")
-        return day_bounds(FileSource(f.fileno(), os.fstat(f.fileno()).st_size), day)
+        return day_bounds(FileSource(f.fileno(), os.fstat(f.fileno()).st_size), day, clock=Clock(tz))
 
 
-def write_day(logfile: str, day: date, out_fd: int) -> int:
-    """Write every byte of ``day`` from ``logfile`` and its rotated files (oldest
-    first) to the open descriptor ``out_fd``; return the number of bytes written.
+def write_day(logfile: str, day: date, out_fd: int, tz: tzinfo | None = None) -> int:
+    """Write every byte of ``day`` (in time zone ``tz``, default UTC) from ``logfile`` and its
+    rotated files (oldest first) to the open descriptor ``out_fd``; return the number of bytes
+    written.
 
     Raises FileNotFoundError when neither the file nor a rotated sibling exists;
     a damaged gzip source raises (EOFError, gzip.BadGzipFile) if it has to be
-    read past the damage. Sources are snapshotted when opened (see above).
+    read past the damage; a log with bytes but no entry raises UnknownLogFormat. Sources are
+    snapshotted when opened (see above).
     """
     written = 0
-    for piece in _pieces(_sources(logfile), day):
+    for piece in _pieces(_sources(logfile), day, Clock(tz)):
         if isinstance(piece, _Range):
             written += _copy_range(piece.fd, out_fd, piece.start, piece.end)
         else:
@@ -73,7 +79,7 @@ def write_day(logfile: str, day: date, out_fd: int) -> int:
     return written
 
 
-def iter_day(logfile: str, day: date, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+def iter_day(logfile: str, day: date, chunk_size: int = 1 << 20, tz: tzinfo | None = None) -> Iterator[bytes]:
     """The bytes ``write_day`` would write, as chunks of at most ``chunk_size`` bytes.
 
     Raises FileNotFoundError at once (not on first iteration) when neither the
@@ -81,11 +87,11 @@ def iter_day(logfile: str, day: date, chunk_size: int = 1 << 20) -> Iterator[byt
     """
     if chunk_size <= 0:
         raise ValueError("chunk_size must be positive")
-    return _iter_chunks(_sources(logfile), day, chunk_size)
+    return _iter_chunks(_sources(logfile), day, chunk_size, Clock(tz))
 
 
-def _iter_chunks(paths: list[str], day: date, chunk_size: int) -> Iterator[bytes]:
-    for piece in _pieces(paths, day):
+def _iter_chunks(paths: list[str], day: date, chunk_size: int, clock: Clock) -> Iterator[bytes]:
+    for piece in _pieces(paths, day, clock):
         if isinstance(piece, _Range):
             for offset in range(piece.start, piece.end, chunk_size):
                 wanted = min(chunk_size, piece.end - offset)
@@ -125,7 +131,7 @@ class _Opened:
         self.file, self.gz, self.size, self.first = file, gz, size, first
 
 
-def _pieces(paths: list[str], day: date) -> Iterator[_Range | bytes]:
+def _pieces(paths: list[str], day: date, clock: Clock) -> Iterator[_Range | bytes]:
     """The day's bytes, oldest first: ranges of plain files, decompressed gzip chunks."""
     opened: list[_Opened] = []
     current_opened = False
@@ -136,7 +142,7 @@ def _pieces(paths: list[str], day: date) -> Iterator[_Range | bytes]:
             except FileNotFoundError:
                 continue  # rotated away between listing and opening
             try:
-                opened.append(_open(f))
+                opened.append(_open(f, clock))
             except BaseException:
                 f.close()
                 raise
@@ -150,8 +156,9 @@ def _pieces(paths: list[str], day: date) -> Iterator[_Range | bytes]:
             opened.pop(-2).file.close()
         firsts = [o.first for o in opened]
         lead = next((d for d in firsts if d is not None), None)
-        if lead is None:
-            return  # no entry anywhere: no line has a day
+        if lead is None:  # no entry anywhere: no line has a day
+            _check_blank(opened, paths[-1])
+            return
         for i, o in enumerate(opened):
             if lead > day:
                 return  # this and every newer source come after the day
@@ -162,13 +169,13 @@ def _pieces(paths: list[str], day: date) -> Iterator[_Range | bytes]:
                 lead = o.first or lead
                 continue
             if o.gz:
-                lead = yield from _gz_pieces(o.file, day, lead)
+                lead = yield from _gz_pieces(o.file, day, lead, clock)
                 continue
             src = FileSource(o.file.fileno(), o.size)
-            start, end = day_bounds(src, day, lead)
+            start, end = day_bounds(src, day, lead, clock)
             if end > start:
                 yield _Range(o.file.fileno(), start, end)
-            last = last_dated(src)
+            last = last_dated(src, clock)
             lead = last[1] if last else lead
     finally:
         for o in opened:
@@ -191,7 +198,7 @@ def _is_head_of(older: _Opened, current: _Opened) -> bool:
     return True
 
 
-def _open(f: RawIOBase) -> _Opened:
+def _open(f: RawIOBase, clock: Clock) -> _Opened:
     """Classify an opened source and find the date of its first entry."""
     gz = f.read(2) == _GZIP_MAGIC
     f.seek(0)
@@ -199,24 +206,24 @@ def _open(f: RawIOBase) -> _Opened:
         import gzip  # only here: most slices never touch a compressed file
 
         with gzip.GzipFile(fileobj=f) as g:
-            first = _stream_first_date(g)
+            first = _stream_first_date(g, clock)
         f.seek(0)
         return _Opened(f, True, 0, first)
     size = os.fstat(f.fileno()).st_size
-    hit = next_dated(FileSource(f.fileno(), size), 0, size)
+    hit = next_dated(FileSource(f.fileno(), size), 0, size, clock)
     return _Opened(f, False, size, hit[1] if hit else None)
 
 
-def _stream_first_date(g: RawIOBase) -> date | None:
+def _stream_first_date(g: RawIOBase, clock: Clock) -> date | None:
     at_start = True
     while chunk := g.readline(_CHUNK):  # bounded: a huge line comes in pieces
-        if at_start and (d := parse_line_date(chunk)) is not None:
+        if at_start and (d := clock.day_at(chunk)) is not None:
             return d
         at_start = chunk.endswith(b"\n")
     return None
 
 
-def _gz_pieces(f: RawIOBase, day: date, lead: date):
+def _gz_pieces(f: RawIOBase, day: date, lead: date, clock: Clock):
     """Yield the day's bytes from gzip file ``f`` (``_CHUNK``-sized reads, pieces of
     at most ``_CHUNK + PREFIX_MAX`` bytes); return the effective date at its end.
 
@@ -240,11 +247,11 @@ def _gz_pieces(f: RawIOBase, day: date, lead: date):
             # buf[:k] ends the line in progress, of effective date `cur`.
             k = 0 if at_start else (buf.find(b"\n") + 1 or len(buf))
             rest = BufferSource(memoryview(buf)[k:])
-            s, e = day_bounds(rest, day, cur)
+            s, e = day_bounds(rest, day, cur, clock)
             start = 0 if cur == day else k + s
             if k + e > start:
                 yield buf[start:k + e]
-            last = last_dated(rest)
+            last = last_dated(rest, clock)
             cur = last[1] if last else cur
             at_start = buf.endswith(b"\n")
     return cur
@@ -256,6 +263,39 @@ def _complete_prefixes(buf: bytes, at_start: bool) -> int:
     nl = buf.rfind(b"\n")
     last_start = nl + 1 if nl >= 0 else (0 if at_start else len(buf))
     return last_start if len(buf) - last_start < PREFIX_MAX else len(buf)
+
+
+#: How much of a log with no entry is read to tell blank from unreadable, and to quote it.
+_SAMPLE = 64 * 1024
+
+
+def _check_blank(opened: list[_Opened], logfile: str) -> None:
+    """Return when the sources hold nothing but whitespace (an empty day); raise
+    UnknownLogFormat, quoting the first line, when they hold anything else."""
+    import gzip
+
+    for o in opened:
+        o.file.seek(0)
+        if o.gz:
+            with gzip.GzipFile(fileobj=o.file) as g:
+                sample, more = g.read(_SAMPLE), bool(g.read(1))
+        else:
+            sample, more = os.pread(o.file.fileno(), _SAMPLE, 0), o.size > _SAMPLE
+        if sample.strip() or more:
+            first_line = next((line for line in sample.splitlines() if line.strip()), b"")
+            raise UnknownLogFormat(logfile, first_line)
+
+
+class UnknownLogFormat(ValueError):
+    """The log holds bytes but not one line starts an entry in a format dcslog reads."""
+
+    def __init__(self, logfile: str, first_line: bytes):
+        self.logfile = logfile
+        self.first_line = first_line[:120].decode("utf-8", "replace")
+        begins = f"it begins with: {self.first_line!r}" if self.first_line else "its first 64 KiB are blank"
+        super().__init__(
+            f"Log file {logfile} holds no line in a run-log format dcslog reads "
+            f"({', '.join(FORMATS)}: Redis >= 4 or Valkey); {begins}")
 
 
 class SourceChanged(OSError):

@@ -2,7 +2,10 @@
 
 A file becomes ``succeed`` only after its bytes are complete, fsynced and
 renamed into place, with size and SHA-256 recorded in the same update; any
-failure leaves it ``failed`` with a reason and the staged bytes discarded.
+failure discards the staged bytes and ends the file ``failed`` with a reason —
+or, when it held a complete copy before this collection, back to ``succeed``
+with that copy: a re-collection never destroys a good copy. The previous
+copy's bytes are deleted only after the new ones are recorded.
 
 Every run publishes under a key of its own (file id, task id, attempt) and
 records it only while it still holds the task's lease: a run that lost its
@@ -23,8 +26,9 @@ import threading
 import time
 from datetime import date
 from typing import Callable
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import case, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dcslog.db.models import Instance, LogFile, Replication, Task
@@ -32,7 +36,7 @@ from dcslog.keys import Keyring
 from dcslog.observability import COLLECTED_BYTES, COLLECTION_SECONDS, COLLECTIONS
 from dcslog.redis.discovery import node_entry
 from dcslog.runlog.remote import AgentError, AgentStreamCut, fetch_day
-from dcslog.runlog.slicer import SourceChanged, write_day
+from dcslog.runlog.slicer import SourceChanged, UnknownLogFormat, write_day
 from dcslog.services.common import utcnow
 from dcslog.storage import ObjectStore
 
@@ -86,7 +90,7 @@ def cut_day(store: ObjectStore, write: Callable[[int], int], key: str,
 
 
 def describe_failure(exc: BaseException, log_file: str) -> str:
-    if isinstance(exc, AgentError):
+    if isinstance(exc, (AgentError, UnknownLogFormat)):
         return str(exc)
     if isinstance(exc, SourceChanged):
         return f"Log file {log_file} kept shrinking while it was read (copytruncate rotation?); collect again."
@@ -115,6 +119,17 @@ def is_object_key(key: str) -> bool:
     return _OBJECT_KEY.fullmatch(key) is not None
 
 
+def failed_collection(reason: str) -> dict:
+    """``UPDATE log_files`` values that end the collection of ``creating`` files as failed. A file
+    that had a complete copy goes back to ``succeed`` with it — content, size, hash, backup_id
+    (``content_task_id``) and expiry as they were; one that had none becomes ``failed``. Either
+    way ``task_id`` keeps naming the task that failed and ``error_msg`` says why: that is how the
+    task finds its failed days when it settles."""
+    return {"status": case((LogFile.content_task_id.is_not(None), "succeed"), else_="failed"),
+            "expires_at": func.coalesce(LogFile.content_expires_at, LogFile.expires_at),
+            "error_msg": reason, "updated_at": utcnow()}
+
+
 def _holds_lease(task_id: str, owner: str):
     return exists().where(Task.id == task_id, Task.lease_owner == owner)
 
@@ -124,8 +139,10 @@ def _day_writer(replication: Replication, instance: Instance, keyring: Keyring) 
     agent_url = node_entry(json.loads(instance.agents), replication.host, replication.port)
     if agent_url:
         agent_key = keyring.decrypt(instance.agent_key_encrypted)
-        return lambda day: lambda fd: fetch_day(agent_url, agent_key, replication.log_file, day, fd)
-    return lambda day: lambda fd: write_day(replication.log_file, day, fd)
+        return lambda day: lambda fd: fetch_day(agent_url, agent_key, replication.log_file, day, fd,
+                                                instance.timezone)
+    tz = ZoneInfo(instance.timezone)
+    return lambda day: lambda fd: write_day(replication.log_file, day, fd, tz)
 
 
 async def run_collect_task(sessionmaker: async_sessionmaker[AsyncSession], store: ObjectStore, keyring: Keyring,
@@ -171,22 +188,23 @@ async def run_collect_task(sessionmaker: async_sessionmaker[AsyncSession], store
                 return
             except Exception as exc:  # noqa: BLE001 - every failure must end as a readable reason
                 log.warning("collection of %s %s failed: %r", row.replication_ip, row.day, exc)
-                reason = describe_failure(exc, replication.log_file)
-                values = {"status": "failed", "error_msg": reason}
+                values = failed_collection(describe_failure(exc, replication.log_file))
                 new_key = None
             else:
+                # The content is now this task's, and lasts as long as this collection's retention.
                 values = {"status": "succeed", "object_key": new_key, "size": size, "sha256": sha256,
-                          "error_msg": None}
+                          "content_task_id": task_id, "content_expires_at": LogFile.expires_at,
+                          "error_msg": None, "updated_at": utcnow()}
                 COLLECTION_SECONDS.observe(time.perf_counter() - started)
                 COLLECTED_BYTES.inc(size)
         else:
-            values = {"status": "failed", "error_msg": failure}
-        COLLECTIONS.labels(values["status"]).inc()
+            values = failed_collection(failure)
+        COLLECTIONS.labels("failed" if new_key is None else "succeed").inc()
         async with sessionmaker() as session:
             recorded = await session.execute(update(LogFile).where(
                 LogFile.id == row.id, LogFile.task_id == task_id, LogFile.status == "creating",
                 _holds_lease(task_id, owner),
-            ).values(updated_at=utcnow(), **values))
+            ).values(**values))
             await session.commit()
         if new_key is not None:
             if recorded.rowcount != 1:  # lease lost: what we published is nobody's
@@ -196,9 +214,10 @@ async def run_collect_task(sessionmaker: async_sessionmaker[AsyncSession], store
 
     async with sessionmaker() as session:
         # From the records, not from this run alone: an earlier run of the task (stopped, or
-        # taken over) may have settled some of its days already.
+        # taken over) may have settled some of its days already. A failed day is one with a
+        # reason, whether it became `failed` or went back to its previous copy.
         failed = (await session.execute(select(LogFile.day, LogFile.error_msg).where(
-            LogFile.task_id == task_id, LogFile.status == "failed").order_by(LogFile.day))).all()
+            LogFile.task_id == task_id, LogFile.error_msg.is_not(None)).order_by(LogFile.day))).all()
         days_by_reason: dict[str, list[str]] = {}
         for day, reason in failed:
             days_by_reason.setdefault(reason, []).append(day)

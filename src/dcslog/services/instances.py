@@ -26,6 +26,12 @@ class ImportFailed(errors.DcsError):
     """The deployment could not be imported (bad URL, unreachable, bad time zone)."""
 
 
+class AlreadyImported(ImportFailed):
+    """The deployment is already an instance of the project (a second import needs ``force``)."""
+
+    status = 409
+
+
 def _check_redis_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
@@ -54,11 +60,58 @@ def _check_node_addresses(topology, per_node: dict[str, str], option: str) -> No
                            f"(nodes: {', '.join(sorted(f'{n.host}:{n.port}' for n in topology.nodes))}).")
 
 
+def _replica_addresses(given: dict[str, str] | None) -> dict[str, str]:
+    """``--replica-address`` values, keyed and valued ``host:port`` as dcslog keys nodes."""
+    out = {}
+    for reported, real in (given or {}).items():
+        host, _, port = real.rpartition(":")
+        if not host or not port.isdigit():
+            raise ImportFailed(f"--replica-address {reported}={real}: the real address must be HOST:PORT.")
+        out[_node_key(reported)] = _node_key(real)
+    return out
+
+
+def _check_reported_replicas(topology: Topology, given: dict[str, str]) -> None:
+    """A ``--replica-address`` for an address no primary reports would be kept and never used."""
+    reported = {n.reported_address or n.address for n in topology.nodes if n.role == "slave"}
+    unknown = sorted(set(given) - reported)
+    if unknown:
+        raise ImportFailed(f"--replica-address names {', '.join(unknown)}, which the primary does not report for "
+                           f"a replica (it reports: {', '.join(sorted(reported)) or 'none'}). It is for a "
+                           "primary/replica deployment whose primary lists a replica under an address that does "
+                           "not reach it.")
+
+
+async def _check_not_imported(session: AsyncSession, project_id: str, topology: Topology) -> None:
+    """Refuse a deployment already imported in the project: one with a node at an address of this one
+    (a confirmed address: what a primary reports for a replica may be any node's)."""
+    addresses = {n.address for n in topology.nodes if not n.address_error}
+    rows = await session.execute(
+        select(Instance.id, Instance.name, Replication.host, Replication.port)
+        .join(Replication, Replication.instance_id == Instance.id)
+        .where(Instance.project_id == project_id, Replication.address_error.is_(None),
+               Replication.host.in_({address.rpartition(":")[0] for address in addresses}))
+        .order_by(Instance.created_at, Instance.id))
+    shared: dict[tuple[str, str], list[str]] = {}
+    for instance_id, name, host, port in rows:
+        if f"{host}:{port}" in addresses:
+            shared.setdefault((instance_id, name), []).append(f"{host}:{port}")
+    if shared:
+        (instance_id, name), nodes = next(iter(shared.items()))
+        others = f" (and {len(shared) - 1} more)" if len(shared) > 1 else ""
+        raise AlreadyImported(
+            f"This deployment is already imported in project {project_id}: instance {instance_id} ({name!r}){others} "
+            f"has {'its nodes' if len(nodes) > 1 else 'its node'} {', '.join(sorted(nodes))}. Run `dcslog instances "
+            f"refresh {instance_id}` to re-discover it, or import it again with --force to make another instance.")
+
+
 async def import_instance(session: AsyncSession, keyring: Keyring, *, project_id: str, name: str, redis_url: str,
                           log_file_overrides: dict[str, str] | None = None, timezone: str = "UTC",
                           description: str = "", redis_timeout: float = 5.0, agents: dict[str, str] | None = None,
-                          agent_key: str | None = None) -> Instance:
-    """Connect, discover the topology and register it. Fails (nothing stored) if Redis cannot be reached."""
+                          agent_key: str | None = None, replica_addresses: dict[str, str] | None = None,
+                          force: bool = False) -> Instance:
+    """Connect, discover the topology and register it. Fails (nothing stored) if Redis cannot be reached,
+    or if a node of it belongs to an instance of the project already (unless ``force``)."""
     if not name.strip():
         raise ImportFailed("The instance name must not be empty.")
     _check_redis_url(redis_url)
@@ -70,18 +123,23 @@ async def import_instance(session: AsyncSession, keyring: Keyring, *, project_id
     for address, agent_url in agents.items():
         if urlsplit(agent_url).scheme not in ("http", "https"):
             raise ImportFailed(f"Agent URL for {address} must be http:// or https://.")
+    replica_addresses = _replica_addresses(replica_addresses)
     try:
-        topology = await discover(redis_url, overrides, timeout=redis_timeout)
+        topology = await discover(redis_url, overrides, timeout=redis_timeout, replica_addresses=replica_addresses)
     except DiscoveryError as exc:
         raise ImportFailed(f"Cannot import: {exc}") from None
+    _check_reported_replicas(topology, replica_addresses)
     _check_node_addresses(topology, agents, "--agent")
     _check_node_addresses(topology, overrides, "--log-file")
+    if not force:
+        await _check_not_imported(session, project_id, topology)
     parts = urlsplit(redis_url)
     now = utcnow()
     instance = Instance(
         id=new_id(), project_id=project_id, name=name, description=description,
         redis_url_encrypted=keyring.encrypt(redis_url), log_file_overrides=json.dumps(overrides),
         agents=json.dumps(agents), agent_key_encrypted=keyring.encrypt(agent_key) if agent_key else None,
+        replica_addresses=json.dumps(replica_addresses),
         timezone=timezone, access_user=parts.username or "", no_password_access=parts.password is None,
         enable_ssl=parts.scheme == "rediss", created_at=now, updated_at=now,
     )
@@ -94,23 +152,32 @@ async def import_instance(session: AsyncSession, keyring: Keyring, *, project_id
 
 
 async def refresh_instance(session: AsyncSession, keyring: Keyring, instance: Instance,
-                           redis_timeout: float = 5.0, prune: bool = False, timezone: str | None = None) -> Instance:
+                           redis_timeout: float = 5.0, prune: bool = False, timezone: str | None = None,
+                           replica_addresses: dict[str, str] | None = None) -> Instance:
     """Re-discover. Ids of nodes already known stay the same; an unreachable deployment is marked ERROR.
 
     Nodes the discovery no longer finds stay listed as Inactive, unless ``prune``
-    (the operator says they are gone for good: moved, or decommissioned). ``timezone``
-    changes the instance's zone: files already collected keep their day."""
+    (the operator says they are gone for good: moved, or decommissioned), or they were
+    listed only under an address where this replica never answered, with no log file known
+    (nothing of them to keep: typically the address a primary reported before the replica
+    got its replica-announce-ip). ``timezone`` changes the instance's zone: files already
+    collected keep their day. ``replica_addresses`` are added to those given at import."""
     if timezone is not None:
         _check_timezone(timezone)
         instance.timezone = timezone
+    given = _replica_addresses(replica_addresses)
+    addresses = {**json.loads(instance.replica_addresses), **given}
     try:
         topology = await discover(keyring.decrypt(instance.redis_url_encrypted),
-                                  json.loads(instance.log_file_overrides), timeout=redis_timeout)
+                                  json.loads(instance.log_file_overrides), timeout=redis_timeout,
+                                  replica_addresses=addresses)
     except DiscoveryError as exc:
         instance.status, instance.last_error = "ERROR", str(exc)
         for replication in await _replications(session, instance.id):
             replication.status = "Inactive"
     else:
+        _check_reported_replicas(topology, given)
+        instance.replica_addresses = json.dumps(addresses)
         _apply_topology(instance, topology)
         await _store_replications(session, instance, topology, prune)
     instance.updated_at = utcnow()
@@ -160,20 +227,29 @@ async def _store_replications(session: AsyncSession, instance: Instance, topolog
             address = f"{node.host}:{node.port}"
             replication_id = derived_id(instance.id, "replication", address)
             row = existing.get(replication_id)
+            # A node known here before that answers nothing now is down, not misaddressed: it keeps
+            # its confirmed address (the harvester goes on trying it) and its log file (a crashed
+            # node's log is the one people want).
+            silent = row is not None and node.status == "Inactive" and not node.foreign
             if row is None:
                 row = Replication(id=replication_id, instance_id=instance.id, host=node.host, port=node.port,
                                   node_id=derived_id(instance.id, "node", address).replace("-", ""))
                 session.add(row)
             row.group_id, row.group_name, row.group_index = group_id, f"group-{group_index}", group_index
             row.position, row.role, row.status = position, node.role, node.status
-            row.log_file, row.log_file_error = node.log_file, node.log_file_error
+            if not (silent and node.log_file is None and row.log_file):
+                row.log_file, row.log_file_error = node.log_file, node.log_file_error
+            if not (silent and row.address_error is None):
+                row.address_error = node.address_error
             seen.add(replication_id)
     # A primary forgets a replica the moment its connection drops, so a node
     # missing from a new discovery is most often a dead one: keep it, Inactive,
-    # so its run log (the interesting one) can still be collected.
+    # so its run log (the interesting one) can still be collected. One only ever
+    # listed at an address that did not reach it, with no log file known, leaves
+    # nothing to collect: it was a wrong address, now corrected.
     for replication_id, row in existing.items():
         if replication_id not in seen:
-            if prune:
+            if prune or (row.address_error is not None and row.log_file is None):
                 await session.delete(row)
                 # Its slow-log cursor too, so the metrics stop reporting a node that is gone (entries stay).
                 await session.execute(delete(SlowlogCursor).where(SlowlogCursor.replication_id == replication_id))
@@ -276,6 +352,7 @@ async def group_list(session: AsyncSession, instance: Instance) -> list[dict]:
             "agent": node_entry(json.loads(instance.agents), r.host, r.port),
             "log_file": r.log_file,
             "log_file_error": r.log_file_error,
+            "address_error": r.address_error,
         })
     return [groups[index] for index in sorted(groups)]
 

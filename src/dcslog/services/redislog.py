@@ -34,24 +34,40 @@ def days_to_collect(query_time: int, tz: str, now: datetime) -> list[date]:
     return [today - timedelta(days=i) for i in range(max(query_time, 1))]
 
 
+#: Nodes named in a "which replication_id?" hint; a big cluster's list ends in "…".
+HINT_NODES = 12
+
+
 async def _replication(session: AsyncSession, instance: Instance, replication_id: str | None) -> Replication:
-    replications = list(await session.scalars(select(Replication).where(Replication.instance_id == instance.id)))
+    replications = list(await session.scalars(select(Replication).where(Replication.instance_id == instance.id)
+                                              .order_by(Replication.group_index, Replication.position)))
     if replication_id is None:
         # Only a single-node instance may leave the replica implicit.
         if len(replications) == 1:
             return replications[0]
-        raise errors.InvalidParameter("replication_id")
+        raise errors.InvalidParameter("replication_id", f"replication_id is required for this {instance.cache_mode} "
+                                      f"instance of {len(replications)} nodes: {_nodes_hint(replications)}")
     for replication in replications:
         if replication.id == replication_id:
             return replication
-    raise errors.InvalidParameter("replication_id")
+    raise errors.InvalidParameter("replication_id", f"No node of this instance has that replication_id: "
+                                  f"{_nodes_hint(replications)}")
+
+
+def _nodes_hint(replications: list[Replication]) -> str:
+    """The instance's nodes as a user picks one: id, address, group and role (replicas are what DCS collects)."""
+    named = [f"{r.id} ({r.host}:{r.port}, {r.group_name} {r.role})" for r in replications[:HINT_NODES]]
+    more = ", …" if len(replications) > HINT_NODES else ""
+    return f"one of {', '.join(named)}{more} (ListGroupReplicationInfo lists them all)."
 
 
 async def create_redislog(session: AsyncSession, caller: Caller, instance: Instance, *, log_type: str,
                           query_time: int, replication_id: str | None, retention_days: float) -> Task:
     """Queue a collection: one task, one file per day in status ``creating``.
 
-    Files already held for those days are refreshed in place (same id). If any
+    Files already held for those days are refreshed in place (same id): ``creating``
+    until the new content is published, their previous copy (``content_*``, left
+    as it is here) downloadable meanwhile and back if the refresh fails. If any
     of those days is being collected for the replica right now, nothing
     changes and DCS.4017 is raised; the check is a conditional UPDATE, so two
     requests racing each other cannot both win.
@@ -106,6 +122,18 @@ async def create_redislog(session: AsyncSession, caller: Caller, instance: Insta
     return task
 
 
+def _backup_id(row) -> str:
+    """DCS's backup_id: the task that produced a succeed file's content (after a refresh that failed,
+    the collection before it), else the task collecting the file, or that failed to."""
+    return (row.content_task_id or row.task_id) if row.status == "succeed" else row.task_id
+
+
+def _has_content(row, now: datetime) -> bool:
+    """Whether the file has a complete copy to serve: it is ``succeed``, or being refreshed
+    with its previous copy still there (and within that copy's retention)."""
+    return row.content_task_id is not None and row.object_key is not None and row.content_expires_at > now
+
+
 def runlog_item(row) -> dict:
     """A FileObject from a ``LogFile`` or a row of its columns."""
     item = {
@@ -115,13 +143,18 @@ def runlog_item(row) -> dict:
         "replication_ip": row.replication_ip,
         "status": row.status,
         "time": row.day,
-        "backup_id": row.task_id,
+        "backup_id": _backup_id(row),
     }
-    # Extensions: what a user needs to trust or diagnose a file.
-    if row.status == "succeed":
+    # Extensions: what a user needs to trust or diagnose a file. size and sha256 are those of the
+    # content a link serves (while a refresh runs: the previous copy's); error_msg is why the last
+    # collection failed (on a succeed file: a refresh failed and the previous copy stayed);
+    # last_task_id is the task that last collected the file, which differs from backup_id
+    # only then (clients follow their collection by it).
+    if row.content_task_id is not None:
         item["size"], item["sha256"] = row.size, row.sha256
     if row.error_msg:
         item["error_msg"] = row.error_msg
+    item["last_task_id"] = row.task_id
     return item
 
 
@@ -160,27 +193,30 @@ async def _log_file(session: AsyncSession, instance: Instance, file_id: str) -> 
 async def create_redislog_download_link(session: AsyncSession, keyring: Keyring, store: ObjectStore,
                                         instance: Instance, file_id: str, *, public_url: str, link_ttl: int) -> dict:
     row = await _log_file(session, instance, file_id)
-    if row.status != "succeed":
-        raise errors.FileNotReady(row.status)
     now = utcnow()
-    # Never past retention (the file is gone then anyway), nor past what the store's own
+    # A file being refreshed still has its previous copy to serve; one with no complete copy
+    # (first collection running, or failed) has nothing.
+    if not _has_content(row, now):
+        raise errors.FileNotReady(row.status)
+    # Never past the content's retention (it is gone then anyway), nor past what the store's own
     # links can last (S3 presigns at most 7 days): expires_at must be the truth.
     ttl = min(link_ttl, store.max_link_seconds or link_ttl)
-    expires_at = min(now + timedelta(seconds=ttl), row.expires_at)
+    expires_at = min(now + timedelta(seconds=ttl), row.content_expires_at)
     link = store.link(row.object_key, file_name(row.replication_ip, row.day), expires_at)
     if link is None:  # the local store: dcslog serves the file behind its own signed link
         token = keyring.sign_link(row.id, int((expires_at - datetime(1970, 1, 1)).total_seconds()))
         link = f"{public_url}/downloads/{token}"
-    return {"id": row.id, "backup_id": row.task_id, "link": link,
+    return {"id": row.id, "backup_id": row.content_task_id, "link": link,
             "expires_at": expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
 async def file_for_download(session: AsyncSession, keyring: Keyring, token: str) -> LogFile:
-    """The file a link names, if the link is authentic, unexpired, and the file still there and complete."""
+    """The file a link names, if the link is authentic, unexpired, and the file still has a complete
+    copy: its content, or while it is being refreshed, its previous content."""
     file_id = keyring.verify_link(token)
     if file_id is None:
         raise errors.LinkForbidden()
     row = await cached(session, ("log_file", file_id), lambda: read(session, lambda s: s.get(LogFile, file_id)))
-    if row is None or row.expires_at <= utcnow() or row.status != "succeed" or row.object_key is None:
-        raise errors.NotFound("The log file no longer exists or is being collected again.")
+    if row is None or not _has_content(row, utcnow()):
+        raise errors.NotFound("The log file no longer exists.")
     return row

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from dcslog.db.inline import read
 from dcslog.db.models import Instance, Replication, SlowlogCursor, SlowlogEntry, SlowlogHourCount
 from dcslog.keys import Keyring
-from dcslog.redis.discovery import DiscoveryError, NodeConnector
+from dcslog.redis.discovery import CLIENT_NAME, DiscoveryError, NodeConnector
 from dcslog.redis.slowlog import NodeSlowlog, command_name, command_text, fingerprint, read_slowlog
 from dcslog.services.common import utcnow
 
@@ -72,11 +72,15 @@ async def harvest_instance(sessionmaker: async_sessionmaker[AsyncSession], keyri
 
     Stores take ``store_lock`` one at a time (one per harvest unless given): SQLite has one
     writer, and writers that collide wait out its busy handler's sleeps.
+
+    A node whose address is not confirmed (``address_error``: another node may answer there)
+    is not read until a refresh confirms it. Entries of dcslog's own connections are not stored.
     """
     store_lock = store_lock or asyncio.Lock()
     now = utcnow()
     async with store_lock, sessionmaker() as session:  # a write, as the stores below
-        nodes = list(await session.scalars(select(Replication).where(Replication.instance_id == instance.id)))
+        nodes = list(await session.scalars(select(Replication).where(Replication.instance_id == instance.id,
+                                                                     Replication.address_error.is_(None))))
         if nodes:  # every node has its cursor row before anyone reads it: the row is what is claimed
             await session.execute(_insert_ignoring_duplicates(session, SlowlogCursor, "replication_id").values([{
                 "replication_id": n.id, "instance_id": instance.id, "run_id": None, "last_id": -1, "lost_entries": 0,
@@ -126,8 +130,11 @@ async def _store(sessionmaker, instance: Instance, node: Replication, cursor: Sl
             await session.commit()
             return 0
         shard_name = node.group_name if instance.cache_mode == "cluster" else ""
+        # dcslog's own commands (this harvest's, discovery's) are not the user's slow commands;
+        # the cursor still moves past them.
+        entries = [e for e in result.entries if e.client_name != CLIENT_NAME]
         stored: list[int] = []
-        if result.entries:
+        if entries:
             # RETURNING names the rows really inserted: a racing harvester's duplicates are not counted.
             stored = list((await session.execute(_insert_ignoring_duplicates(
                 session, SlowlogEntry, "replication_id", "run_id", "redis_id").returning(SlowlogEntry.start_time_ms), [{
@@ -137,7 +144,7 @@ async def _store(sessionmaker, instance: Instance, node: Replication, cursor: Sl
                 "fingerprint": fingerprint(e.args), "shard_name": shard_name, "node_ip": node.host,
                 "node_port": node.port, "node_role": result.role, "client_addr": e.client_addr[:255],
                 "client_name": e.client_name[:255],
-            } for e in result.entries])).scalars())
+            } for e in entries])).scalars())
             await _count_by_hour(session, instance.id, stored)
         last_id = result.entries[-1].redis_id if result.entries else (
             cursor.last_id if cursor.run_id == result.run_id else -1)
