@@ -56,7 +56,6 @@ import platform
 import random
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -65,6 +64,9 @@ import tempfile
 import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+
+from dcslog.testing.ports import free_port
+from dcslog.testing.waiting import wait_port
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out" / "collect"
@@ -189,24 +191,6 @@ def ensure_logs(replicas: int, days: list[str], target: int) -> dict[int, dict[s
 
 # --------------------------------------------------------------------------- processes
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"{what} did not listen on {port}")
-
-
 class Procs:
     """Every process this benchmark starts, stopped (SIGINT, then SIGKILL) by pid."""
 
@@ -257,7 +241,7 @@ def start_postgres(procs: Procs) -> tuple[int, Path, int]:
     proc = procs.start("postgres", [*as_user, str(bindir / "postgres"), "-D", str(data), "-p", str(port),
                                     "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={sockets}",
                                     "-c", "max_connections=200"], log=OUT / "postgres.log")
-    wait_port(port, proc, "postgres")
+    wait_port(port, proc, "postgres", timeout=60, interval=0.05)
     import psycopg
 
     deadline = time.monotonic() + 60
@@ -286,7 +270,7 @@ def start_redis(procs: Procs) -> tuple[str, str]:
     rdir.mkdir(parents=True, exist_ok=True)
     proc = procs.start("redis-server", ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                                         "--appendonly", "no", "--dir", str(rdir)], log=rdir / "stdout.log")
-    wait_port(port, proc, "redis-server")
+    wait_port(port, proc, "redis-server", timeout=60, interval=0.05)
     return f"redis://127.0.0.1:{port}", f"127.0.0.1:{port}"
 
 
@@ -568,7 +552,9 @@ def verify(con, ph, ctx, targets, store_dir: Path | None, s3_url: str | None) ->
         stored = {o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
                   for o in page.get("Contents", [])}
     else:
-        stored = {str(p.relative_to(store_dir)) for p in store_dir.rglob("*") if p.is_file()}
+        # Published objects only: the staging directory holds each live process's presence file.
+        stored = {str(p.relative_to(store_dir)) for p in store_dir.rglob("*")
+                  if p.is_file() and p.parent.name != ".staging"}
     if stored != keys:
         raise RuntimeError(f"store holds {len(stored)} objects, {len(keys)} recorded: "
                            f"{sorted(stored ^ keys)[:3]}")
@@ -662,7 +648,7 @@ def main() -> int:
             moto_port = free_port()
             moto = procs.start("moto_server", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
                                                "-p", str(moto_port)], log=OUT / "moto.log")
-            wait_port(moto_port, moto, "moto_server")
+            wait_port(moto_port, moto, "moto_server", timeout=60, interval=0.05)
             endpoint = f"http://127.0.0.1:{moto_port}"
             ctx["extra_env"] = {"DCSLOG_S3_ACCESS_KEY_ID": "test", "DCSLOG_S3_SECRET_ACCESS_KEY": "test"}
             import boto3

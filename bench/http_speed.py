@@ -52,7 +52,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -60,9 +59,9 @@ import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # tests.redis_fixtures: how the suite starts redis-server
+from dcslog.testing.ports import free_port
 
+ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 PROJECT = "benchhttp"
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
@@ -72,12 +71,6 @@ RANGE_BYTES = 100 * 1024 * 1024
 
 
 # ---------------------------------------------------------------- shared helpers (bench/load.py uses them too)
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
 
 def stamp(moment: datetime) -> str:
     return f"{moment.day:02d} {MONTHS[moment.month - 1]} {moment.year} {moment:%H:%M:%S}.{moment.microsecond // 1000:03d}"
@@ -399,7 +392,7 @@ def main() -> int:
     from cryptography.fernet import Fernet
 
     from dcslog.signing import sign_request
-    from tests.redis_fixtures import NodeSet
+    from dcslog.testing.redis_servers import NodeSet
 
     work = OUT / "http_speed"
     log_file = work / "redis" / "redis.log"

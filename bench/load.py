@@ -45,9 +45,24 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from http_speed import (OUT, PROJECT, Procs, cli, dcslog_env, free_port, lua_script, machine,  # noqa: E402
-                        parse_wrk, start_dcslog, wait_collected, wrk_args, write_log)
+# bench/http_speed.py's helpers: a script's own directory is first on sys.path, so its sibling imports
+# as a top-level module (`python bench/load.py`, as ./dev bench runs it).
+from http_speed import (
+    OUT,
+    PROJECT,
+    Procs,
+    cli,
+    dcslog_env,
+    lua_script,
+    machine,
+    parse_wrk,
+    start_dcslog,
+    wait_collected,
+    write_log,
+    wrk_args,
+)
+
+from dcslog.testing.ports import free_port
 
 NODES = 20
 HOSTS = [f"127.0.0.{i}" for i in range(2, 2 + NODES)]
@@ -142,7 +157,7 @@ def main() -> int:
     import httpx
     from cryptography.fernet import Fernet
 
-    from tests.redis_fixtures import NodeSet
+    from dcslog.testing.redis_servers import NodeSet
 
     work = OUT / "load"
     shutil.rmtree(work, ignore_errors=True)

@@ -45,7 +45,6 @@ import os
 import platform
 import random
 import shutil
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -53,26 +52,25 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
+from cryptography.fernet import Fernet
+from sqlalchemy import select
+
+from dcslog import admin
+from dcslog.config import Settings
+from dcslog.db.inline import InlineReads
+from dcslog.db.models import Replication, SlowlogCursor
+from dcslog.db.session import create_engine, create_sessionmaker, upgrade
+from dcslog.keys import Keyring
+from dcslog.redis.connection import NodeConnector
+from dcslog.redis.slowlog import command_name, fingerprint, read_slowlog
+from dcslog.services.instances import import_instance
+from dcslog.services.slowlog import HOUR_MS, WIDE_WINDOW, harvest_instance, list_slowlog
+from dcslog.testing.ports import free_port
+from dcslog.testing.redis_servers import NodeSet, start_replicated
+from dcslog.testing.server import running_app
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # tests.redis_fixtures / tests.dcslog_fixtures: how the suite starts servers
-
-import httpx  # noqa: E402
-from cryptography.fernet import Fernet  # noqa: E402
-from sqlalchemy import select  # noqa: E402
-
-from dcslog import admin  # noqa: E402
-from dcslog.config import Settings  # noqa: E402
-from dcslog.db.inline import InlineReads  # noqa: E402
-from dcslog.db.models import Replication, SlowlogCursor  # noqa: E402
-from dcslog.db.session import create_engine, create_sessionmaker, upgrade  # noqa: E402
-from dcslog.keys import Keyring  # noqa: E402
-from dcslog.redis.discovery import NodeConnector  # noqa: E402
-from dcslog.redis.slowlog import command_name, fingerprint, read_slowlog  # noqa: E402
-from dcslog.services.instances import import_instance  # noqa: E402
-from dcslog.services.slowlog import HOUR_MS, WIDE_WINDOW, harvest_instance, list_slowlog  # noqa: E402
-from tests.dcslog_fixtures import running_app  # noqa: E402
-from tests.redis_fixtures import NodeSet, start_replicated  # noqa: E402
-
 OUT = ROOT / "bench" / "out"
 PROJECT = "benchproject0001"
 DAY_MS = 86_400_000
@@ -242,12 +240,6 @@ def machine() -> str:
     redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
     return (f"{os.cpu_count()} vCPU {cpu}, Linux {platform.release()}, {fs} (bench/out), Python "
             f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}, redis-server {redis_version[2:]}")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def ms(seconds: float) -> str:

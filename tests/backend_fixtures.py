@@ -5,11 +5,9 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,23 +15,8 @@ from typing import Iterator
 
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{what} did not listen on {port}")
+from dcslog.testing.ports import free_port
+from dcslog.testing.waiting import wait_port
 
 
 def _postgres_bin(name: str) -> str:
@@ -74,14 +57,14 @@ def postgres() -> Iterator[Postgres]:
         as_user = ["runuser", "-u", "postgres", "--"]
     subprocess.run([*as_user, _postgres_bin("initdb"), "-D", str(data), "-U", "dcslog", "--auth=trust",
                     "-E", "UTF8", "--no-sync"], check=True, capture_output=True)
-    port = _free_port()
+    port = free_port()
     log = open(base / "postgres.log", "wb")
     proc = subprocess.Popen([*as_user, _postgres_bin("postgres"), "-D", str(data), "-p", str(port),
                              "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={sockets}",
                              "-c", "fsync=off", "-c", "max_connections=200"],
                             stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_port(port, proc, "postgres")
+        wait_port(port, proc, "postgres")
         yield Postgres(port)
     finally:
         proc.terminate()
@@ -113,13 +96,13 @@ class S3Server:
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory) -> Iterator[S3Server]:
     """moto_server, an S3-compatible server process, on 127.0.0.1."""
-    port = _free_port()
+    port = free_port()
     log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
     # The moto of this interpreter's environment (the test extra pins it), not whatever moto_server is on PATH.
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                             stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_port(port, proc, "moto_server")
+        wait_port(port, proc, "moto_server")
         yield S3Server(f"http://127.0.0.1:{port}")
     finally:
         proc.terminate()

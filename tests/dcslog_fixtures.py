@@ -1,5 +1,6 @@
-"""A real dcslog server for tests: the aiohttp app on a loopback port in a background thread,
-plus the CLI (called in-process) and the official huaweicloudsdkdcs client pointed at it."""
+"""A real dcslog server for tests: the aiohttp app on a loopback port in a background thread
+(``dcslog.testing.server.running_app``), plus the CLI (called in-process) and the official
+huaweicloudsdkdcs client pointed at it."""
 
 from __future__ import annotations
 
@@ -7,33 +8,22 @@ import asyncio
 import contextlib
 import io
 import json
-import signal
-import socket
-import subprocess
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import pytest
-from aiohttp import web
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.http.http_config import HttpConfig
 from huaweicloudsdkdcs.v2 import DcsClient
 
 from dcslog import cli
-from dcslog.app import RUNNER_OPTIONS, DcsRunner, create_app
 from dcslog.config import Settings
 from dcslog.db.session import create_engine, create_sessionmaker
 from dcslog.keys import Keyring, load_server_key
 from dcslog.services.slowlog import harvest_all
-
-
-def _free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+from dcslog.testing.ports import free_port
+from dcslog.testing.server import running_app
 
 
 @dataclass
@@ -79,37 +69,11 @@ class DcslogServer:
         return asyncio.run(run())
 
 
-@contextlib.contextmanager
-def running_app(settings: Settings, run_worker: bool = True) -> Iterator[str]:
-    """Serve create_app(settings) on settings.host:settings.port in a thread until the block ends."""
-    loop = asyncio.new_event_loop()
-    runner = DcsRunner(create_app(settings, run_worker=run_worker), **RUNNER_OPTIONS)
-    started = threading.Event()
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, settings.host, settings.port).start())
-        started.set()
-        loop.run_forever()
-        loop.run_until_complete(runner.cleanup())
-        loop.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    assert started.wait(30), "dcslog did not start"
-    try:
-        yield f"http://{settings.host}:{settings.port}"
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(30)
-
-
 @pytest.fixture
 def dcslog_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """DCSLOG_* variables for a server in tmp_path; tests may add their own before starting it."""
     env = {"DCSLOG_DATA_DIR": str(tmp_path / "dcslog-data"), "DCSLOG_HOST": "127.0.0.1",
-           "DCSLOG_PORT": str(_free_port()), "DCSLOG_WORKER_POLL_INTERVAL": "0.2",
+           "DCSLOG_PORT": str(free_port()), "DCSLOG_WORKER_POLL_INTERVAL": "0.2",
            # Tests harvest the slow log when they choose (server.harvest()); one says otherwise.
            "DCSLOG_SLOWLOG_INTERVAL": "3600"}
     for key, value in env.items():
@@ -137,36 +101,3 @@ def dcslog_server(dcslog_env, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dcslo
 def dcslog_server_factory(dcslog_env, monkeypatch: pytest.MonkeyPatch):
     """``factory(run_worker=True, **settings)`` as a context manager: a server with extra DCSLOG_* settings."""
     return lambda run_worker=True, **overrides: started_server(monkeypatch, run_worker, **overrides)
-
-
-def stop_processes(*procs: subprocess.Popen, timeout: float = 15) -> None:
-    """Ctrl-C to each dcslog process still running (they shut down gracefully), then wait;
-    kill what has not exited after ``timeout``."""
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-    for proc in procs:
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def answers(base_url: str) -> bool:
-    """Whether a dcslog process at ``base_url`` is up (GET /livez)."""
-    import httpx
-    try:
-        return httpx.get(base_url + "/livez").status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def wait_for(predicate, timeout: float = 30, interval: float = 0.1, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")

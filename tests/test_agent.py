@@ -16,10 +16,11 @@ import httpx
 import pytest
 from huaweicloudsdkdcs.v2 import CreateRedislogRequest
 
+from dcslog.agent.client import AGENT_ACCESS_KEY
 from dcslog.signing import sign_request
-from dcslog.runlog.remote import AGENT_ACCESS_KEY
-from tests.dcslog_fixtures import _free_port, wait_for
-from tests.redis_fixtures import TlsFiles
+from dcslog.testing.ports import free_port
+from dcslog.testing.redis_servers import TlsFiles
+from dcslog.testing.waiting import wait_for
 from tests.test_faults import big_day, copytruncate_while_collecting
 from tests.test_redislog import day_lines, download, today_utc, wait_settled
 
@@ -37,7 +38,7 @@ def running_agent(tmp_path, tls: TlsFiles | None = None):
     remote_files = tmp_path / "remote-host-disk"
     log_dir.mkdir()
     remote_files.mkdir()
-    port = _free_port("127.0.0.3")
+    port = free_port("127.0.0.3")
     env = {**os.environ, "DCSLOG_AGENT_KEY": KEY}
     agent_cmd = [sys.executable, "-m", "dcslog.cli", "agent", "--host", "127.0.0.3", "--port", str(port),
                  "--allow-dir", str(log_dir)]

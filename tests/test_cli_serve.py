@@ -17,7 +17,9 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.dcslog_fixtures import _free_port, answers, stop_processes, wait_for
+from dcslog.testing.ports import free_port
+from dcslog.testing.processes import stop_processes
+from dcslog.testing.waiting import answers, wait_for
 
 DCSLOG = [sys.executable, "-m", "dcslog.cli"]
 
@@ -30,7 +32,7 @@ def run_cli(env, *args) -> dict | list:
 
 @pytest.fixture
 def served(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DCSLOG_DATA_DIR": str(tmp_path / "data"), "DCSLOG_PORT": str(port),
            "DCSLOG_LOG_LEVEL": "DEBUG", "DCSLOG_LOG_FORMAT": "json"}
     log_path = tmp_path / "serve.log"
@@ -90,18 +92,30 @@ def test_quick_start_flow_and_no_secret_in_logs(served, redis_standalone):
     assert not list(Path(env["DCSLOG_DATA_DIR"], "files").rglob("*.log"))
 
 
+ERROR_KEYS = {"exit_status", "status", "error_code", "error_msg", "error_ext_msg", "request_id"}
+
+
+def json_error(stdout: str) -> dict:
+    """What a failed command prints on stdout with --json: only the error object, in the client
+    commands' shape (tests/test_client_cli.py), never a partial result."""
+    body = json.loads(stdout)
+    assert set(body) == {"error"} and set(body["error"]) == ERROR_KEYS, body
+    return body["error"]
+
+
 def test_cli_errors_go_to_stderr(tmp_path):
     env = {**os.environ, "DCSLOG_DATA_DIR": str(tmp_path / "data")}
     run_cli(env, "db", "upgrade")  # admin commands need a database: this one fails on the Redis node
     done = subprocess.run([*DCSLOG, "instances", "import", "--project-id", "demo", "--name", "x",
                            "--redis", "redis://:hunter2@127.0.0.9:1", "--json"],
                           env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 1 and done.stdout == ""
-    assert "error:" in done.stderr and "hunter2" not in done.stderr and "no dcslog database" not in done.stderr
+    assert done.returncode == 1 and json_error(done.stdout)["exit_status"] == 1
+    assert "error:" in done.stderr and "hunter2" not in done.stderr + done.stdout
+    assert "no dcslog database" not in done.stderr
 
 
 def test_api_only_server_and_a_separate_worker(tmp_path, redis_standalone):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DCSLOG_DATA_DIR": str(tmp_path / "data"), "DCSLOG_PORT": str(port),
            "DCSLOG_WORKER_POLL_INTERVAL": "0.2", "DCSLOG_ACCESS_LOG": "false"}
     base = f"http://127.0.0.1:{port}"
@@ -137,7 +151,7 @@ def test_sigterm_lets_a_download_in_flight_finish(tmp_path, redis_standalone):
     lines = b"".join(log_line(start, f"entry {i} " + "x" * 200) for i in range(2000))
     log_file = tmp_path / "redis.log"
     log_file.write_bytes(lines * 80)  # ≈ 36 MB of today: far more than the sockets' buffers
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DCSLOG_DATA_DIR": str(tmp_path / "data"), "DCSLOG_PORT": str(port)}
     base = f"http://127.0.0.1:{port}"
     with open(tmp_path / "serve.log", "wb") as log:
@@ -204,8 +218,13 @@ def test_admin_commands_never_start_an_empty_database(tmp_path):
     for command in ADMIN_COMMANDS:
         for output in ([], ["--json"]):
             done = dcslog_run(elsewhere, clean_env(), *command, *output)
-            assert done.returncode == 1 and done.stdout == "", (command, done.stderr)
+            assert done.returncode == 1, (command, done.stderr)
             assert f"{elsewhere / 'data' / 'dcslog.db'} does not exist" in done.stderr
+            if output:
+                error = json_error(done.stdout)
+                assert error["exit_status"] == 1 and "does not exist" in error["error_msg"]
+            else:
+                assert done.stdout == ""
             for hint in ("DCSLOG_DATA_DIR", "DCSLOG_DATABASE_URL", "DCSLOG_CONFIG_FILE", "where `dcslog serve` runs",
                          "dcslog db upgrade"):
                 assert hint in done.stderr, (hint, done.stderr)
@@ -222,7 +241,7 @@ def test_quick_start_serve_then_admin_commands_in_the_same_directory(tmp_path):
     here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
     here.mkdir()
     elsewhere.mkdir()
-    port = _free_port()
+    port = free_port()
     env = clean_env(DCSLOG_PORT=str(port))
     base = f"http://127.0.0.1:{port}"
     with open(tmp_path / "serve.log", "wb") as log:
@@ -268,9 +287,9 @@ def test_admin_commands_on_postgresql_without_the_schema(tmp_path, postgres):
     url = postgres.create_database().replace("postgresql+psycopg://dcslog@", "postgresql+psycopg://dcslog:pw-hunter2@")
     env = clean_env(DCSLOG_DATABASE_URL=url, DCSLOG_SERVER_KEY=Fernet.generate_key().decode())
     done = dcslog_run(tmp_path, env, "credentials", "create", "--project-id", "demo", "--json")
-    assert done.returncode == 1 and done.stdout == ""
+    assert done.returncode == 1 and "holds no dcslog schema" in json_error(done.stdout)["error_msg"]
     assert "holds no dcslog schema" in done.stderr and "dcslog:***@127.0.0.1" in done.stderr
-    assert "pw-hunter2" not in done.stderr and "dcslog db upgrade" in done.stderr
+    assert "pw-hunter2" not in done.stderr + done.stdout and "dcslog db upgrade" in done.stderr
     done = dcslog_run(tmp_path, env, "db", "upgrade", "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["created"] is True and "pw-hunter2" not in done.stdout
@@ -278,7 +297,7 @@ def test_admin_commands_on_postgresql_without_the_schema(tmp_path, postgres):
     assert done.returncode == 0, done.stderr
     assert "dcslog: using postgresql+psycopg://dcslog:***@127.0.0.1" in done.stderr and "pw-hunter2" not in done.stderr
     # A server nobody answers at: said, with the URL, never the password.
-    done = dcslog_run(tmp_path, {**env, "DCSLOG_DATABASE_URL": url.replace(f":{postgres.port}/", f":{_free_port()}/")},
+    done = dcslog_run(tmp_path, {**env, "DCSLOG_DATABASE_URL": url.replace(f":{postgres.port}/", f":{free_port()}/")},
                       "instances", "list")
     assert done.returncode == 1 and "cannot open the database postgresql+psycopg://dcslog:***@" in done.stderr
     assert "pw-hunter2" not in done.stderr and "Traceback" not in done.stderr
@@ -297,7 +316,7 @@ def assert_owner_only(data_dir: Path, *, wal: bool) -> None:
 
 
 def test_database_and_data_directory_are_owner_only_when_serve_makes_them(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = clean_env(DCSLOG_DATA_DIR=str(tmp_path / "data"), DCSLOG_PORT=str(port))
     base = f"http://127.0.0.1:{port}"
     with open(tmp_path / "serve.log", "wb") as log:

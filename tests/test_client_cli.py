@@ -28,7 +28,9 @@ from dcslog import cli
 from dcslog.client.commands import parse_time
 from dcslog.client.config import ClientConfig, ConfigError, load_config
 from dcslog.client.progress import ByteProgress, StatusBoard
-from tests.dcslog_fixtures import _free_port, answers, stop_processes, wait_for
+from dcslog.testing.ports import free_port
+from dcslog.testing.processes import stop_processes
+from dcslog.testing.waiting import answers, wait_for
 from tests.test_e2e_sdk import expected_day
 
 MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
@@ -378,7 +380,7 @@ def test_configuration_and_network_errors(client_env, capsys, monkeypatch):
     assert code == 2 and "not configured" in err and "DCSLOG_AK" in err
 
     monkeypatch.setenv("DCSLOG_TOKEN", "anything")
-    monkeypatch.setenv("DCSLOG_ENDPOINT", f"http://127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("DCSLOG_ENDPOINT", f"http://127.0.0.1:{free_port()}")
     code, _, err = run(capsys, "groups", "--instance", instance)
     assert code == 5 and "cannot reach" in err
     code, out, err = run(capsys, "logs", "list", "--instance", instance, "--json")
@@ -533,7 +535,7 @@ def client_process_env(endpoint: str, credential: dict, tmp_path: Path) -> dict[
 @pytest.fixture
 def serve_process(tmp_path):
     """`dcslog serve` as its own process on a free port; yields (its URL, the environment of its admin CLI)."""
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DCSLOG_")}
     env.update({"DCSLOG_DATA_DIR": str(tmp_path / "serve-data"), "DCSLOG_HOST": "127.0.0.1",
                 "DCSLOG_PORT": str(port), "DCSLOG_WORKER_POLL_INTERVAL": "0.2"})

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from dcslog import signing
-from tests.dcslog_fixtures import stop_processes
+from dcslog.testing.processes import stop_processes
 from tests.test_e2e_sdk import expected_day
 
 CHROMIUM = os.environ.get("DCSLOG_TEST_CHROMIUM", "/usr/bin/chromium")

@@ -30,8 +30,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dcslog.testing.ports import free_port
+from dcslog.testing.processes import stop_processes
+from dcslog.testing.waiting import answers, wait_for
 from tests.backend_fixtures import BACKENDS
-from tests.dcslog_fixtures import _free_port, answers, stop_processes, wait_for
 from tests.test_redislog import day_lines, today_utc
 
 DCSLOG = [sys.executable, "-m", "dcslog.cli"]
@@ -85,7 +87,7 @@ class Deployment:
         return proc
 
     def start_api(self) -> None:
-        port = _free_port()
+        port = free_port()
         self.start("serve", "--no-worker", "--port", str(port), name="api")
         self.api = f"http://127.0.0.1:{port}"
         wait_for(lambda: answers(self.api), timeout=30, what="the API process")
@@ -95,7 +97,7 @@ class Deployment:
         """The process that will be killed: `dcslog serve` (API and worker in one) on the embedded
         default, a `dcslog worker` beside the API processes on PostgreSQL."""
         if self.backend == "embedded":
-            return self.start("serve", "--port", str(_free_port()), name="victim", **settings)
+            return self.start("serve", "--port", str(free_port()), name="victim", **settings)
         return self.start("worker", name="victim", **settings)
 
     def kill(self, proc: subprocess.Popen) -> None:
@@ -172,7 +174,7 @@ def deployment(request, tmp_path):
 def agent(tmp_path):
     log_dir = tmp_path / "remote-logs"
     log_dir.mkdir()
-    port = _free_port("127.0.0.3")
+    port = free_port("127.0.0.3")
     proc = subprocess.Popen([*DCSLOG, "agent", "--host", "127.0.0.3", "--port", str(port), "--allow-dir",
                              str(log_dir)], env={**os.environ, "DCSLOG_AGENT_KEY": AGENT_KEY},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

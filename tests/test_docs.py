@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from dcslog.api.routes import ROUTES
+from dcslog.api.operations import registered
 from dcslog.cli import build_parser
+from dcslog.command import EXIT_STATUSES
 from dcslog.config import Settings
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -32,12 +34,20 @@ def test_every_cli_command_is_documented():
         assert f"dcslog {command}" in text, f"`dcslog {command}` is not in docs/cli.md"
 
 
+def test_every_exit_status_is_documented():
+    """docs/cli.md's table is the one exit-status table of every command: no more, no fewer rows."""
+    text = (DOCS / "cli.md").read_text()
+    table = text[text.index("### Exit statuses"):]
+    documented = {int(n) for n in re.findall(r"^\| (\d+) \|", table, re.M)}
+    assert documented == set(EXIT_STATUSES)
+
+
 def test_every_route_is_documented():
     text = (DOCS / "api.md").read_text()
-    for method, path, handler in ROUTES:
-        assert path in text, f"{method} {path} is not in docs/api.md"
-        if path.startswith("/v2/"):
-            assert f"`{handler.__name__}`" in text, f"{handler.__name__} is not named in docs/api.md"
+    for op in registered():
+        assert op.path in text, f"{op.method} {op.path} is not in docs/api.md"
+        if op.role is not None:  # a DCS operation: named as the SDK names it
+            assert f"`{op.name}`" in text, f"{op.name} is not named in docs/api.md"
 
 
 def test_config_file_is_read(tmp_path, monkeypatch):

@@ -18,8 +18,9 @@ from huaweicloudsdkdcs.v2 import (
     ShowInstanceRequest,
 )
 
+from dcslog.testing.waiting import wait_for
 from tests.backend_fixtures import BACKENDS
-from tests.dcslog_fixtures import started_server, wait_for
+from tests.dcslog_fixtures import started_server
 from tests.runlog_reference import parse, reference_day
 
 # Every test here runs on the embedded default and on PostgreSQL + S3.

@@ -23,7 +23,9 @@ import httpx
 import pytest
 from huaweicloudsdkdcs.v2 import CreateRedislogRequest, ListInstancesRequest
 
-from tests.dcslog_fixtures import _free_port, answers, stop_processes, wait_for
+from dcslog.testing.ports import free_port
+from dcslog.testing.processes import stop_processes
+from dcslog.testing.waiting import answers, wait_for
 from tests.test_redislog import download, log_line, today_utc, wait_settled
 
 DCSLOG = [sys.executable, "-m", "dcslog.cli"]
@@ -145,7 +147,7 @@ def test_service_sigkilled_mid_collection_then_restarted(tmp_path, redis_standal
     days = {today_utc() - timedelta(days=back): big_day(today_utc() - timedelta(days=back), 24, f"d{back} ")
             for back in range(6, -1, -1)}
     log.write_bytes(b"".join(days.values()))
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DCSLOG_DATA_DIR": str(tmp_path / "data"), "DCSLOG_PORT": str(port),
            "DCSLOG_JOB_LEASE": "2", "DCSLOG_WORKER_POLL_INTERVAL": "0.2", "DCSLOG_SLOWLOG_INTERVAL": "3600"}
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 import schemathesis
+from aiohttp import web
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
@@ -33,10 +34,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from dcslog.api.openapi import DOCUMENT
-from dcslog.app import MAX_HEADERS, MAX_URL
-from dcslog.api.routes import ROUTES
-from tests.dcslog_fixtures import wait_for
+from dcslog.api.openapi import document
+from dcslog.api.operations import registered
+from dcslog.api.routes import add_routes
+from dcslog.httpserver import MAX_HEADERS, MAX_URL
+from dcslog.testing.waiting import wait_for
 
 PROJECT = "proj-a"
 MAX_EXAMPLES = 30
@@ -126,7 +128,7 @@ def _schema(*, with_security_parameters: bool, codec: str = "utf-8"):
                        "with-security-parameters": with_security_parameters},
         "phases": {"stateful": {"enabled": False}},
     })
-    schema = schemathesis.openapi.from_dict(DOCUMENT, config=config)
+    schema = schemathesis.openapi.from_dict(document(), config=config)
 
     @schema.hook
     def before_generate_path_parameters(context, strategy):
@@ -208,9 +210,15 @@ def test_fuzz_without_credentials(case, target):
 # -- the document itself ----------------------------------------------------------------------------------------
 
 def test_document_lists_exactly_the_routes():
-    documented = {(method.upper(), path) for path, operations in DOCUMENT["paths"].items() for method in operations}
-    # add_routes() also answers HEAD on every GET route; the document names it where it matters (downloads).
-    assert documented == {(method, path) for method, path, _ in ROUTES} | {("HEAD", "/downloads/{token}")}
+    """The router and the document come from the same declarations; this keeps it so."""
+    documented = {(method.upper(), path) for path, operations in document()["paths"].items() for method in operations}
+    app = web.Application()
+    add_routes(app)
+    routed = {(route.method, route.resource.canonical) for route in app.router.routes()}
+    # Every GET also answers HEAD; the document names HEAD where it matters (downloads).
+    heads = {("HEAD", op.path) for op in registered() if op.method == "GET" and not op.document_head}
+    assert routed == documented | heads
+    assert {(op.method, op.path) for op in registered()} == {m_p for m_p in documented if m_p[0] != "HEAD"}
 
 
 @pytest.mark.parametrize("path,method", [("/v2/{project_id}/instances", "GET"), ("/downloads/{token}", "GET"),
@@ -231,5 +239,5 @@ def test_middleware_limits_are_documented(target, path, method):
 def test_document_is_served(dcslog_server):
     response = httpx.get(f"{dcslog_server.url}/openapi.json")
     assert response.status_code == 200 and response.headers["content-type"] == "application/json;charset=UTF-8"
-    assert response.json() == json.loads(json.dumps(DOCUMENT))
+    assert response.json() == json.loads(json.dumps(document()))
     assert response.headers["x-request-id"]

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from dcslog import cli
-from tests.redis_fixtures import wait_until
+from dcslog.testing.redis_servers import wait_until
 from tests.test_redis_discovery import start_unannounced
 
 DCSLOG = [sys.executable, "-m", "dcslog.cli"]
@@ -118,6 +118,23 @@ def test_show_prints_the_groups_in_text_mode(dcslog_server, redis_replicated, ca
     for replication_id, node, role in zip(ids, redis_replicated.nodes, ["master", "slave", "slave"]):
         [line] = [line for line in lines if replication_id in line]
         assert line.split() == ["group-0", replication_id, role, node.address, "Active", node.log_file]
+
+
+def test_an_admin_error_is_reported_as_every_command_reports_one(dcslog_server, capsys):
+    """`error: …` on stderr, exit status 1, and with --json the client commands' JSON error, carrying
+    the DCS code of an error the API has too; in text mode, nothing on stdout."""
+    unknown = "00000000-0000-4000-8000-000000000000"
+    code, out, err = run(capsys, "instances", "show", unknown, "--json")
+    assert (code, err) == (1, "error: The instance does not exist.\n")
+    assert json.loads(out) == {"error": {"exit_status": 1, "status": None, "error_code": "DCS.3022",
+                                         "error_msg": "The instance does not exist.", "error_ext_msg": None,
+                                         "request_id": None}}
+    code, out, err = run(capsys, "credentials", "delete", "NOSUCHKEY")
+    assert code == 1 and out == "" and "error: No credential with access key NOSUCHKEY." in err
+    code, out, err = run(capsys, "instances", "import", "--project-id", "p", "--name", "n", "--redis",
+                         "redis://127.0.0.2:1", "--log-file", "nonsense", "--json")
+    error = json.loads(out)["error"]
+    assert code == 1 and error["error_code"] is None and "--log-file 'nonsense'" in error["error_msg"]
 
 
 # -- the Redis password ----------------------------------------------------------------------------

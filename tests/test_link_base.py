@@ -12,7 +12,7 @@ import httpx
 import pytest
 from huaweicloudsdkdcs.v2 import CreateRedislogRequest, ListRedislogRequest
 
-from tests.dcslog_fixtures import wait_for
+from dcslog.testing.waiting import wait_for
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from huaweicloudsdkdcs.v2 import CreateRedislogDownloadLinkRequest, CreateRedisl
 from dcslog import worker as worker_module
 from dcslog.db.session import upgrade
 from dcslog.storage import open_object_store
-from tests.dcslog_fixtures import wait_for
+from dcslog.testing.waiting import wait_for
 from tests.test_redislog import day_lines, today_utc
 from tests.test_scale_out import run_sweep, s3_worker_settings
 

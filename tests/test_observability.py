@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from dcslog.app import SAFE_REQUEST_ID
+from dcslog.httpserver import SAFE_REQUEST_ID
 from dcslog.observability import (
     JsonFormatter,
     RequestMetrics,
@@ -18,7 +18,7 @@ from dcslog.observability import (
     new_request_id,
     request_id_var,
 )
-from tests.dcslog_fixtures import _free_port
+from dcslog.testing.ports import free_port
 
 
 def _exposition(metrics: RequestMetrics) -> list[str]:
@@ -162,7 +162,7 @@ def test_metrics_token_is_required_once_set_and_shows_every_series(dcslog_server
 def test_metrics_listener_of_its_own(dcslog_server_factory, redis_standalone):
     """DCSLOG_METRICS_PORT: every series on an address of its own, which serves nothing else; the API
     port's /metrics stays totals-only."""
-    port = _free_port()
+    port = free_port()
     with dcslog_server_factory(metrics_port=str(port)) as server:
         instance_id, _ = _harvested_instance(server, redis_standalone)
         listener = f"http://127.0.0.1:{port}"

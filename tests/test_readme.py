@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from dcslog.runlog import log_sources
-from tests.dcslog_fixtures import _free_port, answers, stop_processes, wait_for
+from dcslog.testing.ports import free_port
+from dcslog.testing.processes import stop_processes
+from dcslog.testing.waiting import answers, wait_for
 from tests.runlog_reference import parse, reference_day
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -30,7 +32,7 @@ def tour() -> str:
 def run_tour(tmp_path: Path, node_url: str) -> tuple[Path, str]:
     """`dcslog serve` in a fresh directory, then the tour in the same directory; returns the
     directory and the tour's output."""
-    port = _free_port()
+    port = free_port()
     script = (tour().replace("redis://127.0.0.1:6379", node_url)
               .replace("127.0.0.1:8080", f"127.0.0.1:{port}"))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}

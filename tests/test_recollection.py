@@ -20,8 +20,8 @@ from dcslog import worker as worker_module
 from dcslog.db.session import sync_url
 from dcslog.services.collection import is_object_key
 from dcslog.storage import open_object_store
+from dcslog.testing.waiting import wait_for
 from tests.backend_fixtures import BACKENDS
-from tests.dcslog_fixtures import wait_for
 from tests.test_redislog import day_lines, today_utc, wait_settled
 from tests.test_scale_out import run_sweep
 
@@ -195,7 +195,7 @@ def test_the_client_reports_a_failed_refresh(dcslog_server, redis_standalone, no
                                              capsys):
     """`dcslog logs collect --wait` follows its collection by the task that collects each file: a refresh
     that fails is reported (exit 3, with the reason), although backup_id goes back to the previous task."""
-    from dcslog.client.commands import EXIT_COLLECTION_FAILED
+    from dcslog.command import EXIT_COLLECTION_FAILED
     from tests.test_client_cli import configure_client, run
 
     instance_id = dcslog_server.import_instance(redis_standalone.url, "proj-a", "x", "--log-file",

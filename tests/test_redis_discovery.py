@@ -10,8 +10,11 @@ import warnings
 
 import pytest
 
-from dcslog.redis.discovery import DiscoveryError, Topology, discover
-from tests.redis_fixtures import TlsFiles, _bindable, cluster_context, free_port, wait_until
+from dcslog.redis.connection import DiscoveryError
+from dcslog.redis.topology import Topology, discover
+from dcslog.testing.ports import bindable, free_redis_port
+from dcslog.testing.redis_servers import TlsFiles, wait_until
+from tests.redis_fixtures import cluster_context
 
 
 def _same(a: Topology, b: Topology) -> bool:
@@ -182,7 +185,7 @@ async def test_renamed_config_command(redis_node_factory, tmp_path):
 
 
 async def test_unreachable_seed():
-    port = free_port("127.0.0.2")
+    port = free_redis_port("127.0.0.2")
     with pytest.raises(DiscoveryError, match=rf"cannot connect to redis://127\.0\.0\.2:{port}: Connection refused"):
         await discover(f"redis://:pw@127.0.0.2:{port}", timeout=1.0)
 
@@ -339,8 +342,8 @@ async def test_tls(redis_node_factory, tmp_path):
 def port_free_on(*hosts: str) -> int:
     """A port free on every one of ``hosts`` (so that nothing answers on the others)."""
     for _ in range(100):
-        port = free_port(hosts[0])
-        if all(_bindable(h, port) and _bindable(h, port + 10000) for h in hosts[1:]):
+        port = free_redis_port(hosts[0])
+        if all(bindable(h, port) and bindable(h, port + 10000) for h in hosts[1:]):
             return port
     raise RuntimeError(f"no port free on all of {hosts}")
 

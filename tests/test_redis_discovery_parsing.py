@@ -2,16 +2,8 @@
 
 from __future__ import annotations
 
-from dcslog.redis.discovery import (
-    _ConfigError,
-    _Probe,
-    _cluster_shards,
-    NodeConnector,
-    _log_file,
-    _parse_cluster_nodes,
-    _parse_info,
-    _replicas_of,
-)
+from dcslog.redis.connection import NodeConnector, _ConfigError, _parse_info, _Probe
+from dcslog.redis.topology import _cluster_shards, _log_file, _parse_cluster_nodes, _replicas_of
 
 # Redis 7 format (",hostname" after the bus port), with a failed-over old
 # master (fail, no slots), its slots now on the promoted replica, a node in

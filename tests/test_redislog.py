@@ -20,7 +20,7 @@ from huaweicloudsdkdcs.v2 import (
 )
 
 from dcslog.services.redislog import days_to_collect
-from tests.dcslog_fixtures import wait_for
+from dcslog.testing.waiting import wait_for
 
 MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
 

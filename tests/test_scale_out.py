@@ -13,7 +13,9 @@ import httpx
 import psycopg
 import pytest
 
-from tests.dcslog_fixtures import _free_port, answers, stop_processes, wait_for
+from dcslog.testing.ports import free_port
+from dcslog.testing.processes import stop_processes
+from dcslog.testing.waiting import answers, wait_for
 from tests.test_redislog import log_line, today_utc
 
 DCSLOG = [sys.executable, "-m", "dcslog.cli"]
@@ -66,7 +68,7 @@ def test_two_apis_two_workers_one_killed(cluster_env, redis_standalone, tmp_path
         instances.append(instance["instance_id"])
     token = run_cli(env, "token", "create", "--project-id", "demo")["token"]
 
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     procs: dict[str, subprocess.Popen] = {}
     try:
         for i, port in enumerate(ports):
@@ -139,7 +141,7 @@ def test_a_request_to_another_process_wakes_the_worker_at_once(cluster_env, redi
     instance_id = run_cli(env, "instances", "import", "--project-id", "demo", "--name", "n", "--redis",
                           redis_standalone.url, "--log-file", f"{redis_standalone.address}={log}")["instance_id"]
     token = run_cli(env, "token", "create", "--project-id", "demo")["token"]
-    port = _free_port()
+    port = free_port()
     worker_log = tmp_path / "worker.log"
     procs = []
     try:

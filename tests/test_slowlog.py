@@ -20,7 +20,8 @@ from sqlalchemy import select
 from dcslog.redis.slowlog import fingerprint
 from dcslog.services import slowlog as slowlog_service
 from dcslog.services.slowlog import duration_ms
-from tests.dcslog_fixtures import started_server, wait_for
+from dcslog.testing.waiting import wait_for
+from tests.dcslog_fixtures import started_server
 from tests.test_observability import every_series
 
 SLOW = ["--slowlog-log-slower-than", "10000"]  # 10 ms: only DEBUG SLEEP 0.02 gets in
@@ -173,7 +174,7 @@ def test_racing_harvests_store_once_and_count_everything_once(dcslog_server, red
     from dcslog.db.models import Instance, Replication, SlowlogCursor
     from dcslog.db.session import create_engine, create_sessionmaker
     from dcslog.keys import Keyring, load_server_key
-    from dcslog.redis.discovery import NodeConnector
+    from dcslog.redis.connection import NodeConnector
     from dcslog.redis.slowlog import read_slowlog
 
     node = redis_node_factory("127.0.0.2", args=[*SLOW, "--slowlog-max-len", "5"])

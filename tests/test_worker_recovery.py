@@ -24,8 +24,8 @@ from dcslog.keys import Keyring, load_server_key
 from dcslog.services.collection import run_collect_task
 from dcslog.services.redislog import COLLECT_TASK
 from dcslog.storage import open_object_store
+from dcslog.testing.waiting import wait_for
 from dcslog.worker import Worker
-from tests.dcslog_fixtures import wait_for
 from tests.test_redislog import day_lines, download, today_utc
 
 

@@ -1,228 +1,24 @@
-"""create_app(settings): the aiohttp application, its error envelope, and its lifetime.
+"""create_app(settings): the service's aiohttp application, its routes, and its lifetime
+(the database, object store and worker, opened at start-up and closed at shut-down).
 
-aiohttp was chosen against PERF-ANCHORS.md: its FileResponse serves links with
-sendfile at ~0.97x nginx (Starlette's reaches 0.14-0.69x) and it answers
-small JSON requests at ~0.12x nginx per core (FastAPI: 0.04x). It runs on the
-standard asyncio loop, which has loop.sendfile() (uvloop has not).
+It runs on the HTTP plumbing in ``httpserver.py`` (error envelope, request ids, limits,
+access log, runner), which ``dcslog agent`` uses without this module.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-import logging
-import re
-import signal
 
 from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
-from aiohttp.web_protocol import RequestHandler
 
-from dcslog import errors
-from dcslog.api.params import json_response
 from dcslog.config import Settings
-from dcslog.observability import REQUEST_METRICS, log_info, new_request_id, request_id_var
-
-log = logging.getLogger("dcslog")
-
-REQUEST_ID = web.RequestKey("request_id", str)
-SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
-MAX_BODY = 64 * 1024  # no DCS endpoint here takes a body; keep what is read small
-MAX_URL = 8 * 1024
-MAX_HEADERS = 16 * 1024
-# aiohttp answers a request over its own parser limits itself, in plain text, before any
-# middleware. Its limits sit above ours (MAX_URL, MAX_HEADERS), so that ours answer first,
-# in the envelope; memory stays bounded by theirs.
-PARSER_LIMITS = {"max_line_size": 64 * 1024, "max_field_size": 64 * 1024}
-
-HTTP_ERRORS = {
-    404: errors.NotFound,
-    405: errors.MethodNotAllowed,
-}
-
-
-def _as_dcs_error(exc: web.HTTPException) -> errors.DcsError:
-    if exc.status in HTTP_ERRORS:
-        error = HTTP_ERRORS[exc.status]()
-    else:
-        error = errors.DcsError(exc.reason or "Invalid request.", "DCS.4800" if exc.status < 500 else "DCS.5000")
-        error.status = exc.status
-    if "Allow" in exc.headers:  # a 405 must say which methods the resource has (RFC 9110)
-        error.headers = {**error.headers, "Allow": exc.headers["Allow"]}
-    return error
-
-
-def _status_error(status: int, message: str) -> errors.DcsError:
-    error = errors.DcsError(message)
-    error.status = status
-    return error
-
-
-def _error_response(error: errors.DcsError) -> web.Response:
-    response = json_response(error.body(), status=error.status)
-    response.headers.update(error.headers)
-    return response
-
-
-class AnswerCut(ConnectionResetError):
-    """A streamed answer (a download, an agent's day) failed after its first bytes went out."""
-
-
-@web.middleware
-async def dcs_envelope(request: web.Request, handler) -> web.StreamResponse:
-    """The one place that turns any failure into the DCS error envelope, and stamps X-Request-Id."""
-    given = request.headers.get("X-Request-Id", "")
-    # A caller's own id is echoed (it ties their logs to ours) only if it is tame: it goes into our log.
-    request_id = given if SAFE_REQUEST_ID.fullmatch(given) else new_request_id()
-    request[REQUEST_ID] = request_id
-    request_id_var.set(request_id)
-    try:
-        if len(request.raw_path) > MAX_URL:
-            raise _status_error(414, f"The URL is longer than {MAX_URL} bytes.")
-        if sum(map(len, itertools.chain.from_iterable(request.raw_headers))) > MAX_HEADERS:
-            raise _status_error(431, f"The request headers are larger than {MAX_HEADERS} bytes.")
-        response = await handler(request)
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        if request.writer.output_size > 0:
-            # Part of a streamed answer is out: an envelope now would land inside its body.
-            # The connection is closed instead, without the end of the chunked or sized
-            # body, so the client sees a broken answer, never a short one that looks whole.
-            level = logging.INFO if isinstance(exc, ConnectionError) else logging.WARNING  # the client left
-            log.log(level, "answer cut after %d bytes: %s, request_id=%s", request.writer.output_size,
-                    exc or type(exc).__name__, request_id)
-            raise AnswerCut() from exc
-        if isinstance(exc, errors.DcsError):
-            response = _error_response(exc)
-        elif isinstance(exc, web.HTTPException):
-            if exc.status < 400:  # a redirect: aiohttp sends the exception itself
-                exc.headers["X-Request-Id"] = request_id
-                raise
-            response = _error_response(_as_dcs_error(exc))
-        else:
-            log.exception("unexpected error, request_id=%s", request_id)
-            response = _error_response(errors.InternalError())
-    # A handler that streams (the agent) has sent its headers already and sets the id itself.
-    if not response.prepared:
-        response.headers["X-Request-Id"] = request_id
-    return response
-
-
-def _route_template(request: web.BaseRequest) -> str:
-    try:
-        match_info = request.match_info
-    except (AttributeError, AssertionError):  # none: aiohttp refused the request before routing it
-        match_info = None
-    resource = match_info.route.resource if match_info is not None else None
-    return resource.canonical if resource is not None else "(unmatched)"
-
-
-class AccessLogger(AbstractAccessLogger):
-    """Runs once per request, after its response is sent (aiohttp calls it whenever an
-    access logger is set, ``enabled`` being True): counts the request in the request
-    metrics, and writes the access line — method, path as sent (percent-encoded, so one
-    line), status, time; the request id is added by the log format — unless the
-    ``aiohttp.access`` logger is quiet (DCSLOG_ACCESS_LOG=false). Download tokens are
-    bearer secrets: never logged."""
-
-    def log(self, request, response, time):
-        route = _route_template(request)
-        REQUEST_METRICS.count(route, request.method, response.status, time)
-        if self.logger.isEnabledFor(logging.INFO):
-            path = request.rel_url.raw_path
-            if request.path.startswith("/downloads/"):  # the decoded path: "/%64ownloads/…" too
-                path = "/downloads/<token>"
-            log_info(self.logger, f"{request.method} {path} {response.status} {time * 1000:.1f}ms")
-
-
-# What every server of ours (dcslog serve, the tests' servers, the agent) runs aiohttp with.
-# keepalive_timeout: web.run_app's 75 s for an idle keep-alive connection (the protocol's
-# own default is an hour of held file descriptors per idle client).
-RUNNER_OPTIONS = {**PARSER_LIMITS, "access_log_class": AccessLogger, "keepalive_timeout": 75.0}
-
-
-class DcsRequestHandler(RequestHandler):
-    """aiohttp's per-connection protocol, answering in the DCS envelope what never reaches
-    the middleware: a request its HTTP parser rejects (bad request line, header or chunked
-    body, a line over PARSER_LIMITS), which aiohttp answers in plain text."""
-
-    __slots__ = ()
-
-    def handle_error(self, request, status=500, exc=None, message=None):
-        if isinstance(exc, AnswerCut):  # logged by dcs_envelope: only closing is left (aiohttp does it)
-            raise ConnectionError("the answer was cut")
-        request_id = new_request_id()
-        request_id_var.set(request_id)  # this runs in the request's task: its access line gets the id too
-        if status >= 500:
-            log.error("unexpected error outside the application, request_id=%s", request_id, exc_info=exc)
-            error = errors.InternalError()
-            error.status = status
-        if request.writer.output_size > 0:  # as aiohttp: a response is half sent, only closing is left
-            raise ConnectionError("Response is sent already, cannot send another response with the error message")
-        if status < 500:
-            # The parser's first line says what was wrong; the rest echoes the client's bytes.
-            reason = (message or "").partition("\n")[0].strip().rstrip(":")[:200] or "Malformed HTTP request"
-            if reason.startswith("Got more than"):
-                reason = f"A request line or header is longer than {PARSER_LIMITS['max_line_size']} bytes"
-            log.info("malformed request from %s, request_id=%s: %s", request.remote, request_id, reason)
-            error = _status_error(status, f"Malformed HTTP request: {reason}.")
-        response = _error_response(error)
-        response.headers["X-Request-Id"] = request_id
-        response.force_close()  # the parser has lost its place in the stream
-        return response
-
-
-class DcsServer(web.Server):
-    def __call__(self) -> RequestHandler:
-        return DcsRequestHandler(self, loop=self._loop, **self._kwargs)
-
-
-class DcsRunner(web.AppRunner):
-    """``web.AppRunner`` whose connections are ``DcsRequestHandler``s. aiohttp has no option
-    for the protocol class, so the server it builds is given ours (which adds no state)."""
-
-    async def _make_server(self) -> web.Server:
-        server = await super()._make_server()
-        server.__class__ = DcsServer
-        return server
-
-
-def run_app(app: web.Application, *, host: str, port: int, ssl_context=None, ready=None) -> None:
-    """Serve ``app`` through ``DcsRunner`` until SIGINT or SIGTERM, then shut down as
-    ``web.run_app`` does: stop listening, let requests in flight finish (downloads, agent
-    streams; up to aiohttp's 60 s shutdown timeout), then run the app's cleanup (the worker).
-    ``ready()`` is called once the socket listens."""
-
-    async def serve() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        signals = (signal.SIGINT, signal.SIGTERM)
-
-        def on_signal() -> None:
-            stop.set()
-            for signum in signals:  # a second Ctrl-C or SIGTERM ends the process at once
-                loop.remove_signal_handler(signum)
-        for signum in signals:
-            loop.add_signal_handler(signum, on_signal)
-        runner = DcsRunner(app, **RUNNER_OPTIONS)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
-            if ready is not None:
-                ready()
-            await stop.wait()
-        finally:
-            await runner.cleanup()  # before asyncio.run cancels what is left: the drain comes first
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
+from dcslog.httpserver import MAX_BODY, dcs_envelope
 
 
 def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> web.Application:
     """The application; opening the database, object store and worker happens at start-up, not at import.
-    (Nor is the service imported with this module: `dcslog agent` uses only the HTTP plumbing above.)"""
+    (The service's modules, too, are imported when an app is made, not with this module.)"""
     from dcslog.api.routes import add_routes
     from dcslog.console import add_console_routes
     from dcslog.state import SETTINGS

@@ -1,55 +1,76 @@
 """The ``dcslog`` command: the server, the worker, the agent, the admin commands (``admin``,
 against the configured database) and the client commands (``client``, against any DCS endpoint).
 
-Admin commands print JSON on stdout with ``--json`` (the contract scripts rely
-on) and a human table otherwise. Errors go to stderr with exit status 1.
+Every command is declared with :func:`dcslog.command.add_command` and run by
+:func:`dcslog.command.run`: one exit-status table for all of them (docs/cli.md), errors on
+stderr and, with ``--json``, one JSON error object on stdout. Admin commands print JSON on
+stdout with ``--json`` (the contract scripts rely on) and a human table otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import sys
 from typing import Any
 
 from dcslog import errors
+from dcslog.command import (
+    EXIT_OK,
+    NODE_COLUMNS,
+    Column,
+    CommandParser,
+    Runner,
+    add_command,
+    add_group,
+    err,
+    node_rows,
+    print_json,
+    print_table,
+    run,
+)
 from dcslog.config import Settings
 from dcslog.observability import configure_logging
 from dcslog.roles import ROLES
 
 
-def _print(result: Any, as_json: bool, columns: list[str] | None = None) -> None:
+def _settings() -> Settings:
+    """The server settings (DCSLOG_*), with logging configured as they say."""
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def _upgrade(settings: Settings) -> None:
+    """The service creates its database (owner-only) when there is none, and migrates it."""
+    from dcslog.db.session import upgrade
+
+    upgrade(settings.effective_database_url)
+
+
+def _print_result(result: Any, as_json: bool, columns: list[Column] | None = None) -> None:
+    """An admin command's result: JSON, or a table (columns given, or the first row's scalar
+    fields) and, after an instance, its nodes as ``dcslog groups`` shows them."""
     if as_json:
-        print(json.dumps(result, indent=2, default=str))
+        print_json(result)
         return
     rows = result if isinstance(result, list) else [result]
-    if not rows:
-        print("(none)")
-        return
-    columns = columns or [k for k in rows[0] if not isinstance(rows[0][k], (list, dict))]
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
-    print("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())
-    for r in rows:
-        print("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns).rstrip())
+    if columns is None:
+        columns = [k for k in rows[0] if not isinstance(rows[0][k], (list, dict))] if rows else []
+    print_table(rows, columns)
     if isinstance(result, dict) and result.get("group_list"):
         print()
-        _print(_group_rows(result["group_list"]), False)
+        print_table(node_rows(result["group_list"]), NODE_COLUMNS)
 
 
-def _group_rows(groups: list[dict]) -> list[dict]:
-    """An instance's nodes, one row each, as ``dcslog groups`` shows them (the log file, or why there is none)."""
-    return [{"group": group["group_name"], "replication_id": node["replication_id"], "role": node["replication_role"],
-             "address": f"{node['replication_ip']}:{node['replication_port']}", "status": node["status"],
-             "log_file": node["log_file"] or node["log_file_error"]}
-            for group in groups for node in group["replication_list"]]
-
-
-def cmd_serve(args, settings: Settings) -> None:
-    from dcslog.app import create_app, run_app
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings()
+    _upgrade(settings)
+    from dcslog.app import create_app
     from dcslog.db.session import describe_database
+    from dcslog.httpserver import run_app
 
     if args.host:
         settings.host = args.host
@@ -68,9 +89,13 @@ def cmd_serve(args, settings: Settings) -> None:
             ready=lambda: logging.getLogger("dcslog").info(
                 "dcslog serving on http://%s:%s (data in %s; %s)", settings.host, settings.port,
                 settings.data_dir.resolve(), describe_database(settings.effective_database_url)))
+    return EXIT_OK
 
 
-def cmd_worker(args, settings: Settings) -> None:
+def cmd_worker(args: argparse.Namespace) -> int:
+    settings = _settings()
+    settings.prepare_data_dir()  # serve's start-up (create_app) checks the data directory itself
+    _upgrade(settings)
     from dcslog.worker import run_worker
 
     if args.metrics_port:
@@ -82,27 +107,38 @@ def cmd_worker(args, settings: Settings) -> None:
         asyncio.run(run_worker(settings))
     except (KeyboardInterrupt, asyncio.CancelledError):  # a second signal: stopped without the wait
         pass
+    return EXIT_OK
 
 
-def cmd_agent(args, settings: Settings) -> None:
+def cmd_agent(args: argparse.Namespace) -> int:
+    _settings()  # for the logging configuration: the agent opens no database
     from dcslog.agent import run_agent
 
     key = args.key or os.environ.get("DCSLOG_AGENT_KEY")
     if not key:
         raise errors.DcsError("the agent needs a key: --key SECRET or DCSLOG_AGENT_KEY")
     run_agent(args.host, args.port, key, args.allow_dir or ["/var/log/redis"], args.tls_cert, args.tls_key)
+    return EXIT_OK
 
 
-def _admin(name: str):
+def _admin(name: str, columns: list[Column] | None = None, *, creates_database: bool = False) -> Runner:
     """The admin command ``name`` of ``dcslog.admin``, imported when it runs: it loads SQLAlchemy,
     Alembic and the services (a third of a second, tens of MB) that ``dcslog agent`` and the
-    client commands do without."""
-    def run(args, settings: Settings):
+    client commands do without. It prints its result with ``_print_result``."""
+    def run_admin(args: argparse.Namespace) -> int:
+        settings = _settings()
         from dcslog import admin
 
-        return getattr(admin, name)(args, settings)
-    run.__name__ = name
-    return run
+        if not creates_database:
+            # Never on a new empty database (keys made in one fail against the service's with
+            # "Invalid signature"), and it says which one it uses.
+            database = admin.open_database(settings)["database"]
+            if not args.json:  # with --json, a script gets the JSON and no chatter
+                err(f"dcslog: using {database}")
+        _print_result(getattr(admin, name)(args, settings), args.json, columns)
+        return EXIT_OK
+    run_admin.__name__ = name
+    return run_admin
 
 
 def _project_id(value: str) -> str:
@@ -113,7 +149,8 @@ def _project_id(value: str) -> str:
     return value
 
 
-INSTANCE_COLUMNS = ["instance_id", "name", "project_id", "status", "cache_mode", "ip", "port", "engine_version"]
+INSTANCE_COLUMNS: list[Column] = ["instance_id", "name", "project_id", "status", "cache_mode", "ip", "port",
+                                  "engine_version"]
 
 
 def _replica_address_option(parser: argparse.ArgumentParser) -> None:
@@ -122,41 +159,40 @@ def _replica_address_option(parser: argparse.ArgumentParser) -> None:
                              "replica-announce-ip, NAT, several interfaces) (repeatable)")
 
 
+def _admin_command(subparsers: argparse._SubParsersAction, name: str, help: str, handler: Runner,
+                   project_required: bool | None = False) -> argparse.ArgumentParser:
+    """An admin command: ``--json``, and ``--project-id`` (required, optional, or None: none)."""
+    parser = add_command(subparsers, name, help, handler)
+    if project_required is not None:
+        parser.add_argument("--project-id", required=project_required, type=_project_id,
+                            help="project (1-64 of A-Z a-z 0-9 _ -)" if project_required else "limit to this project")
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="dcslog", description="DCS-compatible log management for Redis.",
         epilog="Admin commands (credentials, token, instances) work on the service's database: DCSLOG_DATABASE_URL, "
                "else DCSLOG_DATA_DIR/dcslog.db (default ./data, relative to the current directory), as "
                "`dcslog serve` has them (DCSLOG_CONFIG_FILE may name a file holding them). They refuse to "
                "start a new, empty one: `dcslog db upgrade` (or `dcslog serve`) does. In text mode they say "
-               "on stderr which database they use.")
+               "on stderr which database they use. Exit statuses: docs/cli.md.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def command(subparsers, name: str, handler, help: str, columns=None, project_required=False):
-        p = subparsers.add_parser(name, help=help)
-        p.set_defaults(handler=handler, columns=columns)
-        if handler not in (cmd_serve, cmd_worker, cmd_agent):
-            p.add_argument("--json", action="store_true", help="print JSON on stdout")
-        if project_required is not None:
-            p.add_argument("--project-id", required=project_required, type=_project_id,
-                           help="project (1-64 of A-Z a-z 0-9 _ -)" if project_required else "limit to this project")
-        return p
-
-    serve = command(sub, "serve", cmd_serve, "run the HTTP API (and, unless --no-worker, the background worker)",
-                    project_required=None)
+    serve = add_command(sub, "serve", "run the HTTP API (and, unless --no-worker, the background worker)", cmd_serve,
+                        json_output=False)
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--no-worker", action="store_true", help="API only; run `dcslog worker` elsewhere")
     serve.add_argument("--metrics-port", type=int, help="also answer /metrics, with every series, on this port "
                                                         "and nothing else there (default $DCSLOG_METRICS_PORT)")
     serve.add_argument("--metrics-host", help="address of that listener (default $DCSLOG_METRICS_HOST, 127.0.0.1)")
-    worker = command(sub, "worker", cmd_worker, "run only the background worker (collections, retention)",
-                     project_required=None)
+    worker = add_command(sub, "worker", "run only the background worker (collections, retention)", cmd_worker,
+                         json_output=False)
     worker.add_argument("--metrics-port", type=int, help="serve this worker's own Prometheus metrics on this port")
     worker.add_argument("--metrics-host", default="127.0.0.1")
-    agent = command(sub, "agent", cmd_agent, "serve this host's Redis run logs to a dcslog service",
-                    project_required=None)
-    agent.set_defaults(needs_database=False)
+    agent = add_command(sub, "agent", "serve this host's Redis run logs to a dcslog service", cmd_agent,
+                        json_output=False)
     agent.add_argument("--host", default="127.0.0.1")
     agent.add_argument("--port", type=int, default=8081)
     agent.add_argument("--key", help="shared secret the service signs requests with (default $DCSLOG_AGENT_KEY)")
@@ -165,25 +201,27 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     agent.add_argument("--tls-key", help="… and this private key (PEM)")
 
-    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
-    command(db, "upgrade", _admin("cmd_db_upgrade"), "create the database if there is none, and apply pending "
-            "migrations", project_required=None).set_defaults(creates_database=True)
+    db = add_group(sub, "db", "database schema")
+    _admin_command(db, "upgrade", "create the database if there is none, and apply pending migrations",
+                   _admin("cmd_db_upgrade", creates_database=True), project_required=None)
 
-    creds = sub.add_parser("credentials", help="AK/SK credentials").add_subparsers(dest="sub", required=True)
-    create = command(creds, "create", _admin("cmd_credentials_create"), "create an AK/SK pair", project_required=True)
+    creds = add_group(sub, "credentials", "AK/SK credentials")
+    create = _admin_command(creds, "create", "create an AK/SK pair", _admin("cmd_credentials_create"),
+                            project_required=True)
     create.add_argument("--role", choices=ROLES, default="admin")
-    command(creds, "list", _admin("cmd_credentials_list"), "list access keys (never secrets)",
-            columns=["access_key", "project_id", "role", "created_at"])
-    delete = command(creds, "delete", _admin("cmd_credentials_delete"), "delete a credential", project_required=None)
+    _admin_command(creds, "list", "list access keys (never secrets)",
+                   _admin("cmd_credentials_list", ["access_key", "project_id", "role", "created_at"]))
+    delete = _admin_command(creds, "delete", "delete a credential", _admin("cmd_credentials_delete"),
+                            project_required=None)
     delete.add_argument("access_key")
 
-    token = sub.add_parser("token", help="X-Auth-Token tokens").add_subparsers(dest="sub", required=True)
-    create = command(token, "create", _admin("cmd_token_create"), "create a token", project_required=True)
+    token = add_group(sub, "token", "X-Auth-Token tokens")
+    create = _admin_command(token, "create", "create a token", _admin("cmd_token_create"), project_required=True)
     create.add_argument("--role", choices=ROLES, default="admin")
 
-    inst = sub.add_parser("instances", help="Redis deployments").add_subparsers(dest="sub", required=True)
-    imp = command(inst, "import", _admin("cmd_instances_import"), "register a Redis deployment",
-                  columns=INSTANCE_COLUMNS, project_required=True)
+    inst = add_group(sub, "instances", "Redis deployments")
+    imp = _admin_command(inst, "import", "register a Redis deployment",
+                         _admin("cmd_instances_import", INSTANCE_COLUMNS), project_required=True)
     imp.add_argument("--name", required=True)
     imp.add_argument("--redis", required=True, metavar="URL",
                      help="redis://[user@]host:port or rediss://…; the password from $DCSLOG_REDIS_PASSWORD or "
@@ -201,12 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--force", action="store_true",
                      help="import even if the project has an instance of this deployment already")
     _replica_address_option(imp)
-    command(inst, "list", _admin("cmd_instances_list"), "list instances", columns=INSTANCE_COLUMNS)
+    _admin_command(inst, "list", "list instances", _admin("cmd_instances_list", INSTANCE_COLUMNS))
     for name, help in (("show", "show an instance and its groups"),
                        ("refresh", "re-discover an instance's topology"),
                        ("remove", "delete an instance and its files")):
-        p = command(inst, name, _admin(f"cmd_instances_{name}"), help,
-                    columns=INSTANCE_COLUMNS if name != "remove" else None)
+        p = _admin_command(inst, name, help,
+                           _admin(f"cmd_instances_{name}", INSTANCE_COLUMNS if name != "remove" else None))
         p.add_argument("instance_id")
         if name == "refresh":
             p.add_argument("--prune", action="store_true",
@@ -221,38 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if getattr(args, "client", None):  # client commands read no server settings and open no database
-        return args.client(args)
-    settings = Settings()
-    configure_logging(settings.log_level, settings.log_format)
-    try:
-        # Commands that run away from the service's database (the agent) say so with needs_database=False.
-        if args.handler in (cmd_serve, cmd_worker):
-            # The service creates its database (owner-only) when there is none, and migrates it.
-            from dcslog.db.session import upgrade
-
-            if args.handler is cmd_worker:  # serve's start-up (create_app) checks the data directory itself
-                settings.prepare_data_dir()
-            upgrade(settings.effective_database_url)
-        elif getattr(args, "needs_database", True) and not getattr(args, "creates_database", False):
-            # An admin command: never on a new empty database (keys made in one fail against the
-            # service's with "Invalid signature"), and it says which one it uses.
-            from dcslog.admin import open_database
-
-            database = open_database(settings)["database"]
-            if not args.json:  # with --json, a script gets the JSON and no chatter
-                print(f"dcslog: using {database}", file=sys.stderr)
-        if args.handler in (cmd_serve, cmd_worker, cmd_agent):
-            args.handler(args, settings)
-            return 0
-        _print(args.handler(args, settings), args.json, args.columns)
-        return 0
-    except errors.DcsError as exc:
-        print(f"error: {exc.error_msg}", file=sys.stderr)
-        if exc.error_ext_msg:  # how to fix it
-            print(exc.error_ext_msg, file=sys.stderr)
-        return 1
+    return run(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The DCS error envelope: every non-2xx response is one of these.
 
-Services raise a ``DcsError`` subclass; one middleware (``app.py``) renders it
+Services raise a ``DcsError`` subclass; one middleware (``httpserver.dcs_envelope``) renders it
 as ``{"error_code", "error_msg", "error_ext_msg"}``. Nothing else builds an
 error body.
 """

@@ -1,16 +1,18 @@
 """What a DCS route needs before it runs: a session, the authenticated caller, the instance.
 
-``dcs_operation(role)`` wraps a handler: it authenticates the request, checks
-the project in the path against the credential and the caller's role, loads
-the ``{instance_id}`` of the path within that project, and hands the handler a
-``Context``. Handlers never see an unauthenticated request.
+``dcs_route`` turns a declared operation's handler into what aiohttp calls: it
+authenticates the request, checks the project in the path against the credential and
+the caller's role, loads the ``{instance_id}`` of the path within that project, reads the
+declared parameters, and only then calls the handler with a ``Context`` and those
+parameters. Handlers never see an unauthenticated request or an unchecked parameter.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -26,12 +28,20 @@ from dcslog.services.common import get_instance, validate_project_id
 from dcslog.signing import SignedRequest
 from dcslog.state import KEYRING, SESSIONMAKER, SETTINGS, STORE, WORKER
 
+
 @dataclass
 class Context:
     request: web.Request
     session: AsyncSession
     caller: Caller
-    instance: Instance | None
+    loaded_instance: Instance | None  # None on a path without {instance_id}
+
+    @property
+    def instance(self) -> Instance:
+        """The path's ``{instance_id}``, loaded within the caller's project."""
+        if self.loaded_instance is None:  # a handler of a path without one asked for it: a bug, not a request's
+            raise LookupError("this operation's path has no {instance_id}")
+        return self.loaded_instance
 
     @property
     def settings(self) -> Settings:
@@ -51,7 +61,9 @@ class Context:
             worker.wake()
 
 
-Handler = Callable[[Context], Awaitable[web.StreamResponse]]
+Handler = Callable[..., Awaitable[web.StreamResponse]]  # (ctx, **the declared parameters)
+Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ReadArguments = Callable[[Context], Awaitable[dict[str, Any]]]
 
 
 def _wire_headers(headers: CIMultiDictProxy[str]) -> CIMultiDictProxy[str]:
@@ -77,29 +89,32 @@ def _has_surrogates(value: str) -> bool:
     return False
 
 
-def dcs_operation(role: str) -> Callable[[Handler], Callable[[web.Request], Awaitable[web.StreamResponse]]]:
-    def decorator(handler: Handler):
-        @functools.wraps(handler)
-        async def route(request: web.Request) -> web.StreamResponse:
-            session = request.app[SESSIONMAKER]()
-            try:
-                caller = await authenticate(
-                    SignedRequest(request.method, request.rel_url.raw_path, request.rel_url.raw_query_string,
-                                  _wire_headers(request.headers), await request.read()),
-                    session, request.app[KEYRING], request.app[SETTINGS].clock_skew)
-                project_id = request.match_info["project_id"]
-                validate_project_id(project_id)
-                if project_id != caller.project_id:
-                    raise errors.ProjectMismatch()
-                if not caller.can(role):
-                    raise errors.Forbidden()
-                instance = None
-                if "instance_id" in request.match_info:
-                    instance = await get_instance(session, project_id, request.match_info["instance_id"])
-                return await handler(Context(request, session, caller, instance))
-            finally:
-                # Answered from the read cache, the session never began: nothing to release.
-                if session.in_transaction():
-                    await session.close()
-        return route
-    return decorator
+def dcs_route(handler: Handler, role: str, *, with_instance: bool, read_arguments: ReadArguments | None) -> Route:
+    """The route of a declared DCS operation. Checks in DCS's order: credentials, project, role,
+    instance, then the parameters (``read_arguments``, built once per operation)."""
+    @functools.wraps(handler)
+    async def route(request: web.Request) -> web.StreamResponse:
+        session = request.app[SESSIONMAKER]()
+        try:
+            caller = await authenticate(
+                SignedRequest(request.method, request.rel_url.raw_path, request.rel_url.raw_query_string,
+                              _wire_headers(request.headers), await request.read()),
+                session, request.app[KEYRING], request.app[SETTINGS].clock_skew)
+            project_id = request.match_info["project_id"]
+            validate_project_id(project_id)
+            if project_id != caller.project_id:
+                raise errors.ProjectMismatch()
+            if not caller.can(role):
+                raise errors.Forbidden()
+            instance = None
+            if with_instance:
+                instance = await get_instance(session, project_id, request.match_info["instance_id"])
+            ctx = Context(request, session, caller, instance)
+            if read_arguments is None:
+                return await handler(ctx)
+            return await handler(ctx, **await read_arguments(ctx))
+        finally:
+            # Answered from the read cache, the session never began: nothing to release.
+            if session.in_transaction():
+                await session.close()
+    return route

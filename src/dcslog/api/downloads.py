@@ -22,6 +22,9 @@ from pathlib import Path
 from aiohttp import ETag, hdrs, web
 
 from dcslog import errors
+from dcslog.api.operations import Fail, Header, Reply, operation
+from dcslog.api.params import text
+from dcslog.api.schemas import integer, string
 from dcslog.db.models import LogFile
 from dcslog.services import redislog
 from dcslog.state import KEYRING, SESSIONMAKER, STORE
@@ -150,6 +153,33 @@ async def _current_copy(request: web.Request) -> tuple[LogFile, Path, os.stat_re
     raise errors.NotFound("The log file no longer exists.")
 
 
+FILE_HEADERS = {
+    "Content-Disposition": {"required": True, "schema": string(pattern='^attachment; filename="redis_.+\\.log"$')},
+    "Content-Length": {"required": True, "schema": integer(minimum=0)},
+    "ETag": {"required": True, "schema": string()},
+    "Last-Modified": {"required": True, "schema": string()},
+    "Accept-Ranges": {"required": True, "schema": string(enum=["bytes"])},
+}
+
+
+@operation("GET", "/downloads/{token}", role=None, tag="links", document_head=True,
+           summary="Download a collected run-log file through its signed link",
+           params=[text("token", location="path", description="the signed token of the link")],
+           headers=[Header("Range", "a byte range (206 partial content)"),
+                    Header("If-Range", "an ETag or date: the range only if the file is unchanged"),
+                    Header("If-Match", "412 unless the ETag matches"),
+                    Header("If-Unmodified-Since", "412 if the file changed since"),
+                    Header("If-None-Match", "304 if the ETag matches"),
+                    Header("If-Modified-Since", "304 unless the file changed since")],
+           ok={200: Reply(string(), "The file (text/plain; charset=utf-8)", "text/plain", FILE_HEADERS),
+               206: Reply(string(), "Part of the file", "text/plain", {**FILE_HEADERS, "Content-Range": {
+                   "required": True, "schema": string(pattern="^bytes [0-9]+-[0-9]+/[0-9]+$")}}),
+               304: Reply(None, "Not modified (If-None-Match / If-Modified-Since)")},
+           errors=[Fail(403, "The link is invalid, tampered with or expired", ("DCS.2004",)),
+                   Fail(404, "The file is gone (retention) or being collected again", ("DCS.4001",)),
+                   Fail(412, "If-Match / If-Unmodified-Since failed", ("DCS.4800",)),
+                   Fail(416, "Range not satisfiable", ("DCS.4800",), headers={
+                       "Content-Range": {"required": False, "schema": string(pattern="^bytes \\*/[0-9]+$")}})])
 async def download_redislog(request: web.Request) -> web.StreamResponse:
     row, path, stat = await _current_copy(request)
     etag = row.sha256 or f"{stat.st_mtime_ns:x}-{stat.st_size:x}"

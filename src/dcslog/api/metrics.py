@@ -22,6 +22,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from sqlalchemy import func, select
 
 from dcslog import errors
+from dcslog.api.operations import Fail, Reply, operation
 from dcslog.config import Settings
 from dcslog.db.models import LogFile, SlowlogCursor, Task
 from dcslog.observability import REGISTRY
@@ -68,6 +69,12 @@ def _sees_every_series(request: web.Request, settings: Settings) -> bool:
     raise error
 
 
+@operation("GET", "/metrics", role=None, tag="operations", summary="Prometheus metrics (text format 0.0.4)",
+           description="Without DCSLOG_METRICS_TOKEN: totals only, no instance or replica ids. With it: "
+                       "`Authorization: Bearer <token>` required, every series. See docs/api.md.",
+           ok={200: Reply({"type": "string"}, "The metrics", media_type="text/plain")},
+           errors=[Fail(401, "DCSLOG_METRICS_TOKEN is set and the request does not show it", ("DCS.1001", "DCS.1003"),
+                        headers={"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}})])
 async def metrics(request: web.Request) -> web.Response:
     every_series = _sees_every_series(request, request.app[SETTINGS])
     now = utcnow()
@@ -128,7 +135,7 @@ async def metrics(request: web.Request) -> web.Response:
 async def start_listener(app: web.Application) -> web.AppRunner:
     """The metrics-only listener on DCSLOG_METRICS_HOST:DCSLOG_METRICS_PORT, sharing ``app``'s
     database: ``/metrics`` with every series (and the token, if one is set), nothing else."""
-    from dcslog.app import RUNNER_OPTIONS, DcsRunner, dcs_envelope
+    from dcslog.httpserver import RUNNER_OPTIONS, DcsRunner, dcs_envelope
 
     settings = app[SETTINGS]
     listener = web.Application(middlewares=[dcs_envelope])

@@ -4,42 +4,47 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dcslog.api.context import Context, dcs_operation
-from dcslog.api.params import choice_param, int_param, json_response
+from dcslog.api.context import Context
+from dcslog.api.operations import Reply, operation
+from dcslog.api.params import LIMIT, OFFSET, choice, integer, json_response, text
 from dcslog.services import redislog
 
-LOG_TYPES = ("run",)
+LOG_TYPE = choice("log_type", ("run",))
+QUERY_TIME = integer("query_time", 0, allowed=redislog.QUERY_TIMES,
+                     description="days ending today (0 and 1: today only; default 0)")
+# Known or not, and whether it is needed, is the service's rule (redislog._replication).
+REPLICATION_ID = text("replication_id", description="required unless the instance is a single node")
+FILE_ID = text("id", location="path", arg="file_id", description="the file id")
 
 
-@dcs_operation("operator")
-async def create_redislog(ctx: Context) -> web.Response:
-    query = ctx.request.query
-    log_type = choice_param(query, "log_type", LOG_TYPES)
-    query_time = int_param(query, "query_time", 0, allowed=redislog.QUERY_TIMES)
-    replication_id = query.get("replication_id") or None
+@operation("POST", "/v2/{project_id}/instances/{instance_id}/redislog", role="operator",
+           summary="CreateRedislog: collect run logs in the background",
+           params=[LOG_TYPE, QUERY_TIME, REPLICATION_ID], ok={204: Reply(None, "Collection queued (no body)")},
+           errors=["DCS.4800", "DCS.4002", "DCS.4061", "DCS.4017"])
+async def create_redislog(ctx: Context, log_type: str, query_time: int, replication_id: str | None) -> web.Response:
     await redislog.create_redislog(ctx.session, ctx.caller, ctx.instance, log_type=log_type, query_time=query_time,
                                    replication_id=replication_id, retention_days=ctx.settings.retention_days)
     ctx.wake_worker()
     return web.Response(status=204)
 
 
-@dcs_operation("viewer")
-async def list_redislog(ctx: Context) -> web.Response:
-    query = ctx.request.query
-    choice_param(query, "log_type", LOG_TYPES)
-    total, items = await redislog.list_redislog(
-        ctx.session, ctx.instance,
-        offset=int_param(query, "offset", 0, minimum=0),
-        limit=int_param(query, "limit", 10, minimum=1, maximum=1000))
+@operation("GET", "/v2/{project_id}/instances/{instance_id}/redislog", role="viewer",
+           summary="ListRedislog: collected run-log files", params=[LOG_TYPE, OFFSET, LIMIT],
+           ok={200: "ListRedislogResponse", 204: Reply(None, "No files (no body, as DCS)")},
+           errors=["DCS.4800", "DCS.4002", "DCS.4061"])
+async def list_redislog(ctx: Context, log_type: str, offset: int, limit: int) -> web.Response:
+    total, items = await redislog.list_redislog(ctx.session, ctx.instance, offset=offset, limit=limit)
     if total == 0:
         return web.Response(status=204)  # as DCS: no files, no body
     return json_response({"total_num": total, "file_list": items})
 
 
-@dcs_operation("viewer")
-async def create_redislog_download_link(ctx: Context) -> web.Response:
+@operation("POST", "/v2/{project_id}/instances/{instance_id}/redislog/{id}/links", role="viewer",
+           summary="CreateRedislogDownloadLink: an expiring link to a succeed file", params=[FILE_ID],
+           ok={200: "DownloadLink"}, errors=["DCS.4800", "DCS.4002", "DCS.4061"])
+async def create_redislog_download_link(ctx: Context, file_id: str) -> web.Response:
     link = await redislog.create_redislog_download_link(
-        ctx.session, ctx.keyring, ctx.store, ctx.instance, ctx.request.match_info["id"],
+        ctx.session, ctx.keyring, ctx.store, ctx.instance, file_id,
         public_url=ctx.settings.link_base(ctx.request.scheme, ctx.request.headers.get("Host")),
         link_ttl=ctx.settings.link_ttl)
     return json_response(link)

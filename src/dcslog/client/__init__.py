@@ -6,6 +6,6 @@ verifier's own signer), ``config`` the profile file and environment,
 ``commands`` the argparse subcommands and their output.
 """
 
-from dcslog.client.commands import add_client_commands, run
+from dcslog.client.commands import add_client_commands
 
-__all__ = ["add_client_commands", "run"]
+__all__ = ["add_client_commands"]

@@ -14,17 +14,19 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
-from dcslog.signing import sign_request
 from dcslog.client.config import ClientConfig
+from dcslog.command import EXIT_ERROR, EXIT_UNREACHABLE, CommandFailed
+from dcslog.signing import sign_request
 
 USER_AGENT = "dcslog-client"
 # dcslog takes up to 1000 a page; DCS documents no maximum, so ask for a modest one and page.
 PAGE = 100
 
 
-class ApiError(Exception):
-    """The endpoint answered with a DCS error envelope (or something that is not one)."""
+class ApiError(CommandFailed):
+    """The endpoint answered with a DCS error envelope (or something that is not one): exit status 1."""
 
+    exit_status = EXIT_ERROR
     hint: str | None = None  # what the user might do about it, added by the command that knows
 
     def __init__(self, status: int, error_code: str | None, error_msg: str, error_ext_msg: str | None = None,
@@ -56,9 +58,23 @@ class ApiError(Exception):
         ext = f" ({self.error_ext_msg})" if self.error_ext_msg else ""
         return f"{code}{self.error_msg}{ext} [HTTP {self.status}]"
 
+    def describe(self) -> str:
+        """With the request id, to quote to whoever runs the endpoint."""
+        request = f", request id {self.request_id}" if self.request_id else ""
+        ext = f" ({self.error_ext_msg})" if self.error_ext_msg else ""
+        return f"{self.error_code or 'HTTP ' + str(self.status)}: {self.error_msg}{ext} [HTTP {self.status}{request}]"
 
-class EndpointUnreachable(Exception):
-    """No HTTP answer at all: connection refused, DNS, TLS, timeout."""
+    def notes(self) -> list[str]:
+        return [f"hint: {self.hint}"] if self.hint else []
+
+    def error_fields(self) -> dict:
+        return self.as_dict()
+
+
+class EndpointUnreachable(CommandFailed):
+    """No HTTP answer at all: connection refused, DNS, TLS, timeout: exit status 5."""
+
+    exit_status = EXIT_UNREACHABLE
 
 
 def _path(value: str) -> str:

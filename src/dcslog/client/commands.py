@@ -4,96 +4,68 @@ They never touch the local database or settings: configuration comes from the
 profile file and ``DCSLOG_ENDPOINT``/``DCSLOG_PROJECT_ID``/``DCSLOG_AK``/
 ``DCSLOG_SK``/``DCSLOG_TOKEN`` (see :mod:`dcslog.client.config`). Results go to
 stdout (a table, or JSON with ``--json``), progress and errors to stderr, and
-the exit status says what happened (``EXIT_*`` below, documented in docs/cli.md).
+the exit status says what happened (``dcslog.command``'s table, documented in docs/cli.md).
+Each command is declared with :func:`dcslog.command.add_command`; its failures are the
+client's exceptions (``ApiError``, ``ConfigError``, ``UsageError``, ``VerificationFailed``, …),
+each a :class:`dcslog.command.CommandFailed` that knows its exit status.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import re
-import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from dcslog.client.api import PAGE, ApiError, DcsApi, EndpointUnreachable
-from dcslog.client.config import ConfigError, load_config
-from dcslog.client.download import Downloaded, DownloadInterrupted, VerificationFailed, download, up_to_date
+from dcslog.client.api import PAGE, ApiError, DcsApi
+from dcslog.client.config import load_config
+from dcslog.client.download import Downloaded, VerificationFailed, download, up_to_date
 from dcslog.client.progress import StatusBoard, human_size
-
-EXIT_OK = 0
-EXIT_API_ERROR = 1  # the endpoint answered with a DCS error (shown with its code)
-EXIT_USAGE = 2  # bad arguments (argparse's own status) or the client is not configured
-EXIT_COLLECTION_FAILED = 3  # a collected file ended `failed`, or its refresh failed (previous copy kept)
-EXIT_VERIFICATION_FAILED = 4  # a download's size or SHA-256 is not what the API said
-EXIT_UNREACHABLE = 5  # no answer from the endpoint, or a download broke off (kept for resume)
-EXIT_TIMEOUT = 6  # --wait gave up (--timeout) with files still `creating`
-EXIT_INTERRUPTED = 130  # Ctrl-C
+from dcslog.command import (
+    EXIT_COLLECTION_FAILED,
+    EXIT_OK,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+    EXIT_VERIFICATION_FAILED,
+    NODE_COLUMNS,
+    CommandFailed,
+    Runner,
+    add_command,
+    add_group,
+    err,
+    error_object,
+    node_address,
+    node_rows,
+    print_json,
+    print_table,
+)
 
 DAYS = (0, 1, 3, 7)
+# What Ctrl-C says, whatever the command was doing: a download it broke off can be resumed.
+INTERRUPTED = "interrupted (a partial download is kept as FILE.part: run the same command again to resume)"
 
 
-class UsageError(Exception):
+class UsageError(CommandFailed):
     """A client-side problem with what was asked (an unknown replica name, …): exit status 2."""
+
+    exit_status = EXIT_USAGE
 
 
 # -- output ---------------------------------------------------------------------------------------
-
-def _emit_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, default=str))
-
-
-def _table(rows: list[dict], columns: list[tuple[str, str]]) -> None:
-    """Columns are (key, heading); missing values print as ``-``."""
-    if not rows:
-        print("(none)")
-        return
-    cells = [[("-" if r.get(k) is None or r.get(k) == "" else str(r.get(k))) for k, _ in columns] for r in rows]
-    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, (_, h) in enumerate(columns)]
-    print("  ".join(h.ljust(w) for (_, h), w in zip(columns, widths)).rstrip())
-    for row in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
-
-
-def _err(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def error_object(exit_status: int, message: str, api_error: ApiError | None = None) -> dict:
-    """What ``--json`` prints as ``"error"`` for every failure, whatever the exit status: the same keys
-    always, the DCS fields filled in when the endpoint answered with an error, null otherwise."""
-    fields = api_error.as_dict() if api_error else {"status": None, "error_code": None, "error_msg": message,
-                                                    "error_ext_msg": None, "request_id": None}
-    return {"exit_status": exit_status, **fields}
-
-
-def _fail(args, exit_status: int, message: str, api_error: ApiError | None = None) -> int:
-    """An error: its text on stderr and, with ``--json``, ``{"error": {…}}`` on stdout."""
-    _err(f"error: {message}")
-    if getattr(args, "json", False):
-        _emit_json({"error": error_object(exit_status, message, api_error)})
-    return exit_status
-
 
 def _emit_result(status: int, result: dict, problems: list[str]) -> None:
     """A result under ``--json``; one that ends in an error carries ``"error"`` beside what was done."""
     if status != EXIT_OK:
         result = {**result, "error": error_object(status, "; ".join(problems))}
-    _emit_json(result)
+    print_json(result)
 
 
 # -- replicas -------------------------------------------------------------------------------------
 
 def _nodes(groups: dict) -> list[dict]:
-    return [{**node, "group_name": group.get("group_name")}
-            for group in groups.get("group_list") or [] for node in group.get("replication_list") or []]
-
-
-def _address(node: dict) -> str:
-    port = node.get("replication_port")
-    return f"{node.get('replication_ip')}:{port}" if port else str(node.get("replication_ip"))
+    return node_rows(groups.get("group_list") or [])
 
 
 def _resolve_replica(api: DcsApi, instance_id: str, wanted: str | None) -> dict | None:
@@ -106,7 +78,7 @@ def _resolve_replica(api: DcsApi, instance_id: str, wanted: str | None) -> dict 
     if wanted is None:
         return nodes[0] if len(nodes) == 1 else None
     for node in nodes:
-        if wanted in (node.get("replication_id"), _address(node)):
+        if wanted in (node.get("replication_id"), node_address(node)):
             return node
     by_ip = [n for n in nodes if n.get("replication_ip") == wanted]
     if len(by_ip) == 1:
@@ -123,11 +95,9 @@ def _resolve_replica(api: DcsApi, instance_id: str, wanted: str | None) -> dict 
 def cmd_groups(args, api: DcsApi) -> int:
     body = api.list_group_replication_info(args.instance)
     if args.json:
-        _emit_json(body)
+        print_json(body)
         return EXIT_OK
-    rows = [{**n, "address": _address(n), "log": n.get("log_file") or n.get("log_file_error")} for n in _nodes(body)]
-    _table(rows, [("group_name", "GROUP"), ("replication_id", "REPLICATION_ID"), ("replication_role", "ROLE"),
-                  ("address", "ADDRESS"), ("status", "STATUS"), ("log", "LOG_FILE")])
+    print_table(_nodes(body), NODE_COLUMNS)
     return EXIT_OK
 
 
@@ -142,21 +112,21 @@ def _file_rows(files: list[dict]) -> list[dict]:
 def cmd_logs_list(args, api: DcsApi) -> int:
     files = list(api.iter_redislog(args.instance))
     if args.json:
-        _emit_json({"total_num": len(files), "file_list": files})
+        print_json({"total_num": len(files), "file_list": files})
         return EXIT_OK
-    _table(_file_rows(files), FILE_COLUMNS + [("error_msg", "ERROR")] if any(f.get("error_msg") for f in files)
-           else FILE_COLUMNS)
+    print_table(_file_rows(files), FILE_COLUMNS + [("error_msg", "ERROR")] if any(f.get("error_msg") for f in files)
+                else FILE_COLUMNS)
     return EXIT_OK
 
 
 def cmd_logs_link(args, api: DcsApi) -> int:
     body = api.create_redislog_download_link(args.instance, args.file_id)
     if args.json:
-        _emit_json(body)
+        print_json(body)
         return EXIT_OK
     print(body["link"])
     if body.get("expires_at"):
-        _err(f"valid until {body['expires_at']}; anyone holding the link can download the file")
+        err(f"valid until {body['expires_at']}; anyone holding the link can download the file")
     return EXIT_OK
 
 
@@ -190,7 +160,7 @@ def _collect(args, api: DcsApi) -> tuple[int, dict, list[str]]:
         result["files"] = ours()
         return EXIT_OK, result, []
     what = "today's run log" if args.days <= 1 else f"the last {args.days} days of the run log"
-    board = StatusBoard(f"collecting {what} of {_address(node) if ip else replication_id or 'the instance'}")
+    board = StatusBoard(f"collecting {what} of {node_address(node) if ip else replication_id or 'the instance'}")
     deadline = time.monotonic() + args.timeout
     while True:
         files = ours()
@@ -202,7 +172,7 @@ def _collect(args, api: DcsApi) -> tuple[int, dict, list[str]]:
             board.finish()
             result["files"] = files
             problem = f"gave up after {args.timeout:g}s with files still creating (--timeout)"
-            _err(f"error: {problem}")
+            err(f"error: {problem}")
             return EXIT_TIMEOUT, result, [problem]
         time.sleep(args.interval)
     result["files"] = files
@@ -211,7 +181,7 @@ def _collect(args, api: DcsApi) -> tuple[int, dict, list[str]]:
                 + (" (the previous copy is kept)" if f.get("status") == "succeed" else "")
                 for f in files if f.get("status") == "failed" or f.get("error_msg")]
     for problem in problems:
-        _err(f"error: {problem}")
+        err(f"error: {problem}")
     return (EXIT_COLLECTION_FAILED if problems else EXIT_OK), result, problems
 
 
@@ -221,9 +191,9 @@ def cmd_logs_collect(args, api: DcsApi) -> int:
         _emit_result(status, result, problems)
         return status
     if not args.wait:
-        _err("collection started; follow it with `dcslog logs list --instance "
+        err("collection started; follow it with `dcslog logs list --instance "
              f"{args.instance}` (or collect with --wait)")
-    _table(_file_rows(result["files"]), FILE_COLUMNS + [("error_msg", "ERROR")])
+    print_table(_file_rows(result["files"]), FILE_COLUMNS + [("error_msg", "ERROR")])
     return status
 
 
@@ -235,7 +205,7 @@ def _download_one(api: DcsApi, instance_id: str, meta: dict, dest: Path) -> Down
     size, sha256 = meta.get("size"), meta.get("sha256")
     done = up_to_date(dest, size, sha256)
     if done:
-        _err(f"{dest.name}: already downloaded and verified")
+        err(f"{dest.name}: already downloaded and verified")
         return done
     link = api.create_redislog_download_link(instance_id, meta["id"])["link"]
     return download(api.http, link, dest, size=size, sha256=sha256)
@@ -253,7 +223,7 @@ def cmd_logs_download(args, api: DcsApi) -> int:
         dest = dest / name
     result = _download_one(api, args.instance, meta, dest)
     if args.json:
-        _emit_json({"id": meta["id"], **result.as_dict()})
+        print_json({"id": meta["id"], **result.as_dict()})
     else:
         print(f"{result.path}  {result.size} bytes  sha256 {result.sha256}  (verified: {result.verified})")
     return EXIT_OK
@@ -272,7 +242,7 @@ def cmd_logs_get(args, api: DcsApi) -> int:
             got = _download_one(api, args.instance, meta, out / (meta.get("file_name") or f"{meta['id']}.log"))
             downloads.append({"id": meta["id"], **got.as_dict()})
         except VerificationFailed as exc:
-            _err(f"error: {exc}")
+            err(f"error: {exc}")
             downloads.append({"id": meta["id"], "file": None, "error": str(exc)})
             problems.append(str(exc))
             status = max(status, EXIT_VERIFICATION_FAILED)
@@ -280,8 +250,8 @@ def cmd_logs_get(args, api: DcsApi) -> int:
         _emit_result(status, {**result, "downloads": downloads}, problems)
         return status
     rows = [{**f, **next((d for d in downloads if d["id"] == f["id"]), {})} for f in result["files"]]
-    _table(_file_rows(rows), [("file_name", "FILE_NAME"), ("status", "STATUS"), ("size_h", "SIZE"),
-                              ("file", "SAVED_AS"), ("error_msg", "ERROR")])
+    print_table(_file_rows(rows), [("file_name", "FILE_NAME"), ("status", "STATUS"), ("size_h", "SIZE"),
+                                   ("file", "SAVED_AS"), ("error_msg", "ERROR")])
     return status
 
 
@@ -331,7 +301,7 @@ def cmd_slowlog(args, api: DcsApi) -> int:
         if not batch or offset >= total:
             break
     if args.json:
-        _emit_json({"total_num": total, "count": len(entries), "lost_entries": lost,
+        print_json({"total_num": total, "count": len(entries), "lost_entries": lost,
                     "start_time": _ms(since), "end_time": _ms(until), "slowlogs": entries})
         return EXIT_OK
     rows = []
@@ -340,8 +310,8 @@ def cmd_slowlog(args, api: DcsApi) -> int:
         command = e.get("command") or ""
         rows.append({**e, "node": node, "client": e.get("client_addr") or e.get("client_ip"),
                      "cmd": command if len(command) <= 80 else command[:79] + "…"})
-    _table(rows, [("start_time", "START_TIME"), ("duration", "DURATION_MS"), ("node", "NODE"),
-                  ("node_role", "ROLE"), ("client", "CLIENT"), ("cmd", "COMMAND")])
+    print_table(rows, [("start_time", "START_TIME"), ("duration", "DURATION_MS"), ("node", "NODE"),
+                       ("node_role", "ROLE"), ("client", "CLIENT"), ("cmd", "COMMAND")])
     span = f"{since:%Y-%m-%d %H:%M:%S} – {until:%Y-%m-%d %H:%M:%S} UTC"
     print(f"{len(entries)} of {total} entries, {span}")
     if lost:
@@ -351,49 +321,15 @@ def cmd_slowlog(args, api: DcsApi) -> int:
 
 # -- wiring ---------------------------------------------------------------------------------------
 
-def run(args: argparse.Namespace) -> int:
-    """Run one client command: configuration, the call, and the mapping of failures to exit statuses."""
-    handler: Callable[[argparse.Namespace, DcsApi], int] = args.client_handler
-    try:
+def client_command(handler: Callable[[argparse.Namespace, DcsApi], int]) -> Runner:
+    """Run ``handler`` with an API client configured from the profile file and environment (no
+    server settings, no database); its failures are ``CommandFailed``s that know their exit status."""
+    def run_client(args: argparse.Namespace) -> int:
         config = load_config(args.profile)
         with DcsApi(config, timeout=args.http_timeout) as api:
             return handler(args, api)
-    except ConfigError as exc:
-        return _fail(args, EXIT_USAGE, str(exc))
-    except ApiError as exc:
-        request = f", request id {exc.request_id}" if exc.request_id else ""
-        status = _fail(args, EXIT_API_ERROR,
-                       f"{exc.error_code or 'HTTP ' + str(exc.status)}: {exc.error_msg}"
-                       f"{' (' + exc.error_ext_msg + ')' if exc.error_ext_msg else ''} [HTTP {exc.status}{request}]",
-                       exc)
-        if exc.hint:
-            _err(f"hint: {exc.hint}")
-        return status
-    except UsageError as exc:
-        return _fail(args, EXIT_USAGE, str(exc))
-    except VerificationFailed as exc:
-        return _fail(args, EXIT_VERIFICATION_FAILED, f"verification failed: {exc}")
-    except (EndpointUnreachable, DownloadInterrupted) as exc:
-        return _fail(args, EXIT_UNREACHABLE, str(exc))
-    except KeyboardInterrupt:
-        return _fail(args, EXIT_INTERRUPTED,
-                     "interrupted (a partial download is kept as FILE.part: run the same command again to resume)")
-
-
-class ClientParser(argparse.ArgumentParser):
-    """The parser of a client command: a usage error with ``--json`` among the arguments is also
-    printed as the JSON error on stdout, like every other error (argparse's text stays on stderr)."""
-
-    wants_json = False
-
-    def parse_known_args(self, args=None, namespace=None):
-        self.wants_json = "--json" in (sys.argv[1:] if args is None else args)
-        return super().parse_known_args(args, namespace)
-
-    def error(self, message: str):
-        if self.wants_json:
-            _emit_json({"error": error_object(EXIT_USAGE, message)})
-        super().error(message)
+    run_client.__name__ = handler.__name__
+    return run_client
 
 
 def _positive(kind: type) -> Callable[[str], Any]:
@@ -413,17 +349,11 @@ def _time_arg(value: str) -> datetime:
 
 
 def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``groups``, ``logs`` and ``slowlog`` to the ``dcslog`` command's subparsers.
-
-    Each sets ``client=run`` in its defaults: ``dcslog.cli.main`` hands such commands
-    to :func:`run` before (and instead of) opening any local settings or database.
-    """
+    """Add ``groups``, ``logs`` and ``slowlog`` to the ``dcslog`` command's subparsers; each runs
+    through :func:`client_command`, never opening local settings or a database."""
     def command(subs, name: str, handler, help: str) -> argparse.ArgumentParser:
-        p = subs.add_parser(name, help=help, description=help)
-        p.__class__ = ClientParser  # `dcslog`'s own subparsers make plain parsers; ours add the JSON error
-        p.set_defaults(client=run, client_handler=handler)
+        p = add_command(subs, name, help, client_command(handler), interrupted=INTERRUPTED)
         p.add_argument("--instance", required=True, metavar="INSTANCE_ID", help="the DCS instance id")
-        p.add_argument("--json", action="store_true", help="print JSON on stdout")
         p.add_argument("--profile", metavar="NAME",
                        help="section of the profile file to use (default: $DCSLOG_PROFILE or 'default')")
         p.add_argument("--http-timeout", type=_positive(float), default=30.0, metavar="SECONDS",
@@ -445,9 +375,7 @@ def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
 
     command(subparsers, "groups", cmd_groups, "show an instance's shards and replicas with their ids")
 
-    logs = subparsers.add_parser("logs", help="run logs on a DCS endpoint: collect, list, link, download")
-    logs.__class__ = ClientParser
-    logs_sub = logs.add_subparsers(dest="logs_command", required=True, parser_class=ClientParser)
+    logs_sub = add_group(subparsers, "logs", "run logs on a DCS endpoint: collect, list, link, download")
     collecting(command(logs_sub, "collect", cmd_logs_collect, "collect a replica's run log, one file per day"),
                wait_flag=True)
     command(logs_sub, "list", cmd_logs_list, "list the collected run-log files")

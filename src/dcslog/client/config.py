@@ -23,12 +23,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from dcslog.command import EXIT_USAGE, CommandFailed
+
 KEYS = ("endpoint", "project_id", "ak", "sk", "token")
 DEFAULT_PROFILE = "default"
 
 
-class ConfigError(Exception):
+class ConfigError(CommandFailed):
     """The client is not (correctly) configured: exit status 2."""
+
+    exit_status = EXIT_USAGE
 
 
 @dataclass(frozen=True)

@@ -18,20 +18,28 @@ import httpx
 
 from dcslog.client.api import ApiError, EndpointUnreachable
 from dcslog.client.progress import ByteProgress
+from dcslog.command import EXIT_UNREACHABLE, EXIT_VERIFICATION_FAILED, CommandFailed
 
 CHUNK = 1 << 16
 
 
-class VerificationFailed(Exception):
+class VerificationFailed(CommandFailed):
     """The bytes received are not the file the API described: exit status 4."""
+
+    exit_status = EXIT_VERIFICATION_FAILED
 
     def __init__(self, message: str, resumed: bool = False) -> None:
         super().__init__(message)
         self.resumed = resumed  # the bytes were spliced onto a kept prefix, which may be the culprit
 
+    def describe(self) -> str:
+        return f"verification failed: {self.message}"
 
-class DownloadInterrupted(Exception):
+
+class DownloadInterrupted(CommandFailed):
     """The connection broke mid-file; ``FILE.part`` is kept for the next attempt: exit status 5."""
+
+    exit_status = EXIT_UNREACHABLE
 
 
 @dataclass

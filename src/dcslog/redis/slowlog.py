@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from dcslog.redis.discovery import NodeConnector
+from dcslog.redis.connection import NodeConnector
 
 FIRST_BATCH = 128
 # Commands whose first argument is a subcommand worth keeping in a fingerprint.

@@ -31,11 +31,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import case, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from dcslog.agent.client import AgentError, AgentStreamCut, fetch_day
 from dcslog.db.models import Instance, LogFile, Replication, Task
 from dcslog.keys import Keyring
 from dcslog.observability import COLLECTED_BYTES, COLLECTION_SECONDS, COLLECTIONS
-from dcslog.redis.discovery import node_entry
-from dcslog.runlog.remote import AgentError, AgentStreamCut, fetch_day
+from dcslog.redis.addresses import node_entry
 from dcslog.runlog.slicer import SourceChanged, UnknownLogFormat, write_day
 from dcslog.services.common import utcnow
 from dcslog.storage import ObjectStore

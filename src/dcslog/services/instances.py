@@ -14,7 +14,9 @@ from dcslog import errors
 from dcslog.db.inline import read
 from dcslog.db.models import Instance, LogFile, Replication, SlowlogCursor, Task
 from dcslog.keys import Keyring
-from dcslog.redis.discovery import DiscoveryError, Topology, discover, node_entry
+from dcslog.redis.addresses import node_entry
+from dcslog.redis.connection import DiscoveryError
+from dcslog.redis.topology import Topology, discover
 from dcslog.services.common import dcs_time, derived_id, get_instance, new_id, utcnow
 from dcslog.storage import ObjectStore
 

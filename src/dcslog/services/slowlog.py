@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from dcslog.db.inline import read
 from dcslog.db.models import Instance, Replication, SlowlogCursor, SlowlogEntry, SlowlogHourCount
 from dcslog.keys import Keyring
-from dcslog.redis.discovery import CLIENT_NAME, DiscoveryError, NodeConnector
+from dcslog.redis.connection import CLIENT_NAME, DiscoveryError, NodeConnector
 from dcslog.redis.slowlog import NodeSlowlog, command_name, command_text, fingerprint, read_slowlog
 from dcslog.services.common import utcnow
 

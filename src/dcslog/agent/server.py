@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from aiohttp import web
 
 from dcslog import errors
-from dcslog.app import REQUEST_ID, dcs_envelope, run_app
+from dcslog.httpserver import REQUEST_ID, dcs_envelope, run_app
 from dcslog.signing import SignedRequest, parse_authorization, verify_signature
 from dcslog.runlog.slicer import SourceChanged, UnknownLogFormat, iter_day
 
@@ -77,7 +77,7 @@ async def runlog_day(request: web.Request) -> web.StreamResponse:
     response.enable_chunked_encoding()
     await response.prepare(request)
     # A failure from here on (the log shrinking under a copytruncate rotation, a disk error)
-    # cuts the stream without its last chunk (app.dcs_envelope): the service never takes a
+    # cuts the stream without its last chunk (httpserver.dcs_envelope): the service never takes a
     # short day for a whole one, and asks again.
     chunk = first
     while chunk is not _END:

@@ -6,9 +6,9 @@ the deployment mode, its shards ("groups") and, per node, role, reachability,
 
 Contract:
 
-* Every node is contacted with the seed URL's credentials and TLS settings
-  (only host and port change); discovery always talks to db 0, because it
-  only reads INFO/CONFIG and cluster nodes refuse ``SELECT n``.
+* Every node is reached through :class:`~dcslog.redis.connection.NodeConnector`,
+  with the seed URL's credentials and TLS settings (only host and port
+  change), on db 0, named ``dcslog``.
 * The seed must be reachable and accept the credentials, else
   :class:`DiscoveryError` (message never contains the password).  Any other
   node that cannot be reached is reported with ``status="Inactive"``.
@@ -23,47 +23,25 @@ Contract:
   nothing answers, the node is ``Inactive`` with ``address_error`` saying
   what happened and how to fix it.  ``replica_addresses`` maps a reported
   address to the real one.
-* Every connection names itself ``dcslog`` (``CLIENT_NAME``) in the command
-  that authenticates it, so that SLOWLOG and CLIENT LIST tell dcslog's own
-  commands apart.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
-import ipaddress
-import os
 import posixpath
 import re
-from dataclasses import dataclass, field
-from typing import Any, Iterable
-from urllib.parse import urlparse
+from dataclasses import dataclass
+from typing import Iterable
 
-from redis.asyncio import Redis
-from redis.asyncio.connection import AbstractConnection, ConnectionPool, parse_url
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import (
-    AuthenticationError,
-    NoPermissionError,
-    RedisError,
-    ResponseError,
-)
+from dcslog.redis.addresses import as_int, host_key, host_port, node_entry, split_address
+from dcslog.redis.connection import DiscoveryError, NodeConnector, _ConfigError, _Probe
 
-__all__ = ["DiscoveryError", "NodeConnector", "NodeInfo", "GroupInfo", "Topology", "discover"]
+__all__ = ["NodeInfo", "GroupInfo", "Topology", "discover"]
 
 ACTIVE = "Active"
 INACTIVE = "Inactive"
-# The name every dcslog connection gives itself (CLIENT SETNAME): the harvester drops
-# slow-log entries of this name, and operators see who is connected in CLIENT LIST.
-CLIENT_NAME = "dcslog"
 # How far to follow master_host links from a replica (chained replication).
 MAX_REPLICATION_HOPS = 5
-
-
-class DiscoveryError(Exception):
-    """The deployment cannot be discovered (seed unreachable, auth failed, bad URL)."""
 
 
 @dataclass
@@ -118,229 +96,7 @@ class Topology:
 
 
 # ---------------------------------------------------------------------------
-# Probing one node
-
-
-@dataclass
-class _ConfigError:
-    """A CONFIG GET that failed (renamed command, ACL, ...), with the reason."""
-
-    reason: str
-
-
-@dataclass
-class _Probe:
-    host: str
-    port: int
-    error: str | None = None  # None when the node answered
-    auth_failed: bool = False
-    info: dict[str, str] = field(default_factory=dict)
-    config: dict[str, str | _ConfigError] = field(default_factory=dict)
-    cluster_nodes: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-# redis-py: "Error 111 connecting to host:port. Connection refused."
-_CONNECT_ERR = re.compile(r"Error (-?\d+) connecting to \S+\.\s+(.*)$", re.S)
-
-
-def _parse_info(text: str) -> dict[str, str]:
-    """INFO text → flat {key: raw string}; we parse values ourselves.
-
-    (redis-py's own parser turns "7.0" into a float and slaveN into dicts.)
-    """
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#") or ":" not in line:
-            continue
-        key, _, value = line.partition(":")
-        out[key.strip()] = value.strip()
-    return out
-
-
-def _parse_kv(value: str) -> dict[str, str]:
-    """``ip=1.2.3.4,port=6379,state=online`` → dict."""
-    out = {}
-    for part in value.split(","):
-        k, sep, v = part.partition("=")
-        if sep:
-            out[k] = v
-    return out
-
-
-def _as_int(value: Any, default: int = 0) -> int:
-    try:
-        return int(str(value).strip())
-    except (TypeError, ValueError):
-        return default
-
-
-# Skip CLIENT SETINFO on connect: extra round trips that servers < 7.2 reject.
-# redis-py >= 7 spells that ``driver_info=None`` (lib_name is deprecated).
-_NO_SETINFO: dict[str, Any] = (
-    {"driver_info": None}
-    if "driver_info" in inspect.signature(AbstractConnection.__init__).parameters
-    else {"lib_name": None, "lib_version": None}
-)
-
-
-class NodeConnector:
-    """Builds clients for any node with the seed URL's credentials and TLS (also used by the slow-log harvester)."""
-
-    def __init__(self, url: str, timeout: float) -> None:
-        parsed = urlparse(url)
-        if parsed.scheme not in ("redis", "rediss"):
-            raise DiscoveryError(
-                f"unsupported Redis URL scheme {parsed.scheme!r}: use redis:// or rediss://"
-            )
-        try:
-            kwargs: dict[str, Any] = dict(parse_url(url))
-        except ValueError as exc:  # redis-py's messages never echo the URL
-            raise DiscoveryError(f"invalid Redis URL: {exc}") from None
-        self.scheme = parsed.scheme
-        # Not given to redis-py: _handshake authenticates (and names the connection) itself.
-        self.username: str | None = kwargs.pop("username", None)
-        self.password: str | None = kwargs.pop("password", None)
-        self.seed_host: str = kwargs.pop("host", None) or "localhost"
-        self.seed_port: int = kwargs.pop("port", None) or 6379
-        kwargs.pop("db", None)
-        kwargs.setdefault("socket_connect_timeout", timeout)
-        kwargs.setdefault("socket_timeout", timeout)
-        kwargs.update(
-            decode_responses=True,
-            encoding_errors="replace",
-            # One attempt: an unreachable node must cost one timeout, not
-            # several with exponential backoff.
-            retry=Retry(NoBackoff(), 0),
-            # RESP2, whatever the URL asks: dcslog only reads INFO, CONFIG and SLOWLOG, and
-            # redis-py would otherwise start a RESP3 connection with a HELLO of its own.
-            protocol=2,
-            redis_connect_func=self._handshake,
-        )
-        kwargs.pop("client_name", None)
-        kwargs.update(_NO_SETINFO)
-        self.kwargs = kwargs
-        self.timeout = timeout
-
-    def display(self, host: str, port: int) -> str:
-        """The node's address as a URL without the password."""
-        user = f"{self.username}@" if self.username else ""
-        h = f"[{host}]" if ":" in host else host
-        return f"{self.scheme}://{user}{h}:{port}"
-
-    def scrub(self, text: str) -> str:
-        if self.password:
-            text = text.replace(self.password, "***")
-        return text
-
-    def client(self, host: str, port: int) -> Redis:
-        return Redis.from_pool(ConnectionPool(host=host, port=port, **self.kwargs))
-
-    async def _handshake(self, connection: AbstractConnection) -> None:
-        """Authenticate and name a new connection in one command, ``HELLO 2 [AUTH u p] SETNAME dcslog``.
-
-        Redis logs a command in SLOWLOG under the name the client has once the command has run:
-        redis-py's own AUTH (or HELLO) before its CLIENT SETNAME would be logged nameless, and
-        harvested as if a user had sent it.  Redis < 6 has no HELLO: AUTH, then CLIENT SETNAME.
-        """
-        await connection.on_connect()  # no credentials, RESP2, no name: sends nothing, readies the parser
-        auth = [self.username or "default", self.password] if self.password is not None else []
-        await connection.send_command("HELLO", 2, *(["AUTH", *auth] if auth else []), "SETNAME", CLIENT_NAME,
-                                      check_health=False)
-        try:
-            await connection.read_response()
-        except ResponseError as exc:
-            if "unknown command" not in str(exc).lower():
-                raise
-            if auth:
-                await connection.send_command("AUTH", *(auth if self.username else auth[1:]), check_health=False)
-                await connection.read_response()
-            await connection.send_command("CLIENT", "SETNAME", CLIENT_NAME, check_health=False)
-            await connection.read_response()
-
-    async def probe(self, host: str, port: int) -> _Probe:
-        """INFO, CONFIG GET (logfile, dir, maxmemory, databases) and, in cluster
-        mode, CLUSTER NODES of one node.  Never raises."""
-        result = _Probe(host, port)
-        client = self.client(host, port)
-        # We parse INFO ourselves (redis-py's parser turns "7.0" into a float).
-        client.set_response_callback("INFO", lambda response, **options: response)
-        try:
-            # Bound the whole exchange, not just each socket operation.
-            async with asyncio.timeout(self.timeout * 2):
-                result.info = _parse_info(await client.execute_command("INFO"))
-                for name in ("logfile", "dir", "maxmemory", "databases"):
-                    result.config[name] = await self._config_get(client, name)
-                if result.info.get("cluster_enabled") == "1":
-                    result.cluster_nodes = await client.execute_command("CLUSTER", "NODES")
-        except AuthenticationError as exc:
-            result.error, result.auth_failed = self._reason(exc), True
-        except ResponseError as exc:
-            # NOAUTH / WRONGPASS can also arrive as plain error replies.
-            result.error = self._reason(exc)
-            result.auth_failed = str(exc).startswith(("NOAUTH", "WRONGPASS"))
-        except (RedisError, OSError, TimeoutError) as exc:
-            result.error = self._reason(exc)
-        finally:
-            try:
-                await client.aclose()
-            except Exception:  # closing a broken connection must not mask the result
-                pass
-        return result
-
-    @staticmethod
-    async def _config_get(client: Redis, name: str) -> str | _ConfigError:
-        try:
-            reply = await client.execute_command("CONFIG", "GET", name)
-        except NoPermissionError as exc:
-            return _ConfigError(f"CONFIG GET not permitted: {exc}")
-        except ResponseError as exc:
-            msg = str(exc)
-            if "unknown command" in msg.lower():
-                return _ConfigError(f"CONFIG GET not available (renamed or disabled): {msg}")
-            return _ConfigError(f"CONFIG GET {name} failed: {msg}")
-        # RESP2: [name, value]; RESP3: {name: value}
-        if isinstance(reply, dict):
-            value = reply.get(name)
-        else:
-            pairs = dict(zip(reply[0::2], reply[1::2])) if reply else {}
-            value = pairs.get(name)
-        if value is None:
-            return _ConfigError(f"CONFIG GET {name} returned nothing")
-        return str(value)
-
-    def _reason(self, exc: BaseException) -> str:
-        if isinstance(exc, (TimeoutError, asyncio.TimeoutError)) and not str(exc):
-            return "timed out"
-        msg = str(exc)
-        m = _CONNECT_ERR.match(msg)
-        if m:
-            errno, rest = int(m.group(1)), m.group(2).strip().rstrip(".")
-            if errno > 0:
-                try:
-                    return os.strerror(errno)
-                except ValueError:
-                    pass
-            return rest or msg
-        if "Timeout" in msg or "timed out" in msg:
-            return "timed out"
-        return self.scrub(msg or type(exc).__name__)
-
-
-# ---------------------------------------------------------------------------
 # Per-node result
-
-
-def node_entry(per_node: dict[str, str], host: str, port: int) -> str | None:
-    """A per-node setting (``--log-file``, ``--agent``) of ``host:port``, keyed ``host:port`` or,
-    as older imports kept an IPv6 address, ``[host]:port``."""
-    for key in (f"{host}:{port}", f"[{host}]:{port}"):
-        if per_node.get(key):
-            return per_node[key]
-    return None
 
 
 def _log_file(probe: _Probe | None, host: str, port: int,
@@ -394,15 +150,6 @@ def _node(probe: _Probe | None, host: str, port: int, role: str,
     )
 
 
-def _host_key(host: str, port: int) -> tuple:
-    # Numeric IP order (127.0.0.10 after 127.0.0.9), hostnames after IPs.
-    try:
-        ip = ipaddress.ip_address(host)
-        return (0, ip.version, int(ip), "", port)
-    except ValueError:
-        return (1, 0, 0, host, port)
-
-
 def _engine_version(info: dict[str, str]) -> str:
     raw = info.get("redis_version", "")
     return ".".join(raw.split(".")[:2]) if raw else ""
@@ -414,7 +161,7 @@ def _config_int(probe: _Probe | None, name: str, default: int) -> int:
     value = probe.config.get(name)
     if isinstance(value, _ConfigError) or value is None:
         return default
-    return _as_int(value, default)
+    return as_int(value, default)
 
 
 async def _probe_all(conn: NodeConnector, addrs: Iterable[tuple[str, int]],
@@ -453,6 +200,16 @@ async def discover(url: str, log_file_overrides: dict[str, str] | None = None,
 # -- standalone / primary-replica -------------------------------------------
 
 
+def _parse_kv(value: str) -> dict[str, str]:
+    """``ip=1.2.3.4,port=6379,state=online`` → dict."""
+    out = {}
+    for part in value.split(","):
+        k, sep, v = part.partition("=")
+        if sep:
+            out[k] = v
+    return out
+
+
 def _replicas_of(info: dict[str, str]) -> list[tuple[str, int]]:
     """``slaveN:ip=…,port=…`` entries of a primary's INFO replication."""
     out = []
@@ -460,15 +217,8 @@ def _replicas_of(info: dict[str, str]) -> list[tuple[str, int]]:
         if re.fullmatch(r"slave\d+", key):
             fields = _parse_kv(value)
             if fields.get("ip") and fields.get("port"):
-                out.append((fields["ip"], _as_int(fields["port"])))
+                out.append((fields["ip"], as_int(fields["port"])))
     return out
-
-
-def _split_address(address: str) -> tuple[str, int]:
-    """``host:port`` (or ``[v6]:port``) → (host, port); port 0 when it is not a number."""
-    host, _, port = address.rpartition(":")
-    return host.removeprefix("[").removesuffix("]"), _as_int(port)
-
 
 def _not_this_replica(probe: _Probe, primary: _Probe) -> str | None:
     """Why the node ``probe`` reached is not a replica of ``primary``; None when it is one.
@@ -482,7 +232,7 @@ def _not_this_replica(probe: _Probe, primary: _Probe) -> str | None:
         return "the node that answers is a primary, not a replica of this primary"
     if info.get("master_replid") and info.get("master_replid") == primary.info.get("master_replid"):
         return None
-    if (info.get("master_host"), _as_int(info.get("master_port"))) == (primary.host, primary.port):
+    if (info.get("master_host"), as_int(info.get("master_port"))) == (primary.host, primary.port):
         return None
     return (f"the node that answers is not a replica of this primary (it replicates "
             f"{info.get('master_host')}:{info.get('master_port')})")
@@ -491,16 +241,12 @@ def _not_this_replica(probe: _Probe, primary: _Probe) -> str | None:
 def _address_error(primary: _Probe, reported: tuple[str, int], used: tuple[str, int], problem: str) -> str:
     """What ``address_error`` says: what was found, and the two ways to fix it."""
     given = " (given for it with --replica-address)" if used != reported else ""
-    return (f"The primary {_address(primary.host, primary.port)} reports a replica at {_address(*reported)}, but "
-            f"at {_address(*used)}{given} {problem}. A primary reports a replica under its replica-announce-ip, "
+    return (f"The primary {host_port(primary.host, primary.port)} reports a replica at {host_port(*reported)}, but "
+            f"at {host_port(*used)}{given} {problem}. A primary reports a replica under its replica-announce-ip, "
             "or else under the source address of its connection, which behind NAT or on a host with several "
             "addresses is not where it listens. Set replica-announce-ip (and replica-announce-port) on the "
             "replica, then run `dcslog instances refresh`; or give its address: "
-            f"--replica-address {_address(*reported)}=HOST:PORT.")
-
-
-def _address(host: str, port: int) -> str:
-    return f"{host}:{port}"
+            f"--replica-address {host_port(*reported)}=HOST:PORT.")
 
 
 async def _discover_replication(conn: NodeConnector, seed: _Probe, overrides: dict[str, str],
@@ -513,7 +259,7 @@ async def _discover_replication(conn: NodeConnector, seed: _Probe, overrides: di
         if last_reachable.info.get("role") != "slave":
             break
         primary_addr = (last_reachable.info.get("master_host", ""),
-                        _as_int(last_reachable.info.get("master_port")))
+                        as_int(last_reachable.info.get("master_port")))
         if primary_addr in probes:  # a replication loop: stop
             break
         probe = await conn.probe(*primary_addr)
@@ -527,7 +273,7 @@ async def _discover_replication(conn: NodeConnector, seed: _Probe, overrides: di
     replicas: dict[tuple[str, int], tuple[tuple[str, int], str | None]] = {}
     if primary.ok:
         reported = _replicas_of(primary.info)
-        used = {a: _split_address(replica_addresses.get(_address(*a), _address(*a))) for a in reported}
+        used = {a: split_address(replica_addresses.get(host_port(*a), host_port(*a))) for a in reported}
         probes = await _probe_all(conn, used.values(), probes)
         problems = {a: _not_this_replica(probes[used[a]], primary) for a in reported}
         # A replica seed is known at its real address. If the primary reports it elsewhere (the
@@ -552,15 +298,15 @@ async def _discover_replication(conn: NodeConnector, seed: _Probe, overrides: di
         source = last_reachable
 
     nodes = [_node(primary, *primary_addr, "master", overrides)]
-    for a in sorted(replicas, key=lambda a: _host_key(*a)):
+    for a in sorted(replicas, key=lambda a: host_key(*a)):
         reported_addr, error = replicas[a]
         nodes.append(_node(probes.get(a), *a, "slave", overrides, address_error=error,
-                           reported_address=_address(*reported_addr) if reported_addr != a else None))
+                           reported_address=host_port(*reported_addr) if reported_addr != a else None))
     return Topology(
         cache_mode="ha" if replicas else "single",
         engine_version=_engine_version(source.info),
         max_memory_bytes=_config_int(source, "maxmemory", 0),
-        used_memory_bytes=_as_int(source.info.get("used_memory")),
+        used_memory_bytes=as_int(source.info.get("used_memory")),
         db_number=_config_int(source, "databases", 16),
         primary_host=primary_addr[0],
         primary_port=primary_addr[1],
@@ -611,7 +357,7 @@ def _parse_cluster_nodes(text: str, seed_host: str) -> list[_ClusterEntry]:
             lo, _, hi = token.partition("-")
             slots.append((int(lo), int(hi or lo)))
         entries.append(_ClusterEntry(
-            node_id=parts[0], host=host, port=_as_int(port), flags=flags,
+            node_id=parts[0], host=host, port=as_int(port), flags=flags,
             master_id=None if parts[3] == "-" else parts[3], slots=slots,
         ))
     return entries
@@ -633,7 +379,7 @@ def _cluster_shards(entries: list[_ClusterEntry]) -> list[tuple[_ClusterEntry, l
     for e in usable:
         if e.is_replica and e.master_id in replicas:
             replicas[e.master_id].append(e)
-    return [(m, sorted(replicas[m.node_id], key=lambda e: _host_key(e.host, e.port)))
+    return [(m, sorted(replicas[m.node_id], key=lambda e: host_key(e.host, e.port)))
             for m in masters]
 
 
@@ -675,7 +421,7 @@ async def _discover_cluster(conn: NodeConnector, seed: _Probe,
         primary = masters[0]
     primary_probe = probes.get((primary.host, primary.port))
 
-    used = sum(_as_int(probes[(m.host, m.port)].info.get("used_memory"))
+    used = sum(as_int(probes[(m.host, m.port)].info.get("used_memory"))
                for m in masters if probes.get((m.host, m.port)) and probes[(m.host, m.port)].ok)
     return Topology(
         cache_mode="cluster",

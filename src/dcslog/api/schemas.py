@@ -1,0 +1,218 @@
+"""The response objects of the API (OpenAPI component schemas), each declared once.
+
+Operations name them (``ok={200: "ListRedislogResponse"}``); ``openapi.py`` puts them in the
+document. They say what the item builders of the services produce: DCS field names and types
+(those of ``huaweicloudsdkdcs.v2.model``) and dcslog's documented extension fields. Objects are
+closed (``additionalProperties: false``): a field not named here is drift, and the fuzz test
+(``tests/test_fuzz.py``) fails on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dcslog.api.params import anchored
+from dcslog.services.common import PROJECT_ID
+
+UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+DCS_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$"  # 2017-03-31T12:24:46.297Z
+UTC_SECONDS = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"  # 2020-06-19T07:06:07Z
+DAY = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+
+Schema = dict[str, Any]
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def string(**extra: Any) -> Schema:
+    return {"type": "string", **extra}
+
+
+def nullable(schema: Schema) -> Schema:
+    return {**schema, "nullable": True}
+
+
+def integer(**extra: Any) -> Schema:
+    return {"type": "integer", **extra}
+
+
+def closed_object(properties: dict[str, Schema], *, optional: tuple[str, ...] = (),
+                  description: str | None = None) -> Schema:
+    """A closed object: every property not in ``optional`` is required, no other property allowed."""
+    schema: dict[str, Any] = {
+        "type": "object",
+        "required": [name for name in properties if name not in optional],
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def array(items: Schema) -> Schema:
+    return {"type": "array", "items": items}
+
+
+# -- components ---------------------------------------------------------------------------------------------------
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": closed_object({
+        "error_code": string(pattern=r"^DCS\.[0-9]{4}$"),
+        "error_msg": string(minLength=1),
+        "error_ext_msg": nullable(string(minLength=1, description="How to fix the request, when dcslog can say.")),
+    }, description="The DCS error envelope: the body of every non-2xx response."),
+    "Instance": closed_object({
+        "instance_id": string(format="uuid", pattern=UUID_PATTERN),
+        "name": string(),
+        "engine": string(enum=["Redis"]),
+        "engine_version": string(),
+        "status": string(enum=["RUNNING", "ERROR"]),
+        "ip": string(),
+        "port": integer(),
+        "domain_name": string(),
+        "cache_mode": string(enum=["single", "ha", "cluster"]),
+        "max_memory": integer(minimum=0, description="MB"),
+        "used_memory": integer(minimum=0, description="MB"),
+        "capacity": integer(minimum=0, description="whole GB of maxmemory, 0 when unlimited"),
+        "capacity_minor": string(description="extension: GB with decimals, e.g. \"0.25\""),
+        "replica_count": integer(minimum=0),
+        "sharding_count": integer(minimum=0),
+        "description": string(),
+        "created_at": string(pattern=DCS_TIME),
+        "updated_at": string(pattern=DCS_TIME),
+        "project_id": string(pattern=anchored(PROJECT_ID.pattern)),
+        "access_user": string(),
+        "no_password_access": string(enum=["true", "false"]),
+        "enable_ssl": {"type": "boolean"},
+        "support_slow_log_flag": string(enum=["true"]),
+        "db_number": integer(minimum=0),
+        "timezone": string(description="extension: the instance's time zone (IANA name)"),
+        "error_msg": nullable(string(description="extension: why the last discovery failed")),
+    }, description="DCS ShowInstance (the subset dcslog fills) plus extensions."),
+    "ListInstancesResponse": closed_object({
+        "instance_num": integer(minimum=0),
+        "instances": array(ref("Instance")),
+    }),
+    "Dimension": closed_object({
+        "name": string(enum=["dcs_instance_id", "dcs_cluster_redis_node"]),
+        "value": string(),
+    }),
+    "Replication": closed_object({
+        "replication_id": string(),
+        "replication_role": string(enum=["master", "slave"]),
+        "replication_ip": string(),
+        "is_replication": {"type": "boolean"},
+        "node_id": string(),
+        "status": string(enum=["Active", "Inactive"]),
+        "az_code": string(),
+        "dimensions": array(ref("Dimension")),
+        "replication_port": integer(description="extension"),
+        "agent": nullable(string(description="extension: URL of the `dcslog agent` that reads this node's log")),
+        "log_file": nullable(string(description="extension: the path dcslog reads")),
+        "log_file_error": nullable(string(description="extension: why there is no log file")),
+        "address_error": nullable(string(description="extension: why the node at this address is not known "
+                                                       "to be this replica, and how to fix it")),
+    }),
+    "Group": closed_object({
+        "group_id": string(),
+        "group_name": string(pattern="^group-[0-9]+$"),
+        "replication_list": array(ref("Replication")),
+    }),
+    "ListGroupReplicationInfoResponse": closed_object({
+        "group_list": array(ref("Group")),
+        "group_count": integer(minimum=0),
+    }),
+    "RunlogItem": closed_object({
+        "id": string(),
+        "file_name": string(pattern=r"^redis_.+_[0-9]{4}-[0-9]{2}-[0-9]{2}\.log$"),
+        "group_name": string(),
+        "replication_ip": string(),
+        "status": string(enum=["creating", "succeed", "failed"]),
+        "time": string(pattern=DAY),
+        "backup_id": string(),
+        "size": nullable(integer(minimum=0, description="extension: bytes of the content a link serves "
+                                                          "(a succeed file's, or a refreshed file's previous copy)")),
+        "sha256": nullable(string(pattern="^[0-9a-f]{64}$", description="extension: of that content")),
+        "error_msg": string(description="extension: why the last collection failed (on a succeed file: "
+                                         "a refresh failed and the previous copy stayed)"),
+        "last_task_id": string(description="extension: the task that last collected the file, or is "
+                                            "collecting it (backup_id differs only after a failed refresh)"),
+    }, optional=("size", "sha256", "error_msg", "last_task_id")),
+    "ListRedislogResponse": closed_object({
+        "total_num": integer(minimum=1),
+        "file_list": array(ref("RunlogItem")),
+    }),
+    "DownloadLink": closed_object({
+        "id": string(),
+        "backup_id": string(),
+        "link": string(format="uri"),
+        "expires_at": string(pattern=UTC_SECONDS, description="extension: when the link stops working"),
+    }),
+    "SlowlogItem": closed_object({
+        "id": integer(),
+        "command": string(),
+        "start_time": string(pattern=UTC_SECONDS),
+        "duration": string(pattern=r"^[0-9]+(\.[0-9]{1,3})?$", description="milliseconds"),
+        "shard_name": nullable(string()),
+        "database_id": nullable(integer()),
+        "username": nullable(string()),
+        "node_role": string(enum=["master", "slave"]),
+        "client_ip": nullable(string()),
+        "replication_id": string(description="extension"),
+        "node_ip": string(description="extension"),
+        "node_port": integer(description="extension"),
+        "client_addr": nullable(string(description="extension: ip:port")),
+        "client_name": nullable(string(description="extension")),
+        "fingerprint": string(description="extension: the command with its arguments replaced by ?"),
+    }),
+    "ListSlowlogResponse": closed_object({
+        "total_num": integer(minimum=0),
+        "count": integer(minimum=0),
+        "slowlogs": array(ref("SlowlogItem")),
+        "lost_entries": integer(minimum=0, description="extension: entries the nodes dropped before a harvest"),
+    }),
+    "HarvestNode": closed_object({
+        "replication_id": string(),
+        "replication_ip": string(),
+        "replication_port": integer(),
+        "replication_role": string(enum=["master", "slave"]),
+        "group_name": string(),
+        "run_id": nullable(string()),
+        "last_entry_id": nullable(integer(minimum=0)),
+        "harvested_entries": integer(minimum=0),
+        "lost_entries": integer(minimum=0),
+        "last_harvest_at": nullable(string(pattern=UTC_SECONDS)),
+        "last_error": nullable(string()),
+    }),
+    "SlowlogHarvestStatusResponse": closed_object({
+        "nodes": array(ref("HarvestNode")),
+        "node_count": integer(minimum=0),
+    }),
+    "TaskDetails": closed_object({
+        "group_name": string(),
+        "replica_ip": string(),
+        "replication_id": string(),
+        "days": array(string(pattern=DAY)),
+    }),
+    "BackgroundTask": closed_object({
+        "id": string(),
+        "name": string(enum=["CollectRunLog"]),
+        "details": ref("TaskDetails"),
+        "user_name": string(),
+        "user_id": string(),
+        "params": string(description="a JSON string of the request's query"),
+        "status": string(enum=["running", "succeed", "failed"]),
+        "created_at": string(pattern=DCS_TIME),
+        "updated_at": string(pattern=DCS_TIME),
+        "enable_show": {"type": "boolean"},
+        "error_msg": nullable(string(description="extension: why the task failed")),
+    }),
+    "ListBackgroundTaskResponse": closed_object({
+        "task_count": string(pattern="^[0-9]+$", description="a string, as in DCS"),
+        "tasks": array(ref("BackgroundTask")),
+    }),
+    "Health": closed_object({"status": string(enum=["ok"])}),
+}
