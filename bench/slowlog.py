@@ -14,7 +14,7 @@ nodes, then ANALYZE. Then, medians over --reps interleaved repetitions:
   naive   the query as one would first write it, left to SQLite's planner:
           SELECT count(*) with the WHERE, plus the page (LIMIT 10 OFFSET k);
           a reference only, timed on at most 3 reps (its deep page takes seconds)
-  service ``services.slowlog.list_slowlog`` on a session as the API's (SQLAlchemy;
+  service ``services.slowlog_query.list_slowlog`` on a session as the API's (SQLAlchemy;
           short reads inline on the loop, db/inline.py; others through aiosqlite)
   http    GET /v2/{project}/instances/{id}/slowlog on a running dcslog (in-process,
           aiohttp on loopback), X-Auth-Token, one kept-alive httpx client
@@ -59,13 +59,15 @@ from sqlalchemy import select
 from dcslog import admin
 from dcslog.config import Settings
 from dcslog.db.inline import InlineReads
-from dcslog.db.models import Replication, SlowlogCursor
+from dcslog.db.models import HOUR_MS, Replication, SlowlogCursor
+from dcslog.db.queries.slowlog import WIDE_WINDOW
 from dcslog.db.session import create_engine, create_sessionmaker, upgrade
 from dcslog.keys import Keyring
 from dcslog.redis.connection import NodeConnector
 from dcslog.redis.slowlog import command_name, fingerprint, read_slowlog
 from dcslog.services.instances import import_instance
-from dcslog.services.slowlog import HOUR_MS, WIDE_WINDOW, harvest_instance, list_slowlog
+from dcslog.services.slowlog_harvest import harvest_instance
+from dcslog.services.slowlog_query import list_slowlog
 from dcslog.testing.ports import free_port
 from dcslog.testing.redis_servers import NodeSet, start_replicated
 from dcslog.testing.server import running_app

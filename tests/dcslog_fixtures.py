@@ -21,7 +21,7 @@ from dcslog import cli
 from dcslog.config import Settings
 from dcslog.db.session import create_engine, create_sessionmaker
 from dcslog.keys import Keyring, load_server_key
-from dcslog.services.slowlog import harvest_all
+from dcslog.services.slowlog_harvest import harvest_all
 from dcslog.testing.ports import free_port
 from dcslog.testing.server import running_app
 

@@ -221,8 +221,8 @@ def test_a_restarted_process_takes_over_its_own_dead_run_at_once(deployment, age
     assert dead_part.exists() and d.task(instance_id)[0] == "running"
 
     d.start_victim()  # the restart
-    wait_for(lambda: d.files(instance_id)[0][1] != "creating", timeout=lease / 5,
-             what=f"the dead run to be taken over (long before its {lease} s lease runs out)")
+    wait_for(lambda: d.files(instance_id)[0][1] != "creating" and d.task(instance_id)[0] != "running",
+             timeout=lease / 5, what=f"the dead run to be taken over (long before its {lease} s lease runs out)")
     assert not dead_part.exists()
     assert d.files(instance_id) == [(today_utc().isoformat(), "succeed", len(content))]
     # The dead run counts as an attempt, as a crash does (it was not handed back).
@@ -314,7 +314,9 @@ def test_a_worker_of_another_host_that_dies_for_good_is_taken_over_within_a_minu
     d.kill(victim)
     agent.release()
 
-    wait_for(lambda: {status for _, status, _ in d.files(instance_id)} == {"succeed"}, timeout=60,
+    # The task settles in its own transaction after its last day's: wait for both.
+    wait_for(lambda: {status for _, status, _ in d.files(instance_id)} == {"succeed"}
+             and d.task(instance_id)[0] != "running", timeout=60,
              what="every day to be taken over and collected within a minute")
     assert d.task(instance_id) == ("succeed", None, 2, 0)
     assert d.download(instance_id) == content

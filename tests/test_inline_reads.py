@@ -123,7 +123,7 @@ def test_a_busy_database_sends_the_slow_log_page_through_the_session(database):
     from there must step aside to the session like any inline read, not become a 500."""
     from types import SimpleNamespace
 
-    from dcslog.services.slowlog import list_slowlog
+    from dcslog.services.slowlog_query import list_slowlog
 
     url, path = database
     holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)

@@ -13,9 +13,11 @@ import httpx
 import pytest
 from huaweicloudsdkdcs.v2 import CreateRedislogDownloadLinkRequest, CreateRedislogRequest, ListRedislogRequest
 
-from dcslog import worker as worker_module
 from dcslog.db.session import upgrade
+from dcslog.services import retention
 from dcslog.storage import open_object_store
+from dcslog.storage.objectkeys import object_key as layout_key
+from dcslog.storage.objectkeys import parse
 from dcslog.testing.waiting import wait_for
 from tests.test_redislog import day_lines, today_utc
 from tests.test_scale_out import run_sweep, s3_worker_settings
@@ -38,7 +40,7 @@ def settings(request, tmp_path, monkeypatch):
 
 
 def object_key() -> str:
-    return f"{uuid.uuid4()}/{uuid.uuid4()}/{uuid.uuid4()}-1.log"
+    return layout_key(str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4()), 1)
 
 
 def put(store, key: str, data: bytes) -> None:
@@ -55,7 +57,7 @@ def record(settings, key: str, expires_at: datetime) -> None:
         db.execute("INSERT INTO log_files (id, instance_id, project_id, replication_id, group_name, group_index, "
                    "replication_ip, day, status, task_id, object_key, size, created_at, updated_at, expires_at) "
                    "VALUES (?, ?, 'p', 'r', 'group-0', 0, '127.0.0.1', '2026-11-20', 'succeed', 't', ?, 1, ?, ?, ?)",
-                   (key.split("/")[1], key.split("/")[0], key, now, now, expires_at))
+                   (parse(key).file_id, parse(key).instance_id, key, now, now, expires_at))
 
 
 def known_instance(settings, key: str) -> None:
@@ -66,7 +68,7 @@ def known_instance(settings, key: str) -> None:
                    "agents, timezone, status, cache_mode, engine_version, ip, port, max_memory_bytes, "
                    "used_memory_bytes, db_number, access_user, no_password_access, enable_ssl, created_at, updated_at) "
                    "VALUES (?, 'p', 'n', '', x'00', '{}', '{}', 'UTC', 'RUNNING', 'single', '7.0', '127.0.0.1', 6379, "
-                   "0, 0, 16, '', 1, 0, ?, ?)", (key.split("/")[0], now, now))
+                   "0, 0, 16, '', 1, 0, ?, ?)", (parse(key).instance_id, now, now))
 
 
 def records(settings) -> set[str]:
@@ -94,8 +96,8 @@ def test_the_sweep_deletes_stored_files_no_record_points_to(settings, monkeypatc
     deployment sharing the bucket) stay."""
     store = open_object_store(settings)
     recorded, unrecorded, anothers = object_key(), object_key(), object_key()
-    instance_id, file_id, _ = recorded.split("/")
-    refreshed_away = f"{instance_id}/{file_id}/{uuid.uuid4()}-1.log"  # the same file's previous copy
+    instance_id, file_id, _, _ = parse(recorded)
+    refreshed_away = layout_key(instance_id, file_id, str(uuid.uuid4()), 1)  # the same file's previous copy
     for key in (recorded, refreshed_away, unrecorded, anothers, "notes/readme.txt"):
         put(store, key, b"bytes\n")
     record(settings, recorded, datetime.utcnow() + timedelta(days=1))
@@ -105,7 +107,7 @@ def test_the_sweep_deletes_stored_files_no_record_points_to(settings, monkeypatc
     run_sweep(settings, store)
     assert store.exists(unrecorded)  # fresh: maybe a run about to record it
 
-    monkeypatch.setattr(worker_module, "ABANDONED_AFTER", -1.0)  # now everything counts as old
+    monkeypatch.setattr(retention, "ABANDONED_AFTER", -1.0)  # now everything counts as old
     run_sweep(settings, store)
     assert not store.exists(unrecorded)
     assert not store.exists(refreshed_away)

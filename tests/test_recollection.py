@@ -16,10 +16,10 @@ import sqlalchemy
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
 from huaweicloudsdkdcs.v2 import CreateRedislogDownloadLinkRequest, CreateRedislogRequest, ListRedislogRequest
 
-from dcslog import worker as worker_module
 from dcslog.db.session import sync_url
-from dcslog.services.collection import is_object_key
+from dcslog.services import jobs
 from dcslog.storage import open_object_store
+from dcslog.storage.objectkeys import is_object_key
 from dcslog.testing.waiting import wait_for
 from tests.backend_fixtures import BACKENDS
 from tests.test_redislog import day_lines, today_utc, wait_settled
@@ -96,7 +96,7 @@ def test_a_failed_refresh_keeps_the_good_copy(backend_env, dcslog_server_factory
             node_log.parent.rename(tmp_path / "moved-away")
         else:  # the job has killed its worker every time so far: the next claim gives up on it
             query(server.settings, "UPDATE tasks SET attempts = :n WHERE status = 'running'",
-                  n=worker_module.MAX_ATTEMPTS)
+                  n=jobs.MAX_ATTEMPTS)
 
     with dcslog_server_factory() as server:
         client = server.sdk(credential=credential)
@@ -155,7 +155,7 @@ def test_the_sweep_keeps_the_copy_of_a_file_being_refreshed(dcslog_server_factor
     assert query(settings, "SELECT status, object_key FROM log_files") == [("creating", key)]
     assert stored_keys(settings) == {key}
     # Given up on, it goes back to its previous copy, which is past retention: now the sweep takes it.
-    query(settings, "UPDATE tasks SET attempts = :n", n=worker_module.MAX_ATTEMPTS)
+    query(settings, "UPDATE tasks SET attempts = :n", n=jobs.MAX_ATTEMPTS)
     with dcslog_server_factory(sweep_interval="1") as server:
         client = server.sdk(credential=credential)
         listing = lambda: client.list_redislog(  # noqa: E731

@@ -184,14 +184,13 @@ def run_sweep(settings, store) -> int:
     import asyncio
 
     from dcslog.db.session import create_engine, create_sessionmaker, upgrade
-    from dcslog.keys import Keyring, load_server_key
-    from dcslog.worker import Worker
+    from dcslog.services.retention import Retention
 
     async def sweep() -> int:
         upgrade(settings.effective_database_url)
         engine = create_engine(settings.effective_database_url)
         try:
-            return await Worker(settings, create_sessionmaker(engine), store, Keyring(load_server_key(settings))).sweep()
+            return await Retention(settings, create_sessionmaker(engine), store).sweep()
         finally:
             await engine.dispose()
     return asyncio.run(sweep())
@@ -219,7 +218,7 @@ def test_the_sweep_removes_what_a_crash_left_half_written(s3_server, tmp_path, m
     rule; real stores report the real time.)"""
     import uuid
 
-    from dcslog import worker as worker_module
+    from dcslog.services import retention
     from dcslog.storage import open_object_store
 
     bucket = s3_server.create_bucket()
@@ -244,7 +243,7 @@ def test_the_sweep_removes_what_a_crash_left_half_written(s3_server, tmp_path, m
     run_sweep(settings, store)
     assert uploads() == foreign  # ours, "initiated in 2010": abandoned
     assert os.path.exists(staged)  # a second old: maybe a collection being written right now
-    monkeypatch.setattr(worker_module, "ABANDONED_AFTER", -1.0)  # now it counts as old
+    monkeypatch.setattr(retention, "ABANDONED_AFTER", -1.0)  # now it counts as old
     run_sweep(settings, store)
     assert not os.path.exists(staged)
     assert os.path.exists(live)  # its process is alive: a collection being written, however long it takes

@@ -17,9 +17,10 @@ from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
 from huaweicloudsdkdcs.v2 import ListSlowlogRequest
 from sqlalchemy import select
 
+from dcslog.db.queries import slowlog as slowlog_queries
 from dcslog.redis.slowlog import fingerprint
-from dcslog.services import slowlog as slowlog_service
-from dcslog.services.slowlog import duration_ms
+from dcslog.services import slowlog_harvest
+from dcslog.services.slowlog_query import duration_ms
 from dcslog.testing.waiting import wait_for
 from tests.dcslog_fixtures import started_server
 from tests.test_observability import every_series
@@ -198,8 +199,8 @@ def test_racing_harvests_store_once_and_count_everything_once(dcslog_server, red
             read_b = await read_slowlog(connector, node.host, node.port, cursor.run_id, cursor.last_id)
             # A stores 5-9, counts 3 lost, moves the cursor to 9; B stores 10-11 (5-9 are A's) and,
             # the cursor having moved since it read it, counts no loss.
-            assert await slowlog_service._store(sessionmaker, instance, replica, cursor, read_a, connector) == 5
-            assert await slowlog_service._store(sessionmaker, instance, replica, cursor, read_b, connector) == 2
+            assert await slowlog_harvest._store(sessionmaker, instance, replica, cursor, read_a, connector) == 5
+            assert await slowlog_harvest._store(sessionmaker, instance, replica, cursor, read_b, connector) == 2
         finally:
             await engine.dispose()
     asyncio.run(race())
@@ -230,7 +231,7 @@ def test_workers_share_the_harvest_rounds(dcslog_server, redis_node_factory):
         engine = create_engine(settings.effective_database_url)
         try:
             keyring = Keyring(load_server_key(settings))
-            return await asyncio.gather(*(slowlog_service.harvest_all(
+            return await asyncio.gather(*(slowlog_harvest.harvest_all(
                 create_sessionmaker(engine), keyring, settings.redis_timeout, min_interval) for _ in range(2)))
         finally:
             await engine.dispose()
@@ -335,7 +336,7 @@ def test_sorting_and_paging_match_a_brute_force_reference(backend_env, dcslog_en
                                                           wide_window):
     # Both plans of the duration sort on SQLite: the planner's own, and the forced walk of the
     # duration index; and PostgreSQL, which takes neither path's SQLite-only shortcuts.
-    monkeypatch.setattr(slowlog_service, "WIDE_WINDOW", wide_window)
+    monkeypatch.setattr(slowlog_queries, "WIDE_WINDOW", wide_window)
     node = redis_node_factory("127.0.0.2", args=["--slowlog-log-slower-than", "0", "--slowlog-max-len", "1000"])
     with started_server(monkeypatch) as dcslog_server:
         check_sorting_and_paging(dcslog_server, node)

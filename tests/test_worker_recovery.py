@@ -21,8 +21,8 @@ from huaweicloudsdkdcs.v2 import CreateRedislogRequest, ListRedislogRequest
 from dcslog import worker as worker_module
 from dcslog.db.session import create_engine, create_sessionmaker, libpq_url
 from dcslog.keys import Keyring, load_server_key
+from dcslog.services import jobs
 from dcslog.services.collection import run_collect_task
-from dcslog.services.redislog import COLLECT_TASK
 from dcslog.storage import open_object_store
 from dcslog.testing.waiting import wait_for
 from dcslog.worker import Worker
@@ -62,6 +62,31 @@ def test_job_of_a_dead_worker_is_taken_over(dcslog_server_factory, redis_standal
         assert db.execute("SELECT status, attempts FROM tasks").fetchall() == [("succeed", 2)]
 
 
+def test_a_request_wakes_the_worker_of_its_own_process_at_once(dcslog_server_factory, redis_standalone, tmp_path):
+    """`dcslog serve` on the embedded default (no NOTIFY), its worker polling only every 10
+    minutes: the collection still runs at once, because the commit that queued it wakes the
+    worker of its own process (``jobs.on_queued``)."""
+    log_file = tmp_path / "r.log"
+    log_file.write_bytes(day_lines(today_utc(), 20))
+    with dcslog_server_factory(worker_poll_interval="600") as server:
+        imported = server.import_instance(redis_standalone.url, "proj-a", "x", "--log-file",
+                                          f"{redis_standalone.address}={log_file}")
+        staging = server.settings.data_dir / "files" / ".staging"
+        # The worker's first look for jobs (it registers its owner first) is behind it: from now
+        # on only a wake, or the poll in 10 minutes, makes it look again.
+        wait_for(lambda: any(b"owner " in p.read_bytes() for p in staging.glob("*.lock")),
+                 what="the worker's first look")
+        time.sleep(0.5)
+        client = server.sdk()
+        client.create_redislog(CreateRedislogRequest(instance_id=imported["instance_id"], log_type="run"))
+
+        def settled():
+            listing = client.list_redislog(ListRedislogRequest(instance_id=imported["instance_id"], log_type="run"))
+            return listing.file_list[0] if listing.file_list[0].status != "creating" else None
+        assert wait_for(settled, timeout=20, what="the collection, woken in-process (the poll is 600 s)").status \
+            == "succeed"
+
+
 def test_a_run_that_lost_its_lease_records_and_leaves_nothing(dcslog_server_factory, redis_standalone, tmp_path):
     log_file = tmp_path / "r.log"
     log_file.write_bytes(day_lines(today_utc(), 20))
@@ -78,7 +103,8 @@ def test_a_run_that_lost_its_lease_records_and_leaves_nothing(dcslog_server_fact
         engine = create_engine(settings.effective_database_url)
         try:
             await run_collect_task(create_sessionmaker(engine), open_object_store(settings),
-                                   Keyring(load_server_key(settings)), task_id, owner, 1)
+                                   Keyring(load_server_key(settings)),
+                                   jobs.Lease(task_id, jobs.COLLECT_RUN_LOG, owner, attempt=1))
         finally:
             await engine.dispose()
 
@@ -238,12 +264,13 @@ def test_a_long_hostname_still_makes_a_claimable_owner(postgres, monkeypatch, tm
         db.execute("SET session_replication_role = replica")  # a task without its instance: no FK check
         db.execute("INSERT INTO tasks (id, instance_id, project_id, name, replication_id, details, params, user_name, "
                    "user_id, status, attempts, created_at, updated_at) VALUES ('t', 'i', 'p', %s, 'r', '{}', '{}', "
-                   "'u', 'u', 'running', 0, %s, %s)", (COLLECT_TASK, now, now))
+                   "'u', 'u', 'running', 0, %s, %s)", (jobs.COLLECT_RUN_LOG, now, now))
 
     async def claim() -> str | None:
         engine = create_engine(settings.effective_database_url)
         try:
-            return await Worker(settings, create_sessionmaker(engine), open_object_store(settings), None).claim()
+            lease = await Worker(settings, create_sessionmaker(engine), open_object_store(settings), None).claim()
+            return lease and lease.task_id
         finally:
             await engine.dispose()
     assert asyncio.run(claim()) == "t"

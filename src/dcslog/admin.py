@@ -8,22 +8,27 @@ import getpass
 import os
 import sqlite3
 import sys
-from datetime import timedelta
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from dcslog import errors
 from dcslog.config import Settings
-from dcslog.db.models import Credential, Instance, Token
-from dcslog.db.session import create_engine, create_sessionmaker, describe_database, schema_revision, sqlite_file, \
-    upgrade
-from dcslog.keys import Keyring, hash_token, load_server_key, new_access_key, new_secret_key, new_token
+from dcslog.db.models import Instance
+from dcslog.db.session import (
+    create_engine,
+    create_sessionmaker,
+    describe_database,
+    schema_revision,
+    sqlite_file,
+    upgrade,
+)
+from dcslog.keys import Keyring, load_server_key
+from dcslog.services import credentials as credential_service
 from dcslog.services import instances as instance_service
-from dcslog.services.common import get_instance, utcnow
 from dcslog.storage import open_object_store
 
 
@@ -95,50 +100,28 @@ def cmd_db_upgrade(args, settings: Settings) -> dict:
 
 
 def cmd_credentials_create(args, settings: Settings) -> dict:
-    secret_key = new_secret_key()
-
     async def work(session, keyring):
-        credential = Credential(access_key=new_access_key(), secret_encrypted=keyring.encrypt(secret_key),
-                                project_id=args.project_id, role=args.role, created_at=utcnow())
-        session.add(credential)
-        await session.commit()
-        return {"access_key": credential.access_key, "secret_key": secret_key,
-                "project_id": credential.project_id, "role": credential.role}
+        return await credential_service.create_credential(session, keyring, project_id=args.project_id,
+                                                          role=args.role)
     return asyncio.run(_with_session(settings, work))
 
 
 def cmd_credentials_list(args, settings: Settings) -> list[dict]:
     async def work(session, keyring):
-        query = select(Credential).order_by(Credential.created_at)
-        if args.project_id:
-            query = query.where(Credential.project_id == args.project_id)
-        return [{"access_key": c.access_key, "project_id": c.project_id, "role": c.role,
-                 "created_at": c.created_at.isoformat() + "Z"} for c in await session.scalars(query)]
+        return await credential_service.list_credentials(session, args.project_id)
     return asyncio.run(_with_session(settings, work))
 
 
 def cmd_credentials_delete(args, settings: Settings) -> dict:
     async def work(session, keyring):
-        credential = await session.get(Credential, args.access_key)
-        if credential is None:
-            raise errors.NotFound(f"No credential with access key {args.access_key}.")
-        await session.delete(credential)
-        await session.commit()
-        return {"access_key": args.access_key, "deleted": True}
+        return await credential_service.delete_credential(session, args.access_key)
     return asyncio.run(_with_session(settings, work))
 
 
 def cmd_token_create(args, settings: Settings) -> dict:
-    token = new_token()
-
     async def work(session, keyring):
-        now = utcnow()
-        row = Token(token_hash=hash_token(token), project_id=args.project_id, role=args.role, created_at=now,
-                    expires_at=now + timedelta(seconds=settings.token_ttl))
-        session.add(row)
-        await session.commit()
-        return {"token": token, "expires_at": row.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "project_id": row.project_id, "role": row.role}
+        return await credential_service.create_token(session, project_id=args.project_id, role=args.role,
+                                                     ttl=settings.token_ttl)
     return asyncio.run(_with_session(settings, work))
 
 
@@ -248,20 +231,12 @@ def cmd_instances_import(args, settings: Settings) -> dict:
 
 
 async def _find_instance(session, args) -> Instance:
-    if args.project_id:
-        return await get_instance(session, args.project_id, args.instance_id)
-    instance = await session.get(Instance, args.instance_id)
-    if instance is None:
-        raise errors.InstanceNotFound()
-    return instance
+    return await instance_service.find_instance(session, args.instance_id, args.project_id)
 
 
 def cmd_instances_list(args, settings: Settings) -> list[dict]:
     async def work(session, keyring):
-        query = select(Instance).order_by(Instance.created_at)
-        if args.project_id:
-            query = query.where(Instance.project_id == args.project_id)
-        return [await instance_service.instance_view(session, i) for i in await session.scalars(query)]
+        return await instance_service.describe_instances(session, args.project_id)
     return asyncio.run(_with_session(settings, work))
 
 

@@ -38,7 +38,7 @@ def _resources(run_worker: bool):
         from dcslog.db.readcache import ReadCache
         from dcslog.db.session import create_engine, create_sessionmaker, upgrade
         from dcslog.keys import Keyring, load_server_key
-        from dcslog.state import ENGINE, KEYRING, SESSIONMAKER, SETTINGS, STORE, WORKER
+        from dcslog.state import ENGINE, KEYRING, SESSIONMAKER, SETTINGS, STORE
         from dcslog.storage import open_object_store
 
         settings = app[SETTINGS]
@@ -57,17 +57,18 @@ def _resources(run_worker: bool):
             from dcslog.api.metrics import start_listener
 
             metrics_listener = await start_listener(app)
-        worker_task = None
+        worker, worker_task = None, None
         if run_worker:
             from dcslog.worker import Worker
 
-            # The worker changes what it loads: its sessions share nothing with the API's.
-            app[WORKER] = Worker(settings, create_sessionmaker(engine), app[STORE], app[KEYRING])
-            worker_task = asyncio.create_task(app[WORKER].run())
+            # The worker changes what it loads: its sessions share nothing with the API's. The
+            # collections this process queues wake it when they commit (services.jobs.on_queued).
+            worker = Worker(settings, create_sessionmaker(engine), app[STORE], app[KEYRING])
+            worker_task = asyncio.create_task(worker.run())
         yield
-        if worker_task is not None:
+        if worker is not None and worker_task is not None:
             # Like `dcslog worker` on SIGTERM: no new jobs, running ones finish or are handed back.
-            app[WORKER].stop()
+            worker.stop()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker_task
         if metrics_listener is not None:

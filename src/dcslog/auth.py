@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dcslog import errors
-from dcslog.db.inline import read
-from dcslog.db.models import Credential, Token
-from dcslog.db.readcache import cached
+from dcslog.db import queries
+from dcslog.db.models import Credential
 from dcslog.keys import Keyring, hash_token
 from dcslog.roles import Caller
 from dcslog.signing import SignedRequest, parse_authorization, verify_signature
@@ -18,7 +17,7 @@ from dcslog.signing import SignedRequest, parse_authorization, verify_signature
 
 async def authenticate(request: SignedRequest, session: AsyncSession, keyring: Keyring,
                        clock_skew: int, now: datetime | None = None) -> Caller:
-    now = now or datetime.now(timezone.utc).replace(tzinfo=None)
+    now = now or datetime.now(UTC).replace(tzinfo=None)
     token = request.headers.get("x-auth-token")
     if token:
         return await _authenticate_token(token, session, now)
@@ -31,8 +30,7 @@ async def authenticate(request: SignedRequest, session: AsyncSession, keyring: K
 async def _authenticate_token(token: str, session: AsyncSession, now: datetime) -> Caller:
     # Looked up by its hash: the table never holds a usable token.
     token_hash = hash_token(token)
-    row = await cached(session, ("token", token_hash),
-                       lambda: read(session, lambda s: s.get(Token, token_hash)))
+    row = await queries.caller_by_token_hash(session, token_hash)
     if row is None:
         raise errors.Unauthorized("Invalid token.")
     if row.expires_at <= now:
@@ -44,13 +42,12 @@ async def _authenticate_signature(request: SignedRequest, authorization: str, se
                                   keyring: Keyring, clock_skew: int, now: datetime) -> Caller:
     access_key, signed_headers, signature = parse_authorization(authorization)
 
-    async def load() -> tuple[Credential | None, str]:
-        credential = await read(session, lambda s: s.get(Credential, access_key))
+    def secret_key_of(credential: Credential | None) -> str:
         # An unknown AK costs the same decrypt and HMAC as a known one, so response
         # time does not tell which access keys exist (see docs/design.md for what the
         # read cache, which keeps both answers, changes there).
-        return credential, keyring.decrypt(credential.secret_encrypted if credential else keyring.dummy_secret)
-    credential, secret_key = await cached(session, ("credential", access_key), load)
+        return keyring.decrypt(credential.secret_encrypted if credential else keyring.dummy_secret)
+    credential, secret_key = await queries.credential(session, access_key, secret_key_of)
     verify_signature(request, (signed_headers, signature), secret_key, clock_skew, now)
     if credential is None:
         raise errors.Unauthorized("Invalid signature.")

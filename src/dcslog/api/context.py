@@ -26,7 +26,7 @@ from dcslog.keys import Keyring
 from dcslog.roles import Caller
 from dcslog.services.common import get_instance, validate_project_id
 from dcslog.signing import SignedRequest
-from dcslog.state import KEYRING, SESSIONMAKER, SETTINGS, STORE, WORKER
+from dcslog.state import KEYRING, SESSIONMAKER, SETTINGS, STORE
 
 
 @dataclass
@@ -54,11 +54,6 @@ class Context:
     @property
     def store(self):
         return self.request.app[STORE]
-
-    def wake_worker(self) -> None:
-        worker = self.request.app.get(WORKER)
-        if worker is not None:
-            worker.wake()
 
 
 Handler = Callable[..., Awaitable[web.StreamResponse]]  # (ctx, **the declared parameters)

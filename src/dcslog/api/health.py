@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from aiohttp import web
-from sqlalchemy import text
 
 from dcslog.api.operations import Reply, operation
 from dcslog.api.params import json_response
+from dcslog.db import queries
 from dcslog.state import SESSIONMAKER
 
 
@@ -22,5 +22,5 @@ async def livez(request: web.Request) -> web.Response:
 async def health(request: web.Request) -> web.Response:
     """Readiness: the database answers too."""
     async with request.app[SESSIONMAKER]() as session:
-        await session.execute(text("SELECT 1"))
+        await queries.database_answers(session)
     return json_response({"status": "ok"})

@@ -18,16 +18,16 @@ import hmac
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from sqlalchemy import func, select
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from dcslog import errors
 from dcslog.api.operations import Fail, Reply, operation
 from dcslog.config import Settings
-from dcslog.db.models import LogFile, SlowlogCursor, Task
+from dcslog.db import queries
 from dcslog.observability import REGISTRY
 from dcslog.services.common import utcnow
 from dcslog.state import SESSIONMAKER, SETTINGS
+from dcslog.statuses import FileStatus
 
 # Set on the metrics-only listener's application: its address is its protection.
 METRICS_LISTENER = web.AppKey("metrics_listener", bool)
@@ -39,10 +39,10 @@ TOTALS_ONLY = (b"# Totals only: per-node series (instance_id, replication_id) ne
 class _Snapshot:
     """A collector that yields metric families computed beforehand (collectors are synchronous)."""
 
-    def __init__(self, families):
+    def __init__(self, families: list[Metric]) -> None:
         self.families = families
 
-    def collect(self):
+    def collect(self) -> list[Metric]:
         return self.families
 
 
@@ -79,11 +79,8 @@ async def metrics(request: web.Request) -> web.Response:
     every_series = _sees_every_series(request, request.app[SETTINGS])
     now = utcnow()
     async with request.app[SESSIONMAKER]() as session:
-        cursors = list(await session.scalars(select(SlowlogCursor)))
-        jobs = (await session.execute(select(
-            func.count().filter(Task.lease_owner.is_(None)), func.count().filter(Task.lease_owner.is_not(None)),
-        ).where(Task.status == "running"))).one()
-        files = (await session.execute(select(LogFile.status, func.count()).group_by(LogFile.status))).all()
+        snapshot = await queries.metrics_snapshot(session)
+    cursors = snapshot.nodes
 
     labels = ["instance_id", "replication_id"]
     lost = CounterMetricFamily("dcslog_slowlog_lost_entries", "Slow-log entries a node's ring dropped (or a SLOWLOG "
@@ -117,13 +114,13 @@ async def metrics(request: web.Request) -> web.Response:
         oldest.add_metric([], max(ages))
     lost_all.add_metric([], sum(c.lost_entries for c in cursors))
     queue = GaugeMetricFamily("dcslog_collection_jobs", "Collection jobs not finished, by state.", labels=["state"])
-    queue.add_metric(["queued"], jobs[0])
-    queue.add_metric(["running"], jobs[1])
+    queue.add_metric(["queued"], snapshot.queued_jobs)
+    queue.add_metric(["running"], snapshot.running_jobs)
     by_status = GaugeMetricFamily("dcslog_log_files", "Collected run-log files, by status.", labels=["status"])
-    for status in ("creating", "succeed", "failed"):
-        by_status.add_metric([status], dict(files).get(status, 0))
+    for status in FileStatus:
+        by_status.add_metric([status], snapshot.files_by_status.get(status, 0))
 
-    families = [nodes, oldest, lost_all, queue, by_status]
+    families: list[Metric] = [nodes, oldest, lost_all, queue, by_status]
     if every_series:
         families = [lost, harvested, age, up, *families]
     registry = CollectorRegistry(auto_describe=False)

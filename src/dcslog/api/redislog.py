@@ -24,7 +24,6 @@ FILE_ID = text("id", location="path", arg="file_id", description="the file id")
 async def create_redislog(ctx: Context, log_type: str, query_time: int, replication_id: str | None) -> web.Response:
     await redislog.create_redislog(ctx.session, ctx.caller, ctx.instance, log_type=log_type, query_time=query_time,
                                    replication_id=replication_id, retention_days=ctx.settings.retention_days)
-    ctx.wake_worker()
     return web.Response(status=204)
 
 

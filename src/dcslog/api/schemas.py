@@ -13,6 +13,8 @@ from typing import Any
 
 from dcslog.api.params import anchored
 from dcslog.services.common import PROJECT_ID
+from dcslog.services.jobs import COLLECT_RUN_LOG
+from dcslog.statuses import FileStatus, TaskStatus
 
 UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 DCS_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$"  # 2017-03-31T12:24:46.297Z
@@ -130,7 +132,7 @@ SCHEMAS: dict[str, Schema] = {
         "file_name": string(pattern=r"^redis_.+_[0-9]{4}-[0-9]{2}-[0-9]{2}\.log$"),
         "group_name": string(),
         "replication_ip": string(),
-        "status": string(enum=["creating", "succeed", "failed"]),
+        "status": string(enum=[status.value for status in FileStatus]),
         "time": string(pattern=DAY),
         "backup_id": string(),
         "size": nullable(integer(minimum=0, description="extension: bytes of the content a link serves "
@@ -199,12 +201,12 @@ SCHEMAS: dict[str, Schema] = {
     }),
     "BackgroundTask": closed_object({
         "id": string(),
-        "name": string(enum=["CollectRunLog"]),
+        "name": string(enum=[COLLECT_RUN_LOG]),
         "details": ref("TaskDetails"),
         "user_name": string(),
         "user_id": string(),
         "params": string(description="a JSON string of the request's query"),
-        "status": string(enum=["running", "succeed", "failed"]),
+        "status": string(enum=[status.value for status in TaskStatus]),
         "created_at": string(pattern=DCS_TIME),
         "updated_at": string(pattern=DCS_TIME),
         "enable_show": {"type": "boolean"},

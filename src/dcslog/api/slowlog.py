@@ -5,14 +5,11 @@ from __future__ import annotations
 import re
 
 from aiohttp import web
-from sqlalchemy import select
 
-from dcslog import errors
 from dcslog.api.context import Context
 from dcslog.api.operations import operation
 from dcslog.api.params import LIMIT, OFFSET, choice, epoch_ms, json_response, text
-from dcslog.db.models import Replication
-from dcslog.services import slowlog
+from dcslog.services import slowlog_query
 
 MILLISECONDS = re.compile(r"[0-9]{1,9}(\.[0-9]{1,3})?")
 COMMAND_NAME = re.compile(r"[A-Za-z0-9_|.-]{1,64}")
@@ -21,10 +18,7 @@ ROLES = ("server", "proxy", "master", "slave")
 
 
 async def _known_node(ctx: Context, replication_id: str) -> None:
-    if await ctx.session.scalar(select(Replication.id).where(
-            Replication.id == replication_id, Replication.instance_id == ctx.instance.id)) is None:
-        raise errors.InvalidParameter("replication_id", "No node of this instance has that replication_id: "
-                                      "ListGroupReplicationInfo (GET …/instance/{instance_id}/groups) lists them.")
+    await slowlog_query.check_node(ctx.session, ctx.instance, replication_id)
 
 
 START_TIME = epoch_ms("start_time", description="ms since the epoch, UTC")
@@ -51,7 +45,7 @@ async def list_slowlog(ctx: Context, start_time: int, end_time: int, offset: int
     items: list[dict] = []
     total = lost = 0
     if role != "proxy":  # a self-run deployment has no DCS proxies
-        total, items, lost = await slowlog.list_slowlog(
+        total, items, lost = await slowlog_query.list_slowlog(
             ctx.session, ctx.instance, start_ms=start_time, end_ms=end_time, offset=offset, limit=limit,
             sort_key=sort_key, sort_dir=sort_dir, replication_id=replication_id,
             role=role if role in ("master", "slave") else None, command=command,
@@ -64,5 +58,5 @@ async def list_slowlog(ctx: Context, start_time: int, end_time: int, offset: int
            tag="dcslog extensions", summary="Slow-log harvest status per node (dcslog extension)",
            ok={200: "SlowlogHarvestStatusResponse"}, errors=["DCS.4002", "DCS.4061"])
 async def list_slowlog_harvest_status(ctx: Context) -> web.Response:
-    nodes = await slowlog.harvest_status(ctx.session, ctx.instance)
+    nodes = await slowlog_query.harvest_status(ctx.session, ctx.instance)
     return json_response({"nodes": nodes, "node_count": len(nodes)})

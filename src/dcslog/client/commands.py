@@ -41,6 +41,7 @@ from dcslog.command import (
     print_json,
     print_table,
 )
+from dcslog.statuses import FileStatus
 
 DAYS = (0, 1, 3, 7)
 # What Ctrl-C says, whatever the command was doing: a download it broke off can be resumed.
@@ -152,7 +153,7 @@ def _collect(args, api: DcsApi) -> tuple[int, dict, list[str]]:
     def ours() -> list[dict]:
         files = [f for f in api.iter_redislog(args.instance)
                  if (ip is None or f.get("replication_ip") == ip)
-                 and (task_of(f) not in before if task_of(f) else f.get("status") == "creating")]
+                 and (task_of(f) not in before if task_of(f) else f.get("status") == FileStatus.CREATING)]
         return sorted(files, key=lambda f: str(f.get("time")))
 
     result = {"instance_id": args.instance, "replication_id": replication_id, "query_time": args.days, "files": []}
@@ -165,7 +166,7 @@ def _collect(args, api: DcsApi) -> tuple[int, dict, list[str]]:
     while True:
         files = ours()
         board.show(files)
-        if files and all(f.get("status") in ("succeed", "failed") for f in files):
+        if files and all(f.get("status") in (FileStatus.SUCCEED, FileStatus.FAILED) for f in files):
             board.finish()
             break
         if time.monotonic() >= deadline:
@@ -178,8 +179,8 @@ def _collect(args, api: DcsApi) -> tuple[int, dict, list[str]]:
     result["files"] = files
     # A refresh that failed leaves the file `succeed` with its previous content, and says why.
     problems = [f"{f.get('file_name', f['id'])} failed: {f.get('error_msg') or 'no reason given'}"
-                + (" (the previous copy is kept)" if f.get("status") == "succeed" else "")
-                for f in files if f.get("status") == "failed" or f.get("error_msg")]
+                + (" (the previous copy is kept)" if f.get("status") == FileStatus.SUCCEED else "")
+                for f in files if f.get("status") == FileStatus.FAILED or f.get("error_msg")]
     for problem in problems:
         err(f"error: {problem}")
     return (EXIT_COLLECTION_FAILED if problems else EXIT_OK), result, problems
@@ -236,7 +237,7 @@ def cmd_logs_get(args, api: DcsApi) -> int:
     out.mkdir(parents=True, exist_ok=True)
     downloads = []
     for meta in result["files"]:
-        if meta.get("status") != "succeed":
+        if meta.get("status") != FileStatus.SUCCEED:
             continue
         try:
             got = _download_one(api, args.instance, meta, out / (meta.get("file_name") or f"{meta['id']}.log"))

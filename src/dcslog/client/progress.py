@@ -11,6 +11,8 @@ import sys
 import time
 from typing import TextIO
 
+from dcslog.statuses import FileStatus
+
 CLEAR_LINE = "\r\x1b[2K"
 SPINNER = "|/-\\"
 
@@ -130,7 +132,7 @@ class StatusBoard:
     def _redraw(self, files: list[dict]) -> None:
         self._tick += 1
         elapsed = time.monotonic() - self.began
-        settled = sum(1 for f in files if f.get("status") != "creating")
+        settled = sum(1 for f in files if f.get("status") != FileStatus.CREATING)
         spin = SPINNER[self._tick % len(SPINNER)] if settled < len(files) or not files else " "
         lines = [f"{self.title}  {spin} {settled}/{len(files)} done, {elapsed:.0f}s"]
         width = max((len(f.get("file_name", f["id"])) for f in files), default=0)
@@ -151,8 +153,8 @@ class StatusBoard:
 
 
 def _detail(f: dict) -> str:
-    if f.get("status") == "succeed" and f.get("size") is not None:
+    if f.get("status") == FileStatus.SUCCEED and f.get("size") is not None:
         return f"  {human_size(f['size'])}"
-    if f.get("status") == "failed" and f.get("error_msg"):
+    if f.get("status") == FileStatus.FAILED and f.get("error_msg"):
         return f"  {f['error_msg']}"
     return ""

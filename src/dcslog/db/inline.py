@@ -27,13 +27,16 @@ database as of its own start.
 ``read(session, fn)`` runs ``fn(sync_session)``: inline when the session
 carries an ``InlineReads`` (the API's sessions on SQLite), else through
 ``AsyncSession.run_sync`` (PostgreSQL, the worker, the CLI) — the same
-function, the same answer. Objects read inline come back detached.
+function, the same answer. Objects read inline come back detached. Only the
+named queries of ``db/queries/`` call it: which reads run inline is decided
+there, once per query.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar, cast
 
 from sqlalchemy import create_engine
 from sqlalchemy.exc import OperationalError
@@ -86,6 +89,6 @@ async def read(session: AsyncSession, fn: Callable[[Session], T]) -> T:
     if inline is not None and inline.enabled:
         done, value = inline.run(fn)
         if done:
-            return value
+            return cast(T, value)
         INLINE_READ_FALLBACKS.inc()
     return await session.run_sync(fn)

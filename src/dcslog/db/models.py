@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, BigInteger
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -43,7 +43,8 @@ class Instance(Base):
     # The connection URL may hold a password: encrypted like secret keys.
     redis_url_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     log_file_overrides: Mapped[str] = mapped_column(Text, default="{}")  # JSON {"host:port": path}
-    agents: Mapped[str] = mapped_column(Text, default="{}")  # JSON {"host:port": agent URL}: nodes read through `dcslog agent`
+    # JSON {"host:port": agent URL}: nodes read through `dcslog agent`
+    agents: Mapped[str] = mapped_column(Text, default="{}")
     agent_key_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     # JSON {"host:port as the primary reports a replica": "host:port that reaches it"} (--replica-address)
     replica_addresses: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
@@ -186,6 +187,9 @@ class SlowlogEntry(Base):
         # id right after duration: the duration sort's tie-break comes out of the index in order.
         Index("ix_slowlog_entries_duration_id", "instance_id", "duration_us", "id", "start_time_ms"),
     )
+
+
+HOUR_MS = 3_600_000  # the span of a SlowlogHourCount
 
 
 class SlowlogHourCount(Base):

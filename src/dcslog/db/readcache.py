@@ -20,7 +20,8 @@ request queries (psycopg's async driver has no thread hops to amortise).
 
 The API's sessions carry the cache in ``session.info`` (``create_sessionmaker(engine,
 read_cache)``); look-ups go through ``cached(session, key, load)``, which loads
-directly wherever there is no cache (the CLI, the worker). Cached objects are
+directly wherever there is no cache (the CLI, the worker). Only the named queries of
+``db/queries/`` call it: which look-ups are cached is decided there, once per query. Cached objects are
 detached from their session (``expunge``) and shared by concurrent requests:
 read their attributes, never change them or add them to a session.
 """
@@ -29,7 +30,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from typing import Awaitable, Callable, Hashable, TypeVar
+from collections.abc import Awaitable, Callable, Hashable
+from typing import TypeVar, cast
 from urllib.request import pathname2url
 
 from sqlalchemy import event
@@ -87,7 +89,7 @@ class ReadCache:
             return await load()
         entry = self._entries.get(key)
         if entry is not None and entry[0] == version:
-            return entry[1]
+            return cast(T, entry[1])
         # Stamped with the version read *before* loading: a commit during the load
         # changes the version, and the entry is not used again.
         value = await load()

@@ -10,8 +10,8 @@ from urllib.request import pathname2url
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, pool, text
 from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy import event, pool, text
 from sqlalchemy import inspect as inspect_database
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -92,10 +92,6 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_pre_ping=True)
 
 
-# PostgreSQL channel on which a request that queued collection jobs wakes every worker.
-JOBS_CHANNEL = "dcslog_jobs"
-
-
 def is_postgresql(url: str) -> bool:
     return make_url(url).get_backend_name() == "postgresql"
 
@@ -105,19 +101,12 @@ def libpq_url(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-async def announce_jobs(session: AsyncSession) -> None:
-    """Wake the workers of every process when this session commits (PostgreSQL NOTIFY;
-    elsewhere they find the jobs at their next poll, or are woken in-process)."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text(f"NOTIFY {JOBS_CHANNEL}"))
-
-
 def create_sessionmaker(engine: AsyncEngine, read_cache: ReadCache | None = None,
                         inline_reads: InlineReads | None = None) -> async_sessionmaker[AsyncSession]:
     """Sessions of ``engine``; with a ``ReadCache``, their look-ups through
     ``readcache.cached`` are answered from it while the database is unchanged; with
     ``InlineReads``, their ``inline.read``s run on the loop's thread (the API's, on SQLite)."""
-    info = {}
+    info: dict[str, object] = {}
     if read_cache is not None:
         info[READ_CACHE] = read_cache
     if inline_reads is not None:

@@ -1,4 +1,4 @@
-"""Running one CollectRunLog task: cut each requested day out of the node's run log and publish it.
+"""Running one collection job (CollectRunLog): cut each requested day out of the node's run log and publish it.
 
 A file becomes ``succeed`` only after its bytes are complete, fsynced and
 renamed into place, with size and SHA-256 recorded in the same update; any
@@ -7,10 +7,10 @@ or, when it held a complete copy before this collection, back to ``succeed``
 with that copy: a re-collection never destroys a good copy. The previous
 copy's bytes are deleted only after the new ones are recorded.
 
-Every run publishes under a key of its own (file id, task id, attempt) and
-records it only while it still holds the task's lease: a run that lost its
-lease to another worker can neither overwrite nor settle what that worker
-records.
+Every run publishes under a key of its own (``storage.objectkeys``: file id,
+task id, attempt) and records it only while it still holds the task's lease
+(``services.jobs.record``): a run that lost its lease to another worker can
+neither overwrite nor settle what that worker records.
 """
 
 from __future__ import annotations
@@ -21,24 +21,24 @@ import hashlib
 import json
 import logging
 import os
-import re
 import threading
 import time
+from collections.abc import Callable
 from datetime import date
-from typing import Callable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dcslog.agent.client import AgentError, AgentStreamCut, fetch_day
-from dcslog.db.models import Instance, LogFile, Replication, Task
+from dcslog.db.models import Instance, Replication, Task
 from dcslog.keys import Keyring
 from dcslog.observability import COLLECTED_BYTES, COLLECTION_SECONDS, COLLECTIONS
 from dcslog.redis.addresses import node_entry
 from dcslog.runlog.slicer import SourceChanged, UnknownLogFormat, write_day
-from dcslog.services.common import utcnow
+from dcslog.services import jobs
+from dcslog.statuses import FileStatus, TaskStatus
 from dcslog.storage import ObjectStore
+from dcslog.storage.objectkeys import object_key
 
 log = logging.getLogger(__name__)
 
@@ -106,123 +106,79 @@ def describe_failure(exc: BaseException, log_file: str) -> str:
     return f"Collection failed: {type(exc).__name__}."
 
 
-def _object_key(row: LogFile, task_id: str, attempt: int) -> str:
-    return f"{row.instance_id}/{row.id}/{task_id}-{attempt}.log"
-
-
-_OBJECT_KEY = re.compile(r"[0-9a-f-]{36}/[0-9a-f-]{36}/[0-9a-f-]{36}-[0-9]+\.log")
-
-
-def is_object_key(key: str) -> bool:
-    """Whether a key (under the store's prefix) has the shape of ``_object_key``: the store's
-    sweep touches nothing else, even in a bucket shared with other applications."""
-    return _OBJECT_KEY.fullmatch(key) is not None
-
-
-def failed_collection(reason: str) -> dict:
-    """``UPDATE log_files`` values that end the collection of ``creating`` files as failed. A file
-    that had a complete copy goes back to ``succeed`` with it — content, size, hash, backup_id
-    (``content_task_id``) and expiry as they were; one that had none becomes ``failed``. Either
-    way ``task_id`` keeps naming the task that failed and ``error_msg`` says why: that is how the
-    task finds its failed days when it settles."""
-    return {"status": case((LogFile.content_task_id.is_not(None), "succeed"), else_="failed"),
-            "expires_at": func.coalesce(LogFile.content_expires_at, LogFile.expires_at),
-            "error_msg": reason, "updated_at": utcnow()}
-
-
-def _holds_lease(task_id: str, owner: str):
-    return exists().where(Task.id == task_id, Task.lease_owner == owner)
-
-
-def _day_writer(replication: Replication, instance: Instance, keyring: Keyring) -> Callable[[date], Callable[[int], int]]:
-    """How to get a day of this node's log: from the local file, or from the node's `dcslog agent`."""
+def _day_writer(replication: Replication, log_file: str, instance: Instance,
+                keyring: Keyring) -> Callable[[date], Callable[[int], int]]:
+    """How to get a day of this node's log (``log_file``): from the local file, or from the node's `dcslog agent`."""
     agent_url = node_entry(json.loads(instance.agents), replication.host, replication.port)
     if agent_url:
+        if instance.agent_key_encrypted is None:  # not from an import: it refuses agents without a key
+            raise ValueError(f"instance {instance.id} names agents but holds no agent key")
         agent_key = keyring.decrypt(instance.agent_key_encrypted)
-        return lambda day: lambda fd: fetch_day(agent_url, agent_key, replication.log_file, day, fd,
-                                                instance.timezone)
+        return lambda day: lambda fd: fetch_day(agent_url, agent_key, log_file, day, fd, instance.timezone)
     tz = ZoneInfo(instance.timezone)
-    return lambda day: lambda fd: write_day(replication.log_file, day, fd, tz)
+    return lambda day: lambda fd: write_day(log_file, day, fd, tz)
 
 
 async def run_collect_task(sessionmaker: async_sessionmaker[AsyncSession], store: ObjectStore, keyring: Keyring,
-                           task_id: str, owner: str, attempt: int, abandon: threading.Event | None = None) -> None:
-    """Collect every file of the task, then settle the task's status. Safe to run again after a crash.
-    Once ``abandon`` is set (lease lost, worker stopping) the run starts no other day and publishes
-    nothing more; whoever holds the job next finishes it."""
-    abandon = abandon or threading.Event()
+                           lease: jobs.Lease) -> None:
+    """Collect every file of the leased task, then settle the task (``jobs.settle``). Safe to run
+    again after a crash. Once ``lease.abandon`` is set (lease lost, worker stopping) the run
+    starts no other day and publishes nothing more; whoever holds the job next finishes it."""
+    task_id = lease.task_id
     async with sessionmaker() as session:
         task = await session.get(Task, task_id)
-        if task is None or task.status != "running":
+        if task is None or task.status != TaskStatus.RUNNING:
             return
         instance = await session.get(Instance, task.instance_id)
+        if instance is None:  # removed meanwhile: its tasks and files go with it
+            return
         replication = await session.get(Replication, task.replication_id)
-        files = list(await session.scalars(select(LogFile).where(
-            LogFile.task_id == task.id, LogFile.status == "creating").order_by(LogFile.day)))
+        files = await jobs.unsettled_files(session, task_id)
 
+    failure: str | None = None
     if replication is None:
         failure = "The replica no longer belongs to the instance."
     elif replication.log_file is None:
         failure = f"No log file for {replication.host}:{replication.port}: {replication.log_file_error}"
     else:
-        failure = None
-        writer = _day_writer(replication, instance, keyring)
+        log_file = replication.log_file
+        writer = _day_writer(replication, log_file, instance, keyring)
 
     for row in files:
-        if abandon.is_set():
-            log.info("task %s: stopping before %s %s (lease lost or worker stopping)", task_id, row.replication_ip, row.day)
+        if lease.abandon.is_set():
+            log.info("task %s: stopping before %s %s (lease lost or worker stopping)",
+                     task_id, row.replication_ip, row.day)
             return
         # Earlier attempts of this task died after publishing, before recording: their bytes are nobody's.
-        for earlier in range(1, attempt):
-            await asyncio.to_thread(store.delete, _object_key(row, task_id, earlier))
+        for earlier in range(1, lease.attempt):
+            await asyncio.to_thread(store.delete, object_key(row.instance_id, row.id, task_id, earlier))
         new_key = None
         if failure is None:
-            new_key = _object_key(row, task_id, attempt)
+            new_key = object_key(row.instance_id, row.id, task_id, lease.attempt)
             started = time.perf_counter()
             try:
                 size, sha256 = await asyncio.to_thread(
-                    cut_day_retrying, store, writer(date.fromisoformat(row.day)), new_key, abandon)
+                    cut_day_retrying, store, writer(date.fromisoformat(row.day)), new_key, lease.abandon)
             except Abandoned:
                 log.info("task %s: %s %s cut but not published (lease lost or worker stopping)",
                          task_id, row.replication_ip, row.day)
                 return
             except Exception as exc:  # noqa: BLE001 - every failure must end as a readable reason
                 log.warning("collection of %s %s failed: %r", row.replication_ip, row.day, exc)
-                values = failed_collection(describe_failure(exc, replication.log_file))
+                values = jobs.failed_collection(describe_failure(exc, log_file))
                 new_key = None
             else:
-                # The content is now this task's, and lasts as long as this collection's retention.
-                values = {"status": "succeed", "object_key": new_key, "size": size, "sha256": sha256,
-                          "content_task_id": task_id, "content_expires_at": LogFile.expires_at,
-                          "error_msg": None, "updated_at": utcnow()}
+                values = jobs.published(task_id, new_key, size, sha256)
                 COLLECTION_SECONDS.observe(time.perf_counter() - started)
                 COLLECTED_BYTES.inc(size)
         else:
-            values = failed_collection(failure)
-        COLLECTIONS.labels("failed" if new_key is None else "succeed").inc()
-        async with sessionmaker() as session:
-            recorded = await session.execute(update(LogFile).where(
-                LogFile.id == row.id, LogFile.task_id == task_id, LogFile.status == "creating",
-                _holds_lease(task_id, owner),
-            ).values(**values))
-            await session.commit()
+            values = jobs.failed_collection(failure)
+        COLLECTIONS.labels(FileStatus.FAILED if new_key is None else FileStatus.SUCCEED).inc()
+        recorded = await jobs.record(sessionmaker, lease, row.id, values)
         if new_key is not None:
-            if recorded.rowcount != 1:  # lease lost: what we published is nobody's
+            if not recorded:  # lease lost: what we published is nobody's
                 await asyncio.to_thread(store.delete, new_key)
             elif row.object_key and row.object_key != new_key:  # the previous collection's bytes
                 await asyncio.to_thread(store.delete, row.object_key)
 
-    async with sessionmaker() as session:
-        # From the records, not from this run alone: an earlier run of the task (stopped, or
-        # taken over) may have settled some of its days already. A failed day is one with a
-        # reason, whether it became `failed` or went back to its previous copy.
-        failed = (await session.execute(select(LogFile.day, LogFile.error_msg).where(
-            LogFile.task_id == task_id, LogFile.error_msg.is_not(None)).order_by(LogFile.day))).all()
-        days_by_reason: dict[str, list[str]] = {}
-        for day, reason in failed:
-            days_by_reason.setdefault(reason, []).append(day)
-        await session.execute(update(Task).where(Task.id == task_id, Task.lease_owner == owner).values(
-            status="failed" if failed else "succeed",
-            error_msg="; ".join(f"{', '.join(days)}: {reason}" for reason, days in days_by_reason.items()) or None,
-            lease_owner=None, lease_until=None, updated_at=utcnow()))
-        await session.commit()
+    await jobs.settle(sessionmaker, lease)

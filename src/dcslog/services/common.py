@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dcslog import errors
-from dcslog.db.inline import read
+from dcslog.db import queries
 from dcslog.db.models import Instance
-from dcslog.db.readcache import cached
 
 # Derived ids (replications, nodes, groups) live under this namespace, so the
 # same node of the same instance always gets the same id.
@@ -21,7 +19,7 @@ ID_NAMESPACE = uuid.UUID("5b0f0b52-3c38-4c42-9d0b-6f0a5d1e0c11")
 
 def utcnow() -> datetime:
     """Naive UTC, as stored in the database."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def derived_id(*parts: str) -> str:
@@ -65,8 +63,7 @@ def validate_instance_id(instance_id: str) -> str:
 async def get_instance(session: AsyncSession, project_id: str, instance_id: str) -> Instance:
     """The instance, only if it belongs to the project: another project's gets the same 404 as a missing one."""
     instance_id = validate_instance_id(instance_id)
-    instance = await cached(session, ("instance", project_id, instance_id), lambda: read(session, lambda s: s.scalar(
-        select(Instance).where(Instance.id == instance_id, Instance.project_id == project_id))))
+    instance = await queries.instance_in_project(session, project_id, instance_id)
     if instance is None:
         raise errors.InstanceNotFound()
     return instance

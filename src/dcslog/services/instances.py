@@ -7,11 +7,11 @@ import json
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dcslog import errors
-from dcslog.db.inline import read
+from dcslog.db import queries
 from dcslog.db.models import Instance, LogFile, Replication, SlowlogCursor, Task
 from dcslog.keys import Keyring
 from dcslog.redis.addresses import node_entry
@@ -88,12 +88,7 @@ async def _check_not_imported(session: AsyncSession, project_id: str, topology: 
     """Refuse a deployment already imported in the project: one with a node at an address of this one
     (a confirmed address: what a primary reports for a replica may be any node's)."""
     addresses = {n.address for n in topology.nodes if not n.address_error}
-    rows = await session.execute(
-        select(Instance.id, Instance.name, Replication.host, Replication.port)
-        .join(Replication, Replication.instance_id == Instance.id)
-        .where(Instance.project_id == project_id, Replication.address_error.is_(None),
-               Replication.host.in_({address.rpartition(":")[0] for address in addresses}))
-        .order_by(Instance.created_at, Instance.id))
+    rows = await queries.nodes_at_hosts(session, project_id, {address.rpartition(":")[0] for address in addresses})
     shared: dict[tuple[str, str], list[str]] = {}
     for instance_id, name, host, port in rows:
         if f"{host}:{port}" in addresses:
@@ -175,7 +170,7 @@ async def refresh_instance(session: AsyncSession, keyring: Keyring, instance: In
                                   replica_addresses=addresses)
     except DiscoveryError as exc:
         instance.status, instance.last_error = "ERROR", str(exc)
-        for replication in await _replications(session, instance.id):
+        for replication in await queries.replications_for_update(session, instance.id):
             replication.status = "Inactive"
     else:
         _check_reported_replicas(topology, given)
@@ -191,8 +186,7 @@ async def remove_instance(session: AsyncSession, store: ObjectStore, instance: I
     """Delete the instance's files, then the instance and all its records; returns the files deleted.
     Bytes first: should a delete fail, the records stay and the removal can be run again (the
     retention sweep would never find bytes of an instance the database no longer knows)."""
-    keys = list(await session.scalars(select(LogFile.object_key).where(
-        LogFile.instance_id == instance.id, LogFile.object_key.is_not(None))))
+    keys = await queries.object_keys(session, instance.id)
     for key in keys:
         await asyncio.to_thread(store.delete, key)
     for model in (LogFile, Task, Replication):
@@ -213,15 +207,9 @@ def _apply_topology(instance: Instance, topology: Topology) -> None:
     instance.db_number = topology.db_number
 
 
-async def _replications(session: AsyncSession, instance_id: str) -> list[Replication]:
-    rows = await session.scalars(select(Replication).where(Replication.instance_id == instance_id)
-                                 .order_by(Replication.group_index, Replication.position))
-    return list(rows)
-
-
 async def _store_replications(session: AsyncSession, instance: Instance, topology: Topology,
                               prune: bool = False) -> None:
-    existing = {r.id: r for r in await _replications(session, instance.id)}
+    existing = {r.id: r for r in await queries.replications_for_update(session, instance.id)}
     seen = set()
     for group_index, group in enumerate(topology.groups):
         group_id = derived_id(instance.id, "group", group.shard_key)
@@ -262,36 +250,33 @@ async def _store_replications(session: AsyncSession, instance: Instance, topolog
 
 async def list_instances(session: AsyncSession, project_id: str, *, offset: int = 0, limit: int = 10,
                          name: str | None = None, status: str | None = None) -> tuple[int, list[dict]]:
-    """(how many match, the ShowInstance objects of one page), newest first: one read of three statements."""
-    query = select(Instance).where(Instance.project_id == project_id)
-    if name:
-        query = query.where(Instance.name.contains(name, autoescape=True))
-    if status:
-        query = query.where(Instance.status == status)
-
-    def page(s) -> tuple[int, list[dict]]:
-        total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
-        rows = list(s.scalars(query.order_by(Instance.created_at.desc(), Instance.id).offset(offset).limit(limit)))
-        sizes = _group_sizes(s, [row.id for row in rows])
-        return total, [_view(row, sizes.get(row.id, {})) for row in rows]
-    return await read(session, page)
+    """(how many match, the ShowInstance objects of one page), newest first."""
+    total, rows, sizes = await queries.instances_page(session, project_id, offset=offset, limit=limit, name=name,
+                                                      status=status)
+    return total, [_view(row, sizes.get(row.id, {})) for row in rows]
 
 
-def _group_sizes(s, instance_ids: list[str]) -> dict[str, dict[int, int]]:
-    """Per instance, the number of nodes in each of its groups (shards)."""
-    sizes: dict[str, dict[int, int]] = {}
-    if instance_ids:
-        for instance_id, group_index, nodes in s.execute(
-                select(Replication.instance_id, Replication.group_index, func.count())
-                .where(Replication.instance_id.in_(instance_ids))
-                .group_by(Replication.instance_id, Replication.group_index)):
-            sizes.setdefault(instance_id, {})[group_index] = nodes
-    return sizes
+async def describe_instances(session: AsyncSession, project_id: str | None = None) -> list[dict]:
+    """Every instance (of one project, else of all), oldest first, as ShowInstance objects: `dcslog
+    instances list`."""
+    rows = await queries.instances(session, project_id)
+    sizes = await queries.group_sizes(session, [row.id for row in rows])
+    return [_view(row, sizes.get(row.id, {})) for row in rows]
+
+
+async def find_instance(session: AsyncSession, instance_id: str, project_id: str | None = None) -> Instance:
+    """The instance, within the project if one is given (another project's is not found), else in any."""
+    if project_id:
+        return await get_instance(session, project_id, instance_id)
+    instance = await queries.instance_by_id(session, instance_id)
+    if instance is None:
+        raise errors.InstanceNotFound()
+    return instance
 
 
 async def instance_view(session: AsyncSession, instance: Instance) -> dict:
     """The DCS ShowInstance object (the subset in SPEC §2), plus documented extensions."""
-    sizes = await read(session, lambda s: _group_sizes(s, [instance.id]))
+    sizes = await queries.group_sizes(session, [instance.id])
     return _view(instance, sizes.get(instance.id, {}))
 
 
@@ -331,10 +316,7 @@ def _view(instance: Instance, group_sizes: dict[int, int]) -> dict:
 async def group_list(session: AsyncSession, instance: Instance) -> list[dict]:
     """DCS ListGroupReplicationInfo ``group_list``: shards in a stable order, master first."""
     groups: dict[int, dict] = {}
-    replications = await read(session, lambda s: list(s.scalars(
-        select(Replication).where(Replication.instance_id == instance.id)
-        .order_by(Replication.group_index, Replication.position))))
-    for r in replications:
+    for r in await queries.replications(session, instance.id):
         group = groups.setdefault(r.group_index, {
             "group_id": r.group_id, "group_name": r.group_name, "replication_list": []})
         group["replication_list"].append({

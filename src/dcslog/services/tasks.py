@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dcslog.db import queries
 from dcslog.db.models import Instance, Task
 from dcslog.services.common import dcs_time
 
@@ -30,12 +30,6 @@ def task_item(task: Task) -> dict:
 
 async def list_background_task(session: AsyncSession, instance: Instance, *, offset: int, limit: int,
                                start: datetime | None, end: datetime | None) -> tuple[int, list[dict]]:
-    where = [Task.instance_id == instance.id, Task.project_id == instance.project_id]
-    if start is not None:
-        where.append(Task.created_at >= start)
-    if end is not None:
-        where.append(Task.created_at <= end)
-    total = await session.scalar(select(func.count()).select_from(Task).where(*where)) or 0
-    rows = await session.scalars(select(Task).where(*where)
-                                 .order_by(Task.created_at.desc(), Task.id).offset(offset).limit(limit))
+    total, rows = await queries.tasks_page(session, instance.id, instance.project_id, offset=offset, limit=limit,
+                                           start=start, end=end)
     return total, [task_item(t) for t in rows]

@@ -21,12 +21,13 @@ if TYPE_CHECKING:
 ObjectStore = Union[LocalObjectStore, "S3ObjectStore"]
 
 
-def open_object_store(settings: "Settings") -> ObjectStore:
+def open_object_store(settings: Settings) -> ObjectStore:
     url = settings.effective_object_store
     if url.startswith("file://"):
         return LocalObjectStore(url[len("file://"):])
     if url.startswith("s3://"):
         from dcslog.storage.s3 import S3ObjectStore  # boto3 costs ~0.26 s to import: only when used
 
-        return S3ObjectStore(url, settings.data_dir / "staging", settings.s3_access_key_id, settings.s3_secret_access_key)
+        return S3ObjectStore(url, settings.data_dir / "staging", settings.s3_access_key_id,
+                             settings.s3_secret_access_key)
     raise ValueError(f"unsupported DCSLOG_OBJECT_STORE {url!r}: use file:///path or s3://bucket?endpoint=…")

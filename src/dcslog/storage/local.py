@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from dcslog.storage.staging import Staging
 
@@ -77,9 +77,9 @@ class LocalObjectStore:
                 except FileNotFoundError:
                     pass  # deleted meanwhile
 
-    def clean_abandoned(self, older_than: float, is_ours=None) -> int:
+    def clean_abandoned(self, older_than: float) -> int:
         """Remove what crashed processes left half-written (staged files) ``older_than`` seconds
-        ago. (The staging directory is dcslog's alone: ``is_ours``, for shared stores, is moot.)"""
+        ago. (A file is published by one rename: nothing else of it can be half-written here.)"""
         return self.staging.clean(older_than)
 
     def link(self, key: str, filename: str, expires_at) -> None:

@@ -7,15 +7,16 @@ object or the complete new one.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable, Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
+from dcslog.storage.objectkeys import is_object_key
 from dcslog.storage.staging import Staging
 
 # S3 caps a SigV4 presigned URL at 7 days.
@@ -80,24 +81,24 @@ class S3ObjectStore:
 
     def keys(self, older_than: float) -> Iterator[str]:
         """Keys (under our prefix) of the objects stored ``older_than`` seconds ago or before."""
-        cutoff = datetime.now(timezone.utc) - timedelta(seconds=older_than)
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
         prefix = f"{self.prefix}/" if self.prefix else ""
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
             for item in page.get("Contents", []):
                 if item["LastModified"] < cutoff:
                     yield item["Key"][len(prefix):]
 
-    def clean_abandoned(self, older_than: float, is_ours: Callable[[str], bool]) -> int:
+    def clean_abandoned(self, older_than: float) -> int:
         """Remove what crashed processes left half-written ``older_than`` seconds ago: staged
         files, and multipart uploads of our keys (a worker killed mid-upload leaves its parts
-        in the bucket, invisible and billed, until the upload is aborted). ``is_ours(key)``
-        (the key under our prefix) keeps the hands off other applications' uploads."""
+        in the bucket, invisible and billed, until the upload is aborted). Only keys of our
+        layout (``objectkeys``) under our prefix: other applications' uploads are not ours."""
         removed = self.staging.clean(older_than)
-        cutoff = datetime.now(timezone.utc) - timedelta(seconds=older_than)
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
         prefix = f"{self.prefix}/" if self.prefix else ""
         for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=prefix):
             for upload in page.get("Uploads", []):
-                if upload["Initiated"] >= cutoff or not is_ours(upload["Key"][len(prefix):]):
+                if upload["Initiated"] >= cutoff or not is_object_key(upload["Key"][len(prefix):]):
                     continue
                 try:
                     self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"],
@@ -109,7 +110,7 @@ class S3ObjectStore:
 
     def link(self, key: str, filename: str, expires_at: datetime) -> str:
         """The store's own presigned GET URL, downloading as ``filename``, valid until ``expires_at`` (naive UTC)."""
-        seconds = (expires_at.replace(tzinfo=timezone.utc) - datetime.now(timezone.utc)).total_seconds()
+        seconds = (expires_at.replace(tzinfo=UTC) - datetime.now(UTC)).total_seconds()
         return self.presigner.generate_presigned_url("get_object", Params={
             "Bucket": self.bucket, "Key": self._key(key),
             "ResponseContentDisposition": f'attachment; filename="{filename}"',

@@ -9,8 +9,8 @@ whose lock can be taken belongs to a dead process, whose staged files are garbag
 Process ids are not used to tell: a restarted container has the same pid every time, and
 processes in other pid namespaces may share the directory; a lock cannot be fooled by
 either. The presence file also names its host and lists the lease owners of the process
-(``Worker.owner``), so whoever finds the process dead can free its jobs at once
-(``worker.Worker._take_over_dead_runs``). Presence files of other hosts (a directory on a
+(``services.jobs.Leaseholder.owner``), so whoever finds the process dead can free its jobs at
+once (``Leaseholder.take_over_dead_runs``). Presence files of other hosts (a directory on a
 network filesystem) are never taken for dead: a lock there may be local to each client.
 """
 
@@ -109,7 +109,7 @@ class Staging:
         with _presences_lock:
             presence = _presences.get(key)
             if presence is None:
-                mark = f"p{os.getpid()}-{secrets.token_hex(6)}"
+                mark: str | None = f"p{os.getpid()}-{secrets.token_hex(6)}"
                 path = self.directory / f"{mark}{_LOCK_SUFFIX}"
                 temporary = self.directory / f"{mark}{_LOCK_SUFFIX}.new"
                 fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
