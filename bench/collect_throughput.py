@@ -62,7 +62,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from dcslog.testing.ports import free_port
@@ -126,7 +126,8 @@ def _gen_day(replica: int, day: date, target: int) -> bytes:
                     f"addr={peer}:{rng.randrange(30000, 61000)} laddr=10.0.0.1:6379 fd={rng.randrange(8, 900)} "
                     f"name= age={rng.randrange(0, 9000)} idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1\n")
         elif r < 0.70:
-            line = f"{pid}:M {stamp} * {rng.choice((1, 100, 10000))} changes in {rng.choice((60, 300, 3600))} seconds. Saving...\n"
+            line = (f"{pid}:M {stamp} * {rng.choice((1, 100, 10000))} changes in "
+                    f"{rng.choice((60, 300, 3600))} seconds. Saving...\n")
         elif r < 0.80:
             child += 1
             line = f"{pid}:M {stamp} * Background saving started by pid {child}\n"
@@ -139,10 +140,12 @@ def _gen_day(replica: int, day: date, target: int) -> bytes:
             line = f"{pid}:M {stamp} * Background saving terminated with success\n"
         elif r < 0.9995:
             line = (f"{pid}:M {stamp} # Connection with replica {peer}:6379 lost.\n"
-                    if rng.random() < 0.5 else f"{pid}:M {stamp} * Synchronization with replica {peer}:6379 succeeded\n")
+                    if rng.random() < 0.5
+                    else f"{pid}:M {stamp} * Synchronization with replica {peer}:6379 succeeded\n")
         else:  # a restart: banner, then the logo as continuation lines of its entry
             line = (f"{pid}:C {stamp} # oO0OoO0OoO0Oo Redis is starting oO0OoO0OoO0Oo\n"
-                    f"{pid}:C {stamp} # Redis version=7.0.15, bits=64, commit=00000000, modified=0, pid={pid}, just started\n"
+                    f"{pid}:C {stamp} # Redis version=7.0.15, bits=64, commit=00000000, modified=0, "
+                    f"pid={pid}, just started\n"
                     f"{pid}:M {stamp} * monotonic clock: POSIX clock_gettime\n"
                     f"{pid}:M {stamp} * \n" + LOGO.format(pid=pid)
                     + f"{pid}:M {stamp} # Server initialized\n{pid}:M {stamp} * Ready to accept connections\n")
@@ -292,7 +295,8 @@ def cli_json(env: dict[str, str], *argv: str) -> dict:
     return json.loads(buf.getvalue())
 
 
-def populate(env: dict[str, str], replicas: int, redis_url: str, address: str) -> tuple[str, dict[str, tuple[str, int]]]:
+def populate(env: dict[str, str], replicas: int, redis_url: str,
+             address: str) -> tuple[str, dict[str, tuple[str, int]]]:
     """Import one instance per replica log; returns (token, {instance_id: (replication_id, replica)})."""
     targets = {}
     cli_json(env, "db", "upgrade")  # a new database: admin commands never create one themselves
@@ -355,7 +359,7 @@ class Meter:
         wall = time.perf_counter() - self.t0
         sys1 = system_cpu()
         pg1 = self._pg()
-        busy, iowait, total = (b - a for a, b in zip(self.sys0, sys1))
+        busy, iowait, total = (b - a for a, b in zip(self.sys0, sys1, strict=True))
         return {"wall": wall, "load1": os.getloadavg()[0],
                 "dcslog_cpu": sum(proc_cpu(p) for p in self.dcslog_pids) - self.dcs0,
                 "pg_cpu": sum(v - self.pg0.get(pid, 0.0) for pid, v in pg1.items()),
@@ -576,7 +580,8 @@ def run_floor(ctx: dict, rep: int) -> dict:
             for r in range(ctx["replicas"]):
                 path = str(log_path(r))
                 for day in ctx["day_list"]:
-                    size, sha = cut_day(store, lambda fd, d=date.fromisoformat(day): write_day(path, d, fd),
+                    the_day = date.fromisoformat(day)
+                    size, sha = cut_day(store, lambda fd, path=path, d=the_day: write_day(path, d, fd),
                                         f"r{r:02d}/{day}.log")
                     if [size, sha] != ctx["expected"][r][day]:
                         raise RuntimeError(f"floor: r{r:02d} {day} differs from the generated day")
@@ -601,7 +606,7 @@ def main() -> int:
         parser.error("--reps must be at least 3")
     worker_counts = [int(w) for w in args.workers.split(",") if w.strip()]
 
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     day_list = [(today - timedelta(days=i)).isoformat() for i in range(args.days - 1, -1, -1)]
     OUT.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(OUT / "runs", ignore_errors=True)
@@ -694,8 +699,8 @@ def main() -> int:
     base_w1 = med.get("pg-w1", {}).get("wall")
     base_emb = med["embedded"]["wall"]
     print()
-    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} vCPU, Python {platform.python_version()}, "
-          f"{platform.platform()}")
+    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} vCPU, "
+          f"Python {platform.python_version()}, {platform.platform()}")
     print(f"medians of {args.reps} reps; {total_files} files, {total_bytes / 1e6:.0f} MB; every file verified "
           f"(size + sha256 recorded and of the stored bytes)")
     print()

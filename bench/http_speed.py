@@ -56,7 +56,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from dcslog.testing.ports import free_port
@@ -73,7 +73,8 @@ RANGE_BYTES = 100 * 1024 * 1024
 # ---------------------------------------------------------------- shared helpers (bench/load.py uses them too)
 
 def stamp(moment: datetime) -> str:
-    return f"{moment.day:02d} {MONTHS[moment.month - 1]} {moment.year} {moment:%H:%M:%S}.{moment.microsecond // 1000:03d}"
+    return (f"{moment.day:02d} {MONTHS[moment.month - 1]} {moment.year} "
+            f"{moment:%H:%M:%S}.{moment.microsecond // 1000:03d}")
 
 
 def write_log(path: Path, days: list[tuple[date, int]], block: int = 64 * 1024) -> None:
@@ -247,7 +248,7 @@ def wrk_args(url: str, script: Path, seconds: float, connections: int = 32, thre
 
 
 def parse_wrk(stdout: str, stderr: str = "") -> dict:
-    line = next((l for l in stdout.splitlines() if l.startswith("WRKJSON ")), None)
+    line = next((out_line for out_line in stdout.splitlines() if out_line.startswith("WRKJSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk failed: {stdout}\n{stderr}")
     # %q escapes newlines as "\<newline>"; keep it parseable.
@@ -258,7 +259,8 @@ def parse_wrk(stdout: str, stderr: str = "") -> dict:
 
 
 def machine() -> str:
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    cpu = next((info.split(":", 1)[1].strip() for info in open("/proc/cpuinfo") if info.startswith("model name")),
+               "?")
     nginx = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip().split("/")[-1]
     wrk = (subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split() or ["", "?"])[1]
     import aiohttp
@@ -319,10 +321,11 @@ def minimal_link_handler():
     no ORM, no generality."""
     import hashlib
     import sqlite3
+
     from dcslog.api.params import json_response
     from dcslog.config import Settings
-    from dcslog.keys import Keyring, load_server_key
     from dcslog.db.readcache import readonly_sqlite_location
+    from dcslog.keys import Keyring, load_server_key
 
     settings = Settings()
     keyring = Keyring(load_server_key(settings))
@@ -341,7 +344,7 @@ def minimal_link_handler():
     async def minimal_link(request):
         from aiohttp import web
         await request.read()
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        now = datetime.now(UTC).replace(tzinfo=None)
         probe.execute("PRAGMA data_version").fetchone()
         caller = callers.get(hashlib.sha256(request.headers.get("X-Auth-Token", "").encode()).hexdigest())
         match = request.match_info
@@ -396,7 +399,7 @@ def main() -> int:
 
     work = OUT / "http_speed"
     log_file = work / "redis" / "redis.log"
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     size = args.size_mib * 1024 * 1024
     marker = work / "redis" / "generated.json"
     wanted = {"today": today.isoformat(), "size": size}
@@ -511,7 +514,8 @@ def main() -> int:
     p99 = {k: statistics.median(r["p99_us"] for r in v) / 1000 for k, v in runs.items()}
     errors = {k: sum(r["errors"] for r in v) for k, v in runs.items()}
     nginx_rps, floor_rps, health_rps = med["nginx fixed body"], med["floor (no DB)"], med["GET /health"]
-    print(f"\nSmall requests (wrk -t1 -c32 -d{args.wrk_seconds:g}s, one server process), medians of {args.rounds} rounds")
+    print(f"\nSmall requests (wrk -t1 -c32 -d{args.wrk_seconds:g}s, one server process), "
+          f"medians of {args.rounds} rounds")
     print("| Case | req/s | vs nginx | vs floor | vs /health | p50 | p99 | errors |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name in runs:

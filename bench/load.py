@@ -42,7 +42,7 @@ import shutil
 import statistics
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 # bench/http_speed.py's helpers: a script's own directory is first on sys.path, so its sibling imports
@@ -161,7 +161,7 @@ def main() -> int:
 
     work = OUT / "load"
     shutil.rmtree(work, ignore_errors=True)
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     logs = work / "logs"
     first = logs / "node-00.log"
     write_log(first, [(today - timedelta(days=d), args.mib_per_day * 2**20) for d in (2, 1, 0)])
@@ -213,7 +213,7 @@ def main() -> int:
             bases = [f"http://127.0.0.1:{p}" for p in ports[:count]]
             per = args.clients // 2 // count
 
-            async def run():
+            async def run(bases=bases, per=per, count=count):
                 wrks = [run_wrk_async(b, s, args.seconds, per) for s in (list_script, link_script) for b in bases]
                 done = await asyncio.gather(
                     collections(bases, instances, headers, today.isoformat(), args.seconds), *wrks)

@@ -179,7 +179,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--format", choices=sorted(ZONES), default="legacy",
                     help="legacy (Redis) or logfmt (Valkey 8.1, ISO 8601 timestamps); default legacy")
-    ap.add_argument("--size-gib", type=float, default=2.0, help="log size (default 2, as in PERF-ANCHORS.md; at least 1)")
+    ap.add_argument("--size-gib", type=float, default=2.0,
+                    help="log size (default 2, as in PERF-ANCHORS.md; at least 1)")
     ap.add_argument("--reps", type=int, default=7, help="timed repetitions (default 7)")
     ap.add_argument("--keep", action="store_true", help="keep the generated log for the next run")
     args = ap.parse_args()

@@ -8,9 +8,9 @@ import asyncio
 import contextlib
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
@@ -82,7 +82,8 @@ def dcslog_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str
 
 
 @contextlib.contextmanager
-def started_server(monkeypatch: pytest.MonkeyPatch, run_worker: bool = True, **overrides: str) -> Iterator[DcslogServer]:
+def started_server(monkeypatch: pytest.MonkeyPatch, run_worker: bool = True,
+                   **overrides: str) -> Iterator[DcslogServer]:
     for key, value in overrides.items():
         monkeypatch.setenv(f"DCSLOG_{key.upper()}", value)
     settings = Settings()

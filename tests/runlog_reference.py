@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gzip
 import re
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
 _TS = (r"(?P<legacy>\d\d (?:" + "|".join(MONTHS) + r") \d{4} \d\d:\d\d:\d\d\.\d{3})"
@@ -24,7 +24,7 @@ LEVEL_WORDS = {b".": "debug", b"-": "verbose", b"*": "notice", b"#": "warning", 
                b"info": "verbose", b"verbose": "verbose", b"notice": "notice", b"warning": "warning"}
 
 
-def parse(line: bytes, tz: tzinfo = timezone.utc) -> dict | None:
+def parse(line: bytes, tz: tzinfo = UTC) -> dict | None:
     """{format, pid, role, level, day, time_ms} of an entry's first line, None for a continuation line."""
     m = LEGACY.match(line) or LOGFMT.match(line)
     if m is None:
@@ -35,7 +35,7 @@ def parse(line: bytes, tz: tzinfo = timezone.utc) -> dict | None:
             moment = naive.replace(tzinfo=tz)
             day = naive.date()
         elif m["ms"]:
-            moment = datetime.fromtimestamp(int(m["ms"]) / 1000, timezone.utc)
+            moment = datetime.fromtimestamp(int(m["ms"]) / 1000, UTC)
             day = moment.astimezone(tz).date()
         else:
             moment = datetime.fromisoformat(m["iso"].decode().replace("Z", "+00:00"))
@@ -56,7 +56,7 @@ def read_all(path) -> bytes:
     return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
 
 
-def reference_day(paths, day: date, tz: tzinfo = timezone.utc) -> bytes:
+def reference_day(paths, day: date, tz: tzinfo = UTC) -> bytes:
     """The bytes of ``day``: every entry of that day with its continuation lines, sources
     oldest first; lines before the first entry anywhere go with that first entry."""
     out, cur, pending = [], None, []
@@ -97,7 +97,7 @@ def stamp(moment: datetime, ts_format: str, tz: tzinfo) -> str:
 
 
 def write_entry(moment: datetime, message: str = "DB saved on disk", *, style=("legacy", "legacy"),
-                tz: tzinfo = timezone.utc, pid: int = 4242, role: str = "master", level: str = "notice") -> bytes:
+                tz: tzinfo = UTC, pid: int = 4242, role: str = "master", level: str = "notice") -> bytes:
     log_format, ts_format = style
     ts = stamp(moment, ts_format, tz)
     if log_format == "logfmt":
@@ -109,4 +109,4 @@ def write_entry(moment: datetime, message: str = "DB saved on disk", *, style=("
 
 def at(day: date, second: float, tz: tzinfo) -> datetime:
     """The instant ``second`` seconds after the start of ``day`` in ``tz`` (wall-clock)."""
-    return (datetime(day.year, day.month, day.day, tzinfo=tz) + timedelta(seconds=second)).astimezone(timezone.utc)
+    return (datetime(day.year, day.month, day.day, tzinfo=tz) + timedelta(seconds=second)).astimezone(UTC)

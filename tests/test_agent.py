@@ -10,7 +10,7 @@ import signal
 import ssl
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -104,7 +104,8 @@ def test_collection_through_an_agent_over_tls(dcslog_server, redis_standalone, t
         assert agent_url.startswith("https://")
         content = day_lines(today_utc(), 25)
         (remote_files / "redis.log").write_bytes(content)
-        imported = import_through_agent(dcslog_server, redis_standalone, agent_url, f"{log_dir}/redis.log", "remote-tls")
+        imported = import_through_agent(dcslog_server, redis_standalone, agent_url, f"{log_dir}/redis.log",
+                                        "remote-tls")
         instance_id = imported["instance_id"]
         client = dcslog_server.sdk()
         monkeypatch.delenv("SSL_CERT_FILE", raising=False)
@@ -148,7 +149,7 @@ def test_agent_refuses_unsigned_wrongly_signed_and_outside_requests(agent):
     traversal = f"{agent_url}/v1/runlog/day?day={today_utc().isoformat()}&log_file={log_dir}/../../../etc/passwd"
     response = httpx.get(traversal, headers=sign_request(AGENT_ACCESS_KEY, KEY, "GET", traversal))
     assert response.status_code == 403 and response.json()["error_code"] == "DCS.2003"
-    stale = sign_request(AGENT_ACCESS_KEY, KEY, "GET", url, now=datetime(2020, 1, 1, tzinfo=timezone.utc))
+    stale = sign_request(AGENT_ACCESS_KEY, KEY, "GET", url, now=datetime(2020, 1, 1, tzinfo=UTC))
     assert httpx.get(url, headers=stale).json()["error_code"] == "DCS.1002"
 
 

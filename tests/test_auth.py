@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import urllib.parse
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -70,12 +70,12 @@ def test_unknown_access_key(signed):
 
 @pytest.mark.parametrize("minutes", [16, -16])
 def test_stale_or_future_sdk_date(signed, minutes):
-    date = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(minutes=minutes)
+    date = datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=minutes)
     assert error_of(signed(date=date)) == (401, "DCS.1002")
 
 
 def test_date_within_window_is_accepted(signed):
-    date = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(minutes=14)
+    date = datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=14)
     assert signed(date=date).status_code == 200
 
 

@@ -10,7 +10,7 @@ import stat
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -66,7 +66,7 @@ def test_quick_start_flow_and_no_secret_in_logs(served, redis_standalone):
         return listing["file_list"][0] if listing["file_list"][0]["status"] != "creating" else None
     item = wait_for(done, what="collection")
     assert item["status"] == "succeed"
-    assert item["time"] == datetime.now(timezone.utc).date().isoformat()
+    assert item["time"] == datetime.now(UTC).date().isoformat()
     link = httpx.post(f"{api}/redislog/{item['id']}/links", headers=headers).json()["link"]
     body = httpx.get(link).content
     assert b"Ready to accept connections" in body and len(body) == item["size"]
@@ -345,7 +345,8 @@ def test_database_and_data_directory_are_owner_only_when_a_worker_makes_them(tmp
     try:
         database = tmp_path / "worker" / "dcslog.db"
         # Its first look for jobs opens the database: SQLite makes the -wal and -shm files then.
-        wait_for(lambda: proc.poll() is not None or all(Path(f"{database}{side}").exists() for side in ("-wal", "-shm")),
+        wait_for(lambda: proc.poll() is not None
+                 or all(Path(f"{database}{side}").exists() for side in ("-wal", "-shm")),
                  what="the worker to open its database")
         assert proc.poll() is None, (tmp_path / "worker.log").read_text()
         assert_owner_only(tmp_path / "worker", wal=True)

@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import threading
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -72,7 +72,7 @@ def client_env(dcslog_server, monkeypatch, tmp_path):
 @pytest.fixture
 def synthetic(dcslog_server, client_env, redis_standalone, tmp_path):
     """A standalone instance whose run log is a synthetic file: 3 days, today's ~600 KB."""
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     log_dir = tmp_path / "logs"
     log_dir.mkdir()
     with gzip.open(log_dir / "redis.log.1.gz", "wb") as f:
@@ -80,11 +80,13 @@ def synthetic(dcslog_server, client_env, redis_standalone, tmp_path):
     today_bytes = day_lines(today, 3000, width=150)
     (log_dir / "redis.log").write_bytes(day_lines(today - timedelta(days=1), 2) + today_bytes)
     imported = dcslog_server.import_instance(
-        redis_standalone.url, "proj-a", "synthetic", "--log-file", f"{redis_standalone.address}={log_dir / 'redis.log'}")
+        redis_standalone.url, "proj-a", "synthetic",
+        "--log-file", f"{redis_standalone.address}={log_dir / 'redis.log'}")
     node = imported["group_list"][0]["replication_list"][0]
     return {"instance": imported["instance_id"], "replica": node["replication_id"], "address": redis_standalone.address,
             "ip": node["replication_ip"], "today": today, "today_bytes": today_bytes,
-            "expected": {str(today): today_bytes, str(today - timedelta(days=1)): day_lines(today - timedelta(days=1), 2),
+            "expected": {str(today): today_bytes,
+                         str(today - timedelta(days=1)): day_lines(today - timedelta(days=1), 2),
                          str(today - timedelta(days=2)): day_lines(today - timedelta(days=2), 7)}}
 
 
@@ -165,7 +167,8 @@ def test_collect_list_link_and_download(synthetic, capsys, tmp_path):
     assert not (tmp_path / "today.log.part").exists()
 
     # Into a directory, under the file's own name; human output.
-    code, out, err = run(capsys, "logs", "download", "--instance", synthetic["instance"], today["id"], "-o", str(tmp_path))
+    code, out, err = run(capsys, "logs", "download", "--instance", synthetic["instance"], today["id"],
+                         "-o", str(tmp_path))
     assert code == 0, err
     assert (tmp_path / today["file_name"]).read_bytes() == synthetic["today_bytes"]
     assert "verified: sha256" in out and f"{today['file_name']}: downloading" in err
@@ -260,7 +263,8 @@ def test_a_download_cut_by_the_other_side_is_resumed_with_range(cutting_proxy, s
 
     # The connection is closed 100 kB into the response: exit 5, the bytes so far kept in .part.
     cutting_proxy.cut_after = 100_000
-    code, out, err = run(capsys, "logs", "download", "--instance", synthetic["instance"], today["id"], "-o", str(target))
+    code, out, err = run(capsys, "logs", "download", "--instance", synthetic["instance"], today["id"],
+                         "-o", str(target))
     assert code == 5 and "broke off at" in err and "run the same command again to resume" in err, err
     part = tmp_path / "resumed.log.part"
     kept = part.read_bytes()
@@ -311,7 +315,8 @@ def test_a_download_that_does_not_match_the_checksum_exits_4(synthetic, capsys, 
     monkeypatch.setattr(commands, "download", lambda http, link, dest, size, sha256: real(
         http, link, dest, size=size, sha256="0" * 64))
     target = tmp_path / "x.log"
-    code, out, err = run(capsys, "logs", "download", "--instance", synthetic["instance"], today["id"], "-o", str(target))
+    code, out, err = run(capsys, "logs", "download", "--instance", synthetic["instance"], today["id"],
+                         "-o", str(target))
     assert code == 4 and "does not match" in err
     assert not target.exists() and not (tmp_path / "x.log.part").exists()
 
@@ -497,12 +502,12 @@ def test_slowlog_since_sort_limit(dcslog_server, client_env, redis_node_factory,
 
 
 def test_parse_time():
-    now = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
     assert parse_time("90m", now) == now - timedelta(minutes=90)
     assert parse_time("2d", now) == now - timedelta(days=2)
     assert parse_time("now", now) == now
-    assert parse_time("2026-05-01T10:00:00", now) == datetime(2026, 5, 1, 10, tzinfo=timezone.utc)
-    assert parse_time("2026-05-01T10:00:00+02:00", now) == datetime(2026, 5, 1, 8, tzinfo=timezone.utc)
+    assert parse_time("2026-05-01T10:00:00", now) == datetime(2026, 5, 1, 10, tzinfo=UTC)
+    assert parse_time("2026-05-01T10:00:00+02:00", now) == datetime(2026, 5, 1, 8, tzinfo=UTC)
     assert parse_time(str(int(now.timestamp() * 1000)), now) == now
 
 
@@ -566,7 +571,7 @@ def test_collect_wait_and_get_against_dcslog_serve_as_a_process(serve_process, r
     instance = admin("instances", "import", "--project-id", "demo", "--name", "cache", "--redis",
                      redis_standalone.url)["instance_id"]
     env = client_process_env(url, credential, tmp_path)
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     name = f"redis_{redis_standalone.host}_{today}.log"
 
     done = dcslog(env, "logs", "collect", "--instance", instance, "--wait", "--interval", "0.2", "--json")

@@ -15,7 +15,7 @@ import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -157,7 +157,7 @@ def test_browser_signer_matches_the_server_byte_for_byte(dcslog_server, page):
     assert macs == [signing.sign(k, "message ✓") for k in keys]
 
     host = dcslog_server.url.removeprefix("http://")
-    when = datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
+    when = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
     cases = [
         ("GET", "/v2/proj-a/instances", ""),
         ("POST", "/v2/proj-a/instances/0f0e/redislog", "log_type=run&query_time=3&replication_id=abc"),
@@ -232,7 +232,7 @@ def test_token_sign_in_collect_live_status_and_download(dcslog_server, redis_sta
     expect(page.locator('[data-status="run-logs"]')).to_contain_text("Collection finished")
     assert page.evaluate("window.__sameDocument") is True
 
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     file_name = f"redis_{redis_standalone.host}_{today.isoformat()}.log"
     expect(files.first).to_contain_text(file_name)
     with page.expect_download() as started:
@@ -347,14 +347,14 @@ def test_aksk_sign_in_replica_collection_and_slow_queries(dcslog_server, redis_r
     files = page.locator("#run-logs-table tbody tr")
     expect(files).to_have_count(3)
     expect(files.locator('td[data-file-status="succeed"]')).to_have_count(3)
-    expect(files.first).to_contain_text(f"redis_{replica.host}_{datetime.now(timezone.utc).date().isoformat()}.log")
+    expect(files.first).to_contain_text(f"redis_{replica.host}_{datetime.now(UTC).date().isoformat()}.log")
     page.get_by_label("Days").focus()  # a visible focus ring in the picture
     screenshot(page, "run-logs.png")
 
     with page.expect_download() as started:
         files.first.get_by_role("button", name=re.compile("^Download")).click()
     body = Path(started.value.path()).read_bytes()
-    assert body and expected_day(replica.log_file, datetime.now(timezone.utc).date()).startswith(body)
+    assert body and expected_day(replica.log_file, datetime.now(UTC).date()).startswith(body)
 
     # Every API call was signed in the browser, and the secret key never left it.
     api_calls = [r for r in sent if "/v2/" in r.url]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import httpx
 import pytest
@@ -44,7 +44,7 @@ def logged_at(line: bytes) -> datetime:
 
 
 def collect_and_download(server, client, instance_id: str, replication_id: str | None, log_file: str) -> None:
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     requested_at = datetime.now().replace(microsecond=0)  # Redis logs local time, to the millisecond
     request = CreateRedislogRequest(instance_id=instance_id, log_type="run", query_time=0,
                                     replication_id=replication_id)
@@ -169,11 +169,10 @@ def test_an_upgrade_from_an_older_schema_keeps_every_record(backend_env, dcslog_
     the slow log's hourly counts and duration index) is all there, and right, after `dcslog db
     upgrade`: instances, credentials, files (and their bytes), slow-log entries and their count."""
     import redis
+    import sqlalchemy
     from alembic import command
 
     from dcslog import cli
-    import sqlalchemy
-
     from dcslog.db.session import alembic_config, sync_url
 
     node = redis.Redis(host=redis_standalone.host, port=redis_standalone.port)

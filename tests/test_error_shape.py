@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import socket
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
-from dcslog.signing import sign_request
 from dcslog.services import instances as instance_service
+from dcslog.signing import sign_request
 
 UNKNOWN_INSTANCE = "3f1d2c4e-0000-4000-8000-000000000000"
 
@@ -59,7 +59,8 @@ CASES = [
     ("limit zero", "GET", "/redislog", {"log_type": "run", "limit": "0"}, 400, "DCS.4800"),
     ("limit too big", "GET", "/redislog", {"log_type": "run", "limit": "1001"}, 400, "DCS.4800"),
     ("unknown file", "POST", "/redislog/nope/links", {}, 404, "DCS.4001"),
-    ("tasks end before start", "GET", "/tasks", {"start_time": "20261127000000", "end_time": "20261126000000"}, 400, "DCS.4025"),
+    ("tasks end before start", "GET", "/tasks", {"start_time": "20261127000000", "end_time": "20261126000000"},
+     400, "DCS.4025"),
     ("tasks bad time", "GET", "/tasks", {"start_time": "yesterday"}, 400, "DCS.4800"),
     ("tasks time of 12 digits", "GET", "/tasks", {"start_time": "202611270000"}, 400, "DCS.4800"),
     ("tasks time with a sign", "GET", "/tasks", {"start_time": "+2026112700000"}, 400, "DCS.4800"),
@@ -132,7 +133,7 @@ def test_bad_signature_header(api):
 
 def test_non_ascii_signature(api):
     auth = "SDK-HMAC-SHA256 Access=AK, SignedHeaders=host;x-sdk-date, Signature=\u00e9abc"
-    date = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    date = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     response = httpx.get(api.base, headers={"Authorization": auth.encode("utf-8"), "X-Sdk-Date": date})
     assert_envelope(response, 401, "DCS.1001")
 
@@ -144,13 +145,13 @@ def test_latin1_token(api):
 
 
 def test_latin1_access_key(api):
-    date = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    date = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     auth = b"SDK-HMAC-SHA256 Access=\xe9, SignedHeaders=host;x-sdk-date, Signature=abc"
     assert_envelope(httpx.get(api.base, headers={"Authorization": auth, "X-Sdk-Date": date}), 401, "DCS.1001")
 
 
 def test_latin1_signed_header(api):
-    date = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    date = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     auth = "SDK-HMAC-SHA256 Access=AK, SignedHeaders=host;x-foo;x-sdk-date, Signature=abc"
     response = httpx.get(api.base, headers={"Authorization": auth, "X-Foo": b"\xe9", "X-Sdk-Date": date})
     assert_envelope(response, 401, "DCS.1001")
@@ -242,7 +243,8 @@ def test_what_the_http_parser_rejects_gets_the_envelope(dcslog_server, data, cap
     assert envelope["error_msg"].startswith("Malformed HTTP request: ") and len(envelope["error_msg"]) < 300
     assert b"aaaa" not in body and b"bbbb" not in body and b"GARBAGE" not in body
     assert any(headers["x-request-id"] in r.getMessage() for r in caplog.records)  # logged, findable by its id
-    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # a client's fault, not ours (the access log too)
+    # a client's fault, not ours (the access log too)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert httpx.get(dcslog_server.url + "/health").status_code == 200  # and the server goes on
 
 

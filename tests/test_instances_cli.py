@@ -115,7 +115,7 @@ def test_show_prints_the_groups_in_text_mode(dcslog_server, redis_replicated, ca
     lines = out.splitlines()
     assert ["GROUP", "REPLICATION_ID", "ROLE", "ADDRESS", "STATUS", "LOG_FILE"] in [line.split() for line in lines]
     ids = [n["replication_id"] for n in imported["group_list"][0]["replication_list"]]
-    for replication_id, node, role in zip(ids, redis_replicated.nodes, ["master", "slave", "slave"]):
+    for replication_id, node, role in zip(ids, redis_replicated.nodes, ["master", "slave", "slave"], strict=True):
         [line] = [line for line in lines if replication_id in line]
         assert line.split() == ["group-0", replication_id, role, node.address, "Active", node.log_file]
 

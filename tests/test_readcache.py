@@ -11,8 +11,8 @@ import sys
 import httpx
 import pytest
 
-from dcslog.signing import sign_request
 from dcslog.db.readcache import ReadCache
+from dcslog.signing import sign_request
 
 
 @pytest.fixture

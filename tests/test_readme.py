@@ -8,7 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -51,11 +51,11 @@ def run_tour(tmp_path: Path, node_url: str) -> tuple[Path, str]:
 
 
 def check_download(directory: Path, node) -> None:
-    today = datetime.now(timezone.utc).date().isoformat()
+    today = datetime.now(UTC).date().isoformat()
     saved = directory / f"redis_{node.host}_{today}.log"
     assert saved.exists(), sorted(p.name for p in directory.iterdir())
     body = saved.read_bytes()
-    reference = reference_day(log_sources(node.log_file), datetime.now(timezone.utc).date())
+    reference = reference_day(log_sources(node.log_file), datetime.now(UTC).date())
     # The node may log after the collection: the file is a prefix of the day, of whole lines.
     assert body and body.endswith(b"\n") and reference.startswith(body)
     assert parse(body.splitlines()[0])["day"].isoformat() == today

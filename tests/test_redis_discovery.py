@@ -241,7 +241,7 @@ async def test_cluster(redis_cluster):
     assert topo.db_number == 1
     assert [g.shard_key for g in topo.groups] == ["0", "5461", "10923"]
     assert (topo.primary_host, topo.primary_port) == (cl.masters[1].host, cl.masters[1].port)
-    for group, master, replica in zip(topo.groups, cl.masters, cl.replicas):
+    for group, master, replica in zip(topo.groups, cl.masters, cl.replicas, strict=True):
         assert [(n.address, n.role, n.status) for n in group.nodes] == [
             (master.address, "master", "Active"),
             (replica.address, "slave", "Active"),

@@ -79,7 +79,8 @@ def test_connect_error_reasons():
     conn = NodeConnector("redis://:pw@h:1", 1.0)
     from redis.exceptions import ConnectionError, TimeoutError
 
-    assert conn._reason(ConnectionError("Error 111 connecting to 127.0.0.2:1. Connect call failed.")) == "Connection refused"
+    assert conn._reason(ConnectionError(
+        "Error 111 connecting to 127.0.0.2:1. Connect call failed.")) == "Connection refused"
     assert conn._reason(ConnectionError(
         "Error -2 connecting to nosuch.invalid:6379. Name or service not known.")) == "Name or service not known"
     assert conn._reason(TimeoutError("Timeout connecting to server")) == "timed out"

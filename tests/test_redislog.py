@@ -6,7 +6,7 @@ import gzip
 import hashlib
 import sqlite3
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 
 import httpx
@@ -26,7 +26,8 @@ MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
 
 
 def log_line(moment: datetime, message: str) -> bytes:
-    stamp = f"{moment.day:02d} {MONTHS[moment.month - 1]} {moment.year} {moment:%H:%M:%S}.{moment.microsecond // 1000:03d}"
+    stamp = (f"{moment.day:02d} {MONTHS[moment.month - 1]} {moment.year} "
+             f"{moment:%H:%M:%S}.{moment.microsecond // 1000:03d}")
     return f"4242:M {stamp} * {message}\n".encode()
 
 
@@ -36,7 +37,7 @@ def day_lines(day: date, count: int, tag: str = "") -> bytes:
 
 
 def today_utc() -> date:
-    return datetime.now(timezone.utc).date()
+    return datetime.now(UTC).date()
 
 
 @pytest.fixture
@@ -50,7 +51,8 @@ def synthetic(dcslog_server, redis_standalone, tmp_path):
     two_days_ago = day_lines(today - timedelta(days=2), 5)
     with gzip.open(log_dir / "redis.log.1.gz", "wb") as f:
         f.write(day_lines(today - timedelta(days=3), 3) + two_days_ago)
-    today_bytes = day_lines(today, 4) + b"=== REDIS BUG REPORT START: Cut & paste starting from here ===\n  stack line\n"
+    today_bytes = (day_lines(today, 4)
+                   + b"=== REDIS BUG REPORT START: Cut & paste starting from here ===\n  stack line\n")
     log_file.write_bytes(today_bytes)
     imported = dcslog_server.import_instance(
         redis_standalone.url, "proj-a", "synthetic", "--log-file", f"{redis_standalone.address}={log_file}")

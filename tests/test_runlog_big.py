@@ -6,13 +6,12 @@ Skip with DCSLOG_SKIP_BIG=1 (needs ~2.2 GiB free in the temp dir).
 import hashlib
 import os
 import random
-from datetime import date, timezone
+from datetime import UTC, date
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from dcslog.runlog import Clock, day_range, write_day
-from dcslog.runlog import search
+from dcslog.runlog import Clock, day_range, search, write_day
 from dcslog.runlog.grammar import PREFIX_MAX
 from dcslog.runlog.search import FileSource, day_bounds
 from tests.runlog_reference import at, write_entry
@@ -42,7 +41,7 @@ CRASH = (b"\n=== REDIS BUG REPORT START: Cut & paste starting from here ===\n"
 TOKYO = ZoneInfo("Asia/Tokyo")
 # (log-format, log-timestamp-format, the instance's time zone): Redis's own, and Valkey 8.1's
 # logfmt with zoned timestamps whose days are the instance's, not UTC's.
-FORMATS = {"legacy": ("legacy", "legacy", timezone.utc), "logfmt-iso8601": ("logfmt", "iso8601", TOKYO)}
+FORMATS = {"legacy": ("legacy", "legacy", UTC), "logfmt-iso8601": ("logfmt", "iso8601", TOKYO)}
 
 
 def day_block(day, rng, style, tz, size=1 << 20):

@@ -3,13 +3,12 @@ import gzip
 import os
 import random
 import threading
-from datetime import date, timedelta, timezone
+from datetime import UTC, date, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from dcslog.runlog import UnknownLogFormat, day_range, iter_day, write_day
-from dcslog.runlog import search, slicer
+from dcslog.runlog import UnknownLogFormat, day_range, iter_day, search, slicer, write_day
 from dcslog.runlog.search import FileSource, day_bounds
 from tests.runlog_reference import STYLES, at, read_all, reference_day, write_entry
 
@@ -50,7 +49,7 @@ def write(path, lines, gz=False):
     return str(path)
 
 
-def reference(paths, day, tz=timezone.utc):
+def reference(paths, day, tz=UTC):
     return reference_day(paths, day, tz)
 
 
@@ -374,7 +373,7 @@ def test_random_logs_of_every_format_and_zone_match_reference(tmp_path, monkeypa
     instance time zone where the zoned timestamps' days differ from their UTC days."""
     rng = random.Random(seed)
     styles = rng.choice([STYLES, rng.sample(STYLES, 2), [rng.choice(STYLES)]])
-    check_random_logs(tmp_path, monkeypatch, seed, block, TIME_ZONES[seed % len(TIME_ZONES)] or timezone.utc,
+    check_random_logs(tmp_path, monkeypatch, seed, block, TIME_ZONES[seed % len(TIME_ZONES)] or UTC,
                       styles)
 
 
@@ -397,14 +396,14 @@ def check_random_logs(tmp_path, monkeypatch, seed, block, tz=None, styles=None):
         name = "redis.log" if i == n - 1 else f"redis.log.{n - 1 - i}" + (".gz" if rng.random() < 0.5 else "")
         paths.append(write(tmp_path / name, random_log(rng, days, tz, styles), gz=name.endswith(".gz")))
     logfile = str(tmp_path / "redis.log")
-    if not any(reference_day(paths, day, tz or timezone.utc) for day in all_days):
+    if not any(reference_day(paths, day, tz or UTC) for day in all_days):
         return  # no entry at all: an UnknownLogFormat (tested above), or nothing
     for day in [D1 - timedelta(days=1)] + all_days + [all_days[-1] + timedelta(days=1)]:
-        assert sliced(logfile, day, tmp_path, tz) == reference(paths, day, tz or timezone.utc), day
+        assert sliced(logfile, day, tmp_path, tz) == reference(paths, day, tz or UTC), day
     plain = paths[-1]
     for day in all_days:
         s, e = day_range(plain, day, tz)
-        assert read_all(plain)[s:e] == reference([plain], day, tz or timezone.utc), day
+        assert read_all(plain)[s:e] == reference([plain], day, tz or UTC), day
 
 
 def test_a_source_that_shrinks_while_read_raises_instead_of_writing_a_short_day(tmp_path):

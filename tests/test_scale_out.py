@@ -76,7 +76,7 @@ def test_two_apis_two_workers_one_killed(cluster_env, redis_standalone, tmp_path
                                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         apis = [f"http://127.0.0.1:{p}" for p in ports]
         for api in apis:
-            wait_for(lambda: answers(api), timeout=30, what=f"{api} to answer")
+            wait_for(lambda api=api: answers(api), timeout=30, what=f"{api} to answer")
         headers = {"X-Auth-Token": token}
         for n, instance_id in enumerate(instances):
             api = apis[n % 2]  # requests spread over both API processes
@@ -107,7 +107,8 @@ def test_two_apis_two_workers_one_killed(cluster_env, redis_standalone, tmp_path
             return db.execute("SELECT count(*) FROM log_files WHERE status = 'creating'").fetchone()[0] == 0
         wait_for(settled, timeout=120, what="the surviving worker to finish every job")
 
-        rows = db.execute("SELECT f.id, f.instance_id, f.day, f.status, f.object_key, f.size FROM log_files f").fetchall()
+        rows = db.execute(
+            "SELECT f.id, f.instance_id, f.day, f.status, f.object_key, f.size FROM log_files f").fetchall()
         assert len(rows) == INSTANCES * DAYS
         assert {r[3] for r in rows} == {"succeed"}
         attempts = db.execute("SELECT max(attempts) FROM tasks").fetchone()[0]

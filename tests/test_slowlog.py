@@ -364,7 +364,8 @@ def check_sorting_and_paging(dcslog_server, node) -> None:
     # Extension filters against the same reference.
     slow = [r for r in rows if float(r["duration"]) >= 2]
     assert {r["id"] for r in api.all(min_duration="2")} == {r["id"] for r in slow}
-    assert {r["id"] for r in api.all(command="set")} == {r["id"] for r in rows if r["command"].upper().startswith("SET ")}
+    assert ({r["id"] for r in api.all(command="set")}
+            == {r["id"] for r in rows if r["command"].upper().startswith("SET ")})
     assert {r["fingerprint"] for r in api.all(command="SET")} == {"SET ? ?"}
 
 
@@ -484,7 +485,7 @@ def test_metrics_show_losses_and_lag(dcslog_server, redis_node_factory):
     sleep_commands(node, 5, "0.011")
     dcslog_server.harvest()
     text = every_series(dcslog_server)
-    line = next(l for l in text.splitlines() if l.startswith("dcslog_slowlog_lost_entries_total{"))
+    line = next(series for series in text.splitlines() if series.startswith("dcslog_slowlog_lost_entries_total{"))
     assert f'instance_id="{instance_id}"' in line and line.endswith(" 3.0")
     assert "dcslog_slowlog_harvest_age_seconds{" in text and "dcslog_slowlog_node_up{" in text
     assert 'dcslog_collection_jobs{state="queued"} 0.0' in text

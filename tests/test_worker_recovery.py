@@ -1,4 +1,5 @@
-"""A worker that died mid-collection: its job is taken over after the lease and completes; nothing partial is published."""
+"""A worker that died mid-collection: its job is taken over after the lease and completes;
+nothing partial is published."""
 
 from __future__ import annotations
 
@@ -11,11 +12,10 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-
 from huaweicloudsdkdcs.v2 import CreateRedislogRequest, ListRedislogRequest
 
 from dcslog import worker as worker_module
@@ -42,7 +42,7 @@ def test_job_of_a_dead_worker_is_taken_over(dcslog_server_factory, redis_standal
 
     # As a worker that claimed the job and was SIGKILLed would leave it: a live-looking
     # lease in the database and a half-written staged file on disk.
-    lease_until = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(seconds=2)
+    lease_until = datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=2)
     with sqlite3.connect(data_dir / "dcslog.db") as db:
         db.execute("UPDATE tasks SET lease_owner='dead-worker', lease_until=?, attempts=1",
                    (lease_until.isoformat(sep=" "),))
@@ -297,4 +297,5 @@ def test_a_task_ends_failed_if_any_of_its_days_failed_in_an_earlier_run(dcslog_s
                    (earlier_day,))
     claim_and_run(settings)
     assert sorted(db_rows(settings, "SELECT status FROM log_files")) == [("failed",), ("succeed",), ("succeed",)]
-    assert db_rows(settings, "SELECT status, error_msg FROM tasks") == [("failed", f"{earlier_day}: The disk was full.")]
+    assert db_rows(settings, "SELECT status, error_msg FROM tasks") == [
+        ("failed", f"{earlier_day}: The disk was full.")]

@@ -20,6 +20,7 @@ import itertools
 import logging
 import re
 import signal
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -39,7 +40,7 @@ MAX_HEADERS = 16 * 1024
 # aiohttp answers a request over its own parser limits itself, in plain text, before any
 # middleware. Its limits sit above ours (MAX_URL, MAX_HEADERS), so that ours answer first,
 # in the envelope; memory stays bounded by theirs.
-PARSER_LIMITS = {"max_line_size": 64 * 1024, "max_field_size": 64 * 1024}
+PARSER_LIMITS: dict[str, Any] = {"max_line_size": 64 * 1024, "max_field_size": 64 * 1024}
 
 HTTP_ERRORS = {
     404: errors.NotFound,
@@ -117,7 +118,7 @@ async def dcs_envelope(request: web.Request, handler) -> web.StreamResponse:
 
 def _route_template(request: web.BaseRequest) -> str:
     try:
-        match_info = request.match_info
+        match_info = cast(web.Request, request).match_info
     except (AttributeError, AssertionError):  # none: aiohttp refused the request before routing it
         match_info = None
     resource = match_info.route.resource if match_info is not None else None
@@ -145,7 +146,7 @@ class AccessLogger(AbstractAccessLogger):
 # What every server of ours (dcslog serve, the tests' servers, the agent) runs aiohttp with.
 # keepalive_timeout: web.run_app's 75 s for an idle keep-alive connection (the protocol's
 # own default is an hour of held file descriptors per idle client).
-RUNNER_OPTIONS = {**PARSER_LIMITS, "access_log_class": AccessLogger, "keepalive_timeout": 75.0}
+RUNNER_OPTIONS: dict[str, Any] = {**PARSER_LIMITS, "access_log_class": AccessLogger, "keepalive_timeout": 75.0}
 
 
 class DcsRequestHandler(RequestHandler):
@@ -162,7 +163,7 @@ class DcsRequestHandler(RequestHandler):
         request_id_var.set(request_id)  # this runs in the request's task: its access line gets the id too
         if status >= 500:
             log.error("unexpected error outside the application, request_id=%s", request_id, exc_info=exc)
-            error = errors.InternalError()
+            error: errors.DcsError = errors.InternalError()
             error.status = status
         if request.writer.output_size > 0:  # as aiohttp: a response is half sent, only closing is left
             raise ConnectionError("Response is sent already, cannot send another response with the error message")

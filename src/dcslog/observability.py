@@ -18,6 +18,7 @@ import secrets
 import sys
 import threading
 import time
+from typing import cast
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
@@ -30,9 +31,9 @@ COLLECTED_BYTES = Counter("dcslog_collected_bytes", "Bytes of run logs collected
 COLLECTION_SECONDS = Histogram("dcslog_collection_duration_seconds",
                                "Seconds to collect and publish one day of one replica's run log.", registry=REGISTRY,
                                buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
-INLINE_READ_FALLBACKS = Counter("dcslog_inline_read_fallbacks",
-                                "Reads SQLite answered busy on the event loop, sent through aiosqlite's thread instead.",
-                                registry=REGISTRY)
+INLINE_READ_FALLBACKS = Counter(
+    "dcslog_inline_read_fallbacks",
+    "Reads SQLite answered busy on the event loop, sent through aiosqlite's thread instead.", registry=REGISTRY)
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -73,9 +74,10 @@ class RequestMetrics:
             "Seconds from a request's arrival until its response is sent, by route template.",
             labels=["route", "method"])
         for (route, method), latency in list(self._latency.items()):
-            cumulative, buckets = 0, []
-            for bound, n in zip((*self.BUCKETS, math.inf), latency):
-                cumulative += n
+            cumulative: float = 0
+            buckets = []
+            for bound, count in zip((*self.BUCKETS, math.inf), latency, strict=False):  # latency[-1]: the sum
+                cumulative += count
                 buckets.append((floatToGoString(bound), cumulative))
             duration.add_metric([route, method], buckets, sum_value=latency[-1])
         yield duration
@@ -141,7 +143,7 @@ class TextFormatter(LineFormatter):
 class JsonFormatter(LineFormatter):
     """One JSON object per line: time (UTC), level, logger, message, request_id (and the exception, if any)."""
 
-    converter = time.gmtime
+    converter = time.gmtime  # type: ignore[assignment]  # logging's own documented way to log in UTC
 
     def line(self, created, level, name, request_id, message, extra=""):
         stamp = self._time(created, "%Y-%m-%dT%H:%M:%S")
@@ -171,8 +173,9 @@ class BufferedStreamHandler(logging.StreamHandler):
             self.handleError(record)
 
     def write_info(self, name: str, message: str) -> None:
-        line = self.formatter.line(time.time(), "INFO", name, request_id_var.get(), message)
-        with self.lock:
+        formatter = cast(LineFormatter, self.formatter)  # configure_logging sets one of ours
+        line = formatter.line(time.time(), "INFO", name, request_id_var.get(), message)
+        with self.lock:  # type: ignore[union-attr]  # StreamHandler's lock is made in __init__
             self.stream.write(line + self.terminator)
 
 
@@ -203,10 +206,11 @@ def log_info(logger: logging.Logger, message: str) -> None:
 def _stderr_handler() -> logging.StreamHandler:
     """Our own buffered writer on file descriptor 2, unless someone (pytest) has replaced sys.stderr."""
     global _flusher
-    if sys.stderr is not sys.__stderr__:
+    stderr = sys.__stderr__
+    if sys.stderr is not stderr or stderr is None:
         return logging.StreamHandler()
     try:
-        stream = open(sys.stderr.fileno(), "w", buffering=64 * 1024, encoding="utf-8",
+        stream = open(stderr.fileno(), "w", buffering=64 * 1024, encoding="utf-8",
                       errors="backslashreplace", closefd=False)
     except (AttributeError, OSError, ValueError):
         return logging.StreamHandler()
@@ -224,7 +228,7 @@ def configure_logging(level: str, fmt: str) -> None:
     handler = _stderr_handler()
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
-    handler._dcslog = True  # ours, to replace on a second call; other handlers (pytest's, say) stay
+    handler._dcslog = True  # type: ignore[attr-defined]  # ours, to replace on a second call; others (pytest's) stay
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_dcslog", False)]:
         if isinstance(old, BufferedStreamHandler):

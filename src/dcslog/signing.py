@@ -13,9 +13,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Mapping
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, unquote, urlsplit
 
 from dcslog import errors
@@ -93,7 +93,7 @@ def sign_request(access_key: str, secret_key: str, method: str, url: str, header
     Returns them plus Host, X-Sdk-Date and Authorization.
     """
     parts = urlsplit(url)
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     signed = {name.lower(): str(value).strip() for name, value in (headers or {}).items()}
     signed["host"] = parts.netloc
     signed["x-sdk-date"] = now.strftime(DATE_FORMAT)
@@ -102,7 +102,8 @@ def sign_request(access_key: str, secret_key: str, method: str, url: str, header
                           hashlib.sha256(body).hexdigest() if body else EMPTY_BODY_SHA256, signed["x-sdk-date"])
     out = {name: value for name, value in (headers or {}).items()}
     out["Host"], out["X-Sdk-Date"] = signed["host"], signed["x-sdk-date"]
-    out["Authorization"] = f"{ALGORITHM} Access={access_key}, SignedHeaders={';'.join(names)}, Signature={sign(secret_key, text)}"
+    out["Authorization"] = (f"{ALGORITHM} Access={access_key}, SignedHeaders={';'.join(names)}, "
+                            f"Signature={sign(secret_key, text)}")
     return out
 
 
@@ -123,7 +124,7 @@ def verify_signature(request: SignedRequest, parsed: tuple[list[str], str], secr
     Also used by ``dcslog agent``, whose one key signs the service's requests.
     """
     signed_headers, signature = parsed
-    now = now or datetime.now(timezone.utc).replace(tzinfo=None)
+    now = now or datetime.now(UTC).replace(tzinfo=None)
     if signed_headers != sorted(signed_headers) or any(h != h.lower() for h in signed_headers):
         raise errors.Unauthorized("SignedHeaders must be lower-case and sorted.")
     missing = [h for h in REQUIRED_SIGNED_HEADERS if h not in signed_headers]
@@ -136,7 +137,8 @@ def verify_signature(request: SignedRequest, parsed: tuple[list[str], str], secr
     try:
         if fields is None:
             raise ValueError(sdk_date)
-        signed_at = datetime(*map(int, fields.groups()))  # strptime(DATE_FORMAT), a tenth of the cost
+        year, month, day, hour, minute, second = map(int, fields.groups())
+        signed_at = datetime(year, month, day, hour, minute, second)  # strptime(DATE_FORMAT), a tenth of the cost
     except ValueError:
         raise errors.Unauthorized("Malformed X-Sdk-Date: expected YYYYMMDDTHHMMSSZ.") from None
     if abs(now - signed_at) > timedelta(seconds=clock_skew):

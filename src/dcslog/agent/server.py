@@ -22,8 +22,8 @@ from aiohttp import web
 
 from dcslog import errors
 from dcslog.httpserver import REQUEST_ID, dcs_envelope, run_app
-from dcslog.signing import SignedRequest, parse_authorization, verify_signature
 from dcslog.runlog.slicer import SourceChanged, UnknownLogFormat, iter_day
+from dcslog.signing import SignedRequest, parse_authorization, verify_signature
 
 log = logging.getLogger("dcslog.agent")
 

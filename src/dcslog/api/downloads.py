@@ -18,6 +18,7 @@ import re
 import socket
 from datetime import datetime
 from pathlib import Path
+from typing import cast
 
 from aiohttp import ETag, hdrs, web
 
@@ -68,7 +69,7 @@ class CorkedFileResponse(web.FileResponse):
     @etag.setter
     def etag(self, value: ETag | str | None) -> None:
         # FileResponse stamps the ETag of its stat() just before sending: keep ours.
-        web.StreamResponse.etag.fset(self, self._content_etag)
+        web.StreamResponse.etag.fset(self, self._content_etag)  # type: ignore[attr-defined]  # the base's setter
 
     async def prepare(self, request: web.BaseRequest):
         request = self.view or request
@@ -81,7 +82,7 @@ class CorkedFileResponse(web.FileResponse):
         try:
             return await super().prepare(request)
         finally:
-            if corked:  # flushes the last partial segment
+            if corked and sock is not None:  # flushes the last partial segment
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
 
@@ -145,6 +146,8 @@ async def _current_copy(request: web.Request) -> tuple[LogFile, Path, os.stat_re
     for _ in range(2):
         async with request.app[SESSIONMAKER]() as session:
             row = await redislog.file_for_download(session, request.app[KEYRING], request.match_info["token"])
+        if row.object_key is None:  # file_for_download answers only files with a copy; a refresh raced it
+            continue
         path = store.path(row.object_key)
         try:
             return row, path, path.stat()
@@ -189,7 +192,7 @@ async def download_redislog(request: web.Request) -> web.StreamResponse:
     response = CorkedFileResponse(path, etag=etag, headers=headers)
     # Compared as the client saw it: whole seconds, as FileResponse will stamp it from the same file.
     response.last_modified = stat.st_mtime
-    last_modified = response.last_modified
+    last_modified = cast(datetime, response.last_modified)  # set just above
     answer = _precondition(request, etag, last_modified)
     if answer == 412:
         raise PreconditionFailed()

@@ -9,7 +9,8 @@ the client and the verifier cannot drift apart.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import httpx
@@ -36,7 +37,7 @@ class ApiError(CommandFailed):
         self.error_ext_msg, self.request_id = error_ext_msg, request_id
 
     @classmethod
-    def from_response(cls, response: httpx.Response) -> "ApiError":
+    def from_response(cls, response: httpx.Response) -> ApiError:
         request_id = response.headers.get("X-Request-Id")
         try:
             body = json.loads(response.read() or b"null")
@@ -89,7 +90,7 @@ class DcsApi:
         self.http = httpx.Client(timeout=timeout, transport=transport, headers={"User-Agent": USER_AGENT},
                                  follow_redirects=False)
 
-    def __enter__(self) -> "DcsApi":
+    def __enter__(self) -> DcsApi:
         return self
 
     def __exit__(self, *exc) -> None:

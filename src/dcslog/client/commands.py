@@ -15,9 +15,10 @@ from __future__ import annotations
 import argparse
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from dcslog.client.api import PAGE, ApiError, DcsApi
 from dcslog.client.config import load_config
@@ -161,7 +162,8 @@ def _collect(args, api: DcsApi) -> tuple[int, dict, list[str]]:
         result["files"] = ours()
         return EXIT_OK, result, []
     what = "today's run log" if args.days <= 1 else f"the last {args.days} days of the run log"
-    board = StatusBoard(f"collecting {what} of {node_address(node) if ip else replication_id or 'the instance'}")
+    target = node_address(node) if node and ip else replication_id or "the instance"
+    board = StatusBoard(f"collecting {what} of {target}")
     deadline = time.monotonic() + args.timeout
     while True:
         files = ours()
@@ -262,7 +264,7 @@ UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 def parse_time(value: str, now: datetime | None = None) -> datetime:
     """``90s``/``15m``/``1h``/``2d``/``1w`` ago, ``now``, an ISO 8601 time (UTC unless it says), or epoch ms."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     text = value.strip()
     if text == "now":
         return now
@@ -270,13 +272,13 @@ def parse_time(value: str, now: datetime | None = None) -> datetime:
     if match:
         return now - timedelta(seconds=float(match[1]) * UNITS[match[2]])
     if text.isdigit() and len(text) >= 12:
-        return datetime.fromtimestamp(int(text) / 1000, timezone.utc)
+        return datetime.fromtimestamp(int(text) / 1000, UTC)
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{value!r}: expected a duration ago (30m, 1h, 2d), 'now', an ISO time or epoch milliseconds") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _ms(moment: datetime) -> int:
@@ -284,7 +286,7 @@ def _ms(moment: datetime) -> int:
 
 
 def cmd_slowlog(args, api: DcsApi) -> int:
-    since, until = args.since, args.until or datetime.now(timezone.utc)
+    since, until = args.since, args.until or datetime.now(UTC)
     query: dict[str, Any] = {"sort_key": args.sort, "sort_dir": "asc" if args.asc else "desc",
                              "command": args.command_name, "role": args.role, "min_duration": args.min_duration}
     if args.replica:
@@ -307,9 +309,9 @@ def cmd_slowlog(args, api: DcsApi) -> int:
         return EXIT_OK
     rows = []
     for e in entries:
-        node = f"{e['node_ip']}:{e['node_port']}" if e.get("node_ip") else e.get("shard_name")
+        where = f"{e['node_ip']}:{e['node_port']}" if e.get("node_ip") else e.get("shard_name")
         command = e.get("command") or ""
-        rows.append({**e, "node": node, "client": e.get("client_addr") or e.get("client_ip"),
+        rows.append({**e, "node": where, "client": e.get("client_addr") or e.get("client_ip"),
                      "cmd": command if len(command) <= 80 else command[:79] + "…"})
     print_table(rows, [("start_time", "START_TIME"), ("duration", "DURATION_MS"), ("node", "NODE"),
                        ("node_role", "ROLE"), ("client", "CLIENT"), ("cmd", "COMMAND")])

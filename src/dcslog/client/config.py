@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from dcslog.command import EXIT_USAGE, CommandFailed
 
@@ -109,7 +109,7 @@ def load_config(profile: str | None = None, env: Mapping[str, str] | None = None
                (("endpoint", endpoint), ("project_id", project_id)) if not v]
     if not (ak or token):
         missing.append("DCSLOG_AK and DCSLOG_SK, or DCSLOG_TOKEN (or `ak`/`sk`/`token` in the profile)")
-    if missing:
+    if missing or not endpoint or not project_id:
         raise ConfigError(f"not configured: set {'; '.join(missing)}. Profile file: {path} [{name}]")
     if not endpoint.startswith(("http://", "https://")):
         raise ConfigError(f"the endpoint must be an http:// or https:// URL, not {endpoint!r}")

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import httpx
 
@@ -56,7 +56,7 @@ class Downloaded:
                 "verified": self.verified, "skipped": self.skipped}
 
 
-def _sha256_of(path: Path) -> "hashlib._Hash":
+def _sha256_of(path: Path) -> hashlib._Hash:
     digest = hashlib.sha256()
     with path.open("rb") as f:
         while chunk := f.read(1 << 20):

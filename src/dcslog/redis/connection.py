@@ -218,7 +218,7 @@ class NodeConnector:
         if isinstance(reply, dict):
             value = reply.get(name)
         else:
-            pairs = dict(zip(reply[0::2], reply[1::2])) if reply else {}
+            pairs = dict(zip(reply[0::2], reply[1::2], strict=False)) if reply else {}
             value = pairs.get(name)
         if value is None:
             return _ConfigError(f"CONFIG GET {name} returned nothing")

@@ -30,8 +30,8 @@ from __future__ import annotations
 import asyncio
 import posixpath
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from dcslog.redis.addresses import as_int, host_key, host_port, node_entry, split_address
 from dcslog.redis.connection import DiscoveryError, NodeConnector, _ConfigError, _Probe
@@ -142,7 +142,7 @@ def _node(probe: _Probe | None, host: str, port: int, role: str,
         status=ACTIVE if ok else INACTIVE,
         log_file=log_file,
         log_file_error=log_error,
-        run_id=(probe.info.get("run_id") or None) if ok else None,
+        run_id=(probe.info.get("run_id") or None) if probe is not None and probe.ok else None,
         cluster_node_id=cluster_node_id,
         address_error=address_error,
         reported_address=reported_address,
@@ -170,7 +170,7 @@ async def _probe_all(conn: NodeConnector, addrs: Iterable[tuple[str, int]],
     todo = [a for a in dict.fromkeys(addrs) if a not in known]
     results = await asyncio.gather(*(conn.probe(h, p) for h, p in todo))
     merged = dict(known)
-    merged.update(zip(todo, results))
+    merged.update(zip(todo, results, strict=True))
     return merged
 
 
@@ -286,7 +286,8 @@ async def _discover_replication(conn: NodeConnector, seed: _Probe, overrides: di
                 used[unconfirmed[0]], problems[unconfirmed[0]] = (seed.host, seed.port), None
                 seed_missing = False
         for a in reported:
-            error = problems[a] and _address_error(primary, a, used[a], problems[a])
+            problem = problems[a]
+            error = _address_error(primary, a, used[a], problem) if problem else None
             replicas.setdefault(used[a], (a, error))
         if seed_missing:  # e.g. a replica of a replica, which the primary does not list: keep it
             replicas.setdefault((seed.host, seed.port), ((seed.host, seed.port), None))

@@ -34,7 +34,7 @@ for importing ``re``.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 
 __all__ = ["PREFIX_MAX", "Clock", "Head", "match_head", "FORMATS", "LEVELS", "ROLES"]
 
@@ -59,7 +59,7 @@ _LOGFMT_LEVELS = {b"debug": "debug", b"info": "verbose", b"verbose": "verbose", 
 _LEGACY_STAMP = 24  # len("26 Nov 2026 14:03:07.123")
 _ISO_STAMP = 23  # len("2026-11-26T14:03:07.123"), before the offset
 _EPOCH_DIGITS = range(10, 16)  # epoch milliseconds from 1970-04-27 to 33658 AD
-_UTC = timezone.utc
+_UTC = UTC
 _EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
 
 

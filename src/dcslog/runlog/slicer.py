@@ -31,7 +31,7 @@ import errno
 import os
 from collections.abc import Iterator
 from datetime import date, tzinfo
-from io import RawIOBase
+from io import BufferedIOBase, RawIOBase
 
 from dcslog.runlog.grammar import FORMATS, PREFIX_MAX, Clock
 from dcslog.runlog.search import BufferSource, FileSource, day_bounds, last_dated, next_dated
@@ -214,7 +214,7 @@ def _open(f: RawIOBase, clock: Clock) -> _Opened:
     return _Opened(f, False, size, hit[1] if hit else None)
 
 
-def _stream_first_date(g: RawIOBase, clock: Clock) -> date | None:
+def _stream_first_date(g: BufferedIOBase, clock: Clock) -> date | None:
     at_start = True
     while chunk := g.readline(_CHUNK):  # bounded: a huge line comes in pieces
         if at_start and (d := clock.day_at(chunk)) is not None:
