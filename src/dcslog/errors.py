@@ -58,8 +58,8 @@ class InvalidTimeRange(DcsError):
 
 
 class FileNotReady(DcsError):
-    def __init__(self, status: str):
-        super().__init__(f"The log file is {status}: a download link needs a file in status succeed.")
+    def __init__(self, status: str, needs: str = "a download link"):
+        super().__init__(f"The log file is {status}: {needs} needs a file in status succeed.")
 
 
 class UnreadableLog(DcsError):

@@ -1,13 +1,17 @@
-"""The service's half of ``dcslog agent``: fetch one day of a remote node's run log into a file."""
+"""The service's half of ``dcslog agent``: fetch one day of a remote node's run log into a file, or its records."""
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Callable, Iterator
 from datetime import date
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 
+from dcslog.runlog.records import Checkpoint, Record, record_from_wire
 from dcslog.signing import sign_request
 
 AGENT_ACCESS_KEY = "dcslog-agent"
@@ -53,3 +57,73 @@ def fetch_day(agent_url: str, key: str, log_file: str, day: date, out_fd: int, t
         error = AgentStreamCut if began else AgentError
         raise error(f"agent {agent_url} failed: {exc or type(exc).__name__}") from None
     return written
+
+
+def stream_records(agent_url: str, key: str, log_file: str, *, tz: str, start_ms: int, end_ms: int | None,
+                   after: tuple[int, int] | None, descending: bool, keyword: str | None, insensitive: bool,
+                   level: str | None, role: str | None, on_scanned: Callable[[int], None],
+                   timeout: float = 30.0) -> tuple[int | None, _RecordStream]:
+    """Ask the agent for a node's records (the agent filters where the data is): (the time of the
+    host's first entry, or None when it holds none; the records and checkpoints, in order).
+    ``on_scanned`` hears how many bytes the agent read. A stream that breaks before its end
+    marker raises AgentStreamCut: a cut stream is never taken for the end of the window."""
+    query: dict[str, Any] = {"log_file": log_file, "tz": tz, "start_ms": start_ms}
+    optional = {"end_ms": end_ms, "after": f"{after[0]}_{after[1]}" if after else None,
+                "sort_dir": "desc" if descending else None, "keyword": keyword,
+                "case": "insensitive" if insensitive else None, "level": level, "role": role}
+    query.update({k: v for k, v in optional.items() if v is not None})
+    url = f"{agent_url.rstrip('/')}/v1/runlog/records?{urlencode(query)}"
+    headers = sign_request(AGENT_ACCESS_KEY, key, "GET", url)
+    client = httpx.Client(timeout=timeout, verify=True)
+    try:
+        response = client.send(client.build_request("GET", url, headers=headers), stream=True)
+    except httpx.HTTPError as exc:
+        client.close()
+        raise AgentError(f"agent {agent_url} failed: {exc or type(exc).__name__}") from None
+    if response.status_code != 200:
+        response.read()
+        client.close()
+        try:
+            message = response.json().get("error_msg") or response.text
+        except ValueError:
+            message = response.text[:200]
+        raise AgentError(f"agent {agent_url} answered {response.status_code}: {message}")
+    first = response.headers.get("X-Dcslog-First-Ms")
+    return (int(first) if first else None), _RecordStream(agent_url, client, response, on_scanned)
+
+
+class _RecordStream:
+    """The agent's NDJSON lines as ``Record`` and ``Checkpoint`` objects."""
+
+    def __init__(self, agent_url: str, client: httpx.Client, response: httpx.Response,
+                 on_scanned: Callable[[int], None]):
+        self.agent_url, self.client, self.response, self.on_scanned = agent_url, client, response, on_scanned
+        self._lines = response.iter_lines()
+
+    def __iter__(self) -> Iterator[Record | Checkpoint]:
+        return self
+
+    def __next__(self) -> Record | Checkpoint:
+        try:
+            line = next(self._lines)
+            while not line:
+                line = next(self._lines)
+        except StopIteration:
+            self.close()
+            raise AgentStreamCut(f"agent {self.agent_url}: the records stream ended without its end mark") from None
+        except httpx.HTTPError as exc:
+            self.close()
+            raise AgentStreamCut(f"agent {self.agent_url} failed: {exc or type(exc).__name__}") from None
+        item = json.loads(line)
+        if "scanned" in item:
+            self.on_scanned(item["scanned"])
+        if "end" in item:
+            self.close()
+            raise StopIteration
+        if "checkpoint" in item:
+            return Checkpoint((int(item["checkpoint"][0]), int(item["checkpoint"][1])))
+        return record_from_wire(item)
+
+    def close(self) -> None:
+        self.response.close()
+        self.client.close()

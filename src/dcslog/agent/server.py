@@ -3,17 +3,21 @@
 The service asks ``GET /v1/runlog/day?log_file=PATH&day=YYYY-MM-DD&tz=ZONE`` signed
 with the agent's key (SDK-HMAC-SHA256, as the DCS API itself), and gets that
 day's bytes — the same slicer, rotated and .gz files included — streamed in
-1 MiB chunks, so memory stays bounded whatever the day's size. Only files
-under the agent's allowed directories are served.
+1 MiB chunks, so memory stays bounded whatever the day's size. ``GET
+/v1/runlog/records?log_file=…&start_ms=…`` (and the records query) answers a
+node's records as NDJSON, filtered here so only matching records cross the
+network. Only files under the agent's allowed directories are served.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import re
 import ssl
+from contextlib import ExitStack
 from datetime import date, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -22,6 +26,8 @@ from aiohttp import web
 
 from dcslog import errors
 from dcslog.httpserver import REQUEST_ID, dcs_envelope, run_app
+from dcslog.runlog.grammar import Clock
+from dcslog.runlog.records import Checkpoint, Filters, Scan, first_time, host_segments, record_to_wire, scan_node
 from dcslog.runlog.slicer import SourceChanged, UnknownLogFormat, iter_day
 from dcslog.signing import SignedRequest, parse_authorization, verify_signature
 
@@ -43,7 +49,7 @@ def _allowed(path: str, allowed_dirs: tuple[Path, ...]) -> Path:
     return resolved
 
 
-async def runlog_day(request: web.Request) -> web.StreamResponse:
+def _authenticate(request: web.Request) -> None:
     authorization = request.headers.get("Authorization")
     if not authorization:
         raise errors.MissingCredentials()
@@ -51,6 +57,18 @@ async def runlog_day(request: web.Request) -> web.StreamResponse:
     verify_signature(SignedRequest(request.method, request.rel_url.raw_path, request.rel_url.raw_query_string,
                                    request.headers, b""), (signed_headers, signature), request.app[AGENT_KEY],
                      CLOCK_SKEW)
+
+
+def _zone(request: web.Request) -> tzinfo:
+    """The instance's zone, in which days begin and end and naive times are read (absent: UTC)."""
+    try:
+        return ZoneInfo(request.query.get("tz") or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        raise errors.InvalidParameter("tz", "tz must be an IANA time zone, e.g. Europe/Berlin.") from None
+
+
+async def runlog_day(request: web.Request) -> web.StreamResponse:
+    _authenticate(request)
     log_file = request.query.get("log_file", "")
     raw_day = request.query.get("day", "")
     if not DAY.fullmatch(raw_day):
@@ -59,10 +77,7 @@ async def runlog_day(request: web.Request) -> web.StreamResponse:
         day = date.fromisoformat(raw_day)
     except ValueError:
         raise errors.InvalidParameter("day", "day must be yyyy-MM-dd.") from None
-    try:  # the instance's zone, in which the day begins and ends (absent: an older service, UTC)
-        tz = ZoneInfo(request.query.get("tz") or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        raise errors.InvalidParameter("tz", "tz must be an IANA time zone, e.g. Europe/Berlin.") from None
+    tz = _zone(request)
     path = _allowed(log_file, request.app[ALLOWED_DIRS])
     try:
         chunks, first = await asyncio.to_thread(_open_day, str(path), day, tz)
@@ -101,6 +116,90 @@ def _open_day(path: str, day: date, tz: tzinfo):
         return chunks, next(chunks, _END)
 
 
+_MS = re.compile(r"[0-9]{1,15}")
+_AFTER = re.compile(r"([0-9]{1,15})_(-1|[0-9]{1,10})")
+#: Lines of records sent per hop from the reading thread; bounded so a slow client holds little.
+_BATCH = 256
+
+
+def _records_scan(request: web.Request) -> Scan:
+    query = request.query
+
+    def ms(name: str, required: bool) -> int | None:
+        raw = query.get(name, "")
+        if not raw and not required:
+            return None
+        if not _MS.fullmatch(raw):
+            raise errors.InvalidParameter(name, f"{name} must be milliseconds since the epoch.")
+        return int(raw)
+
+    start_ms, end_ms = ms("start_ms", True), ms("end_ms", False)
+    after = None
+    if query.get("after"):
+        match = _AFTER.fullmatch(query["after"])
+        if match is None:
+            raise errors.InvalidParameter("after", "after must be TIME_SEQ, as a record key.")
+        after = (int(match[1]), int(match[2]))
+    try:
+        filters = Filters(query.get("keyword") or None, query.get("case") == "insensitive",
+                          query.get("level") or None, query.get("role") or None)
+    except ValueError as exc:
+        raise errors.InvalidParameter("keyword/level/role", str(exc)) from None
+    assert start_ms is not None
+    return Scan(start_ms, end_ms, after=after, descending=query.get("sort_dir") == "desc", filters=filters,
+                clock=Clock(_zone(request)))
+
+
+async def runlog_records(request: web.Request) -> web.StreamResponse:
+    """A node's records, filtered here, as NDJSON: each record, a checkpoint now and then (the key
+    of the last entry examined, and the bytes read since the last report), and an end mark
+    without which the service takes the stream for cut. The host's first entry time goes in
+    ``X-Dcslog-First-Ms``: the service serves older entries from what it collected."""
+    _authenticate(request)
+    scan = _records_scan(request)
+    path = _allowed(request.query.get("log_file", ""), request.app[ALLOWED_DIRS])
+    stack = ExitStack()
+    try:
+        try:
+            segments = await asyncio.to_thread(host_segments, str(path), stack)
+        except FileNotFoundError:
+            raise errors.NotFound(f"Log file {path} (and rotated copies) not found on this host.") from None
+        except PermissionError:
+            raise errors.Forbidden(f"No permission to read log file {path}.") from None
+        first_ms = await asyncio.to_thread(first_time, segments, scan.clock)
+        items = scan_node(segments, scan)
+        headers = {"Content-Type": "application/x-ndjson", "X-Request-Id": request[REQUEST_ID]}
+        if first_ms is not None:
+            headers["X-Dcslog-First-Ms"] = str(first_ms)
+        response = web.StreamResponse(headers=headers)
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        reported = 0
+
+        def batch() -> tuple[bytes, bool]:
+            nonlocal reported
+            lines = []
+            for item in items:
+                if isinstance(item, Checkpoint):
+                    lines.append({"checkpoint": list(item.key), "scanned": scan.scanned - reported})
+                    reported = scan.scanned
+                else:
+                    lines.append(record_to_wire(item))
+                if len(lines) >= _BATCH:
+                    return b"".join(json.dumps(line).encode() + b"\n" for line in lines), False
+            lines.append({"end": True, "scanned": scan.scanned - reported})
+            return b"".join(json.dumps(line).encode() + b"\n" for line in lines), True
+
+        done = False
+        while not done:
+            chunk, done = await asyncio.to_thread(batch)
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+    finally:
+        stack.close()
+
+
 def create_agent_app(key: str, allowed_dirs: list[str]) -> web.Application:
     if not key:
         raise ValueError("the agent needs a key (--key or DCSLOG_AGENT_KEY)")
@@ -108,6 +207,7 @@ def create_agent_app(key: str, allowed_dirs: list[str]) -> web.Application:
     app[AGENT_KEY] = key
     app[ALLOWED_DIRS] = tuple(Path(os.path.realpath(d)) for d in allowed_dirs)
     app.router.add_get("/v1/runlog/day", runlog_day)
+    app.router.add_get("/v1/runlog/records", runlog_records)
     return app
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from dcslog.api.params import anchored
+from dcslog.runlog.grammar import FORMATS, LEVELS, ROLES
 from dcslog.services.common import PROJECT_ID
 from dcslog.services.jobs import COLLECT_RUN_LOG
 from dcslog.statuses import FileStatus, TaskStatus
@@ -217,4 +218,33 @@ SCHEMAS: dict[str, Schema] = {
         "tasks": array(ref("BackgroundTask")),
     }),
     "Health": closed_object({"status": string(enum=["ok"])}),
+    "Record": closed_object({
+        "id": string(description="stable: the same entry always has the same id"),
+        "time": string(description="ISO 8601 in the instance's time zone, milliseconds"),
+        "time_ms": integer(minimum=0),
+        "replication_id": string(),
+        "replication_ip": string(),
+        "replication_port": integer(minimum=0, description="extension: the node's port"),
+        "group_name": string(),
+        "role": string(enum=list(ROLES)),
+        "pid": integer(minimum=0),
+        "level": string(enum=list(LEVELS)),
+        "message": string(),
+        "lines": array(string()),
+        "format": string(enum=list(FORMATS)),
+    }),
+    "RecordSources": closed_object({
+        "replication_id": string(),
+        "replication_ip": string(),
+        "live": nullable(string(enum=["file", "agent"], description="where the host's log is read")),
+        "read": {"type": "boolean", "description": "whether the host's log was read"},
+        "error": nullable(string(description="why it was not")),
+        "collected_days": integer(minimum=0, description="collected days read for the window"),
+    }),
+    "ListRecordsResponse": closed_object({
+        "records": array(ref("Record")),
+        "next_cursor": nullable(string(description="null once the window is read to its end")),
+        "scanned_bytes": integer(minimum=0),
+        "sources": array(ref("RecordSources")),
+    }),
 }

@@ -1,7 +1,8 @@
 """A small client of the DCS v2 Log Management API over httpx, signed exactly as the official SDK signs.
 
 Methods are named after the SDK's (``list_group_replication_info``,
-``create_redislog``, …) and return the decoded JSON. The signature comes from
+``create_redislog``, …) and return the decoded JSON; dcslog's own extensions
+(``list_redislog_records``, ``stream_redislog_records``) are named the same way. The signature comes from
 :func:`dcslog.signing.sign_request`, the same code the server verifies with, so
 the client and the verifier cannot drift apart.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -22,6 +24,10 @@ from dcslog.signing import sign_request
 USER_AGENT = "dcslog-client"
 # dcslog takes up to 1000 a page; DCS documents no maximum, so ask for a modest one and page.
 PAGE = 100
+# Records (a dcslog extension): a page holds 1 to 1000; the NDJSON answer streams them all.
+RECORDS_PAGE_MAX = 1000
+NDJSON = "application/x-ndjson"
+SOURCES_HEADER = "X-Dcslog-Sources"  # the NDJSON answer's `sources`, as JSON
 
 
 class ApiError(CommandFailed):
@@ -101,22 +107,31 @@ class DcsApi:
 
     # -- the wire ---------------------------------------------------------------------------------
 
-    def request(self, method: str, path: str, query: dict[str, Any] | None = None) -> httpx.Response:
-        """Send ``method`` on ``/v2/{project_id}{path}``; returns the 2xx response or raises ApiError."""
+    def _prepare(self, method: str, path: str, query: dict[str, Any] | None,
+                 extra_headers: dict[str, str] | None = None) -> tuple[str, dict[str, str]]:
+        """The URL and the (signed) headers of ``method`` on ``/v2/{project_id}{path}``."""
         url = f"{self.config.endpoint}/v2/{_path(self.config.project_id)}{path}"
         params = {k: v for k, v in (query or {}).items() if v is not None}
         if params:
             url += "?" + urlencode(params, quote_via=quote)
-        headers = {"Content-Type": "application/json", "X-Project-Id": self.config.project_id}
+        headers = {"Content-Type": "application/json", "X-Project-Id": self.config.project_id, **(extra_headers or {})}
         if self.config.ak and self.config.sk:
             # The signer sees the URL exactly as it goes on the wire (httpx keeps an already-encoded URL).
             headers = sign_request(self.config.ak, self.config.sk, method, url, headers, b"")
         else:
             headers["X-Auth-Token"] = self.config.token or ""
+        return url, headers
+
+    def _unreachable(self, exc: httpx.TransportError) -> EndpointUnreachable:
+        return EndpointUnreachable(f"cannot reach {self.config.endpoint}: {exc or type(exc).__name__}")
+
+    def request(self, method: str, path: str, query: dict[str, Any] | None = None) -> httpx.Response:
+        """Send ``method`` on ``/v2/{project_id}{path}``; returns the 2xx response or raises ApiError."""
+        url, headers = self._prepare(method, path, query)
         try:
             response = self.http.request(method, url, headers=headers)
         except httpx.TransportError as exc:
-            raise EndpointUnreachable(f"cannot reach {self.config.endpoint}: {exc or type(exc).__name__}") from None
+            raise self._unreachable(exc) from None
         if response.status_code >= 400:
             raise ApiError.from_response(response)
         return response
@@ -164,3 +179,63 @@ class DcsApi:
     def list_slowlog(self, instance_id: str, start_time: int, end_time: int, **query: Any) -> dict:
         return self._json(self.request("GET", f"/instances/{_path(instance_id)}/slowlog",
                                        {"start_time": start_time, "end_time": end_time, **query})) or {}
+
+    # -- dcslog extensions: run logs as records (docs/api.md) -------------------------------------
+
+    def list_redislog_records(self, instance_id: str, query: dict[str, Any]) -> dict:
+        """One page of records: ``{records, next_cursor, scanned_bytes, sources}``. A page may hold
+        fewer than ``limit`` records, none even, while ``next_cursor`` is not null: the endpoint
+        bounds the bytes one request scans."""
+        body = self._json(self.request("GET", f"/instances/{_path(instance_id)}/redislog/records", query))
+        if not isinstance(body, dict) or not isinstance(body.get("records"), list):
+            raise ApiError(200, None, "the endpoint answered a records query without a records list")
+        return body
+
+    @contextmanager
+    def stream_redislog_records(self, instance_id: str, query: dict[str, Any]
+                                ) -> Iterator[tuple[list[dict] | None, Iterator[dict]]]:
+        """Every record of ``query`` as the endpoint streams them (NDJSON, no paging; ``limit`` is
+        ignored and ``cursor`` is where it starts): ``(sources, records)``, the sources from the
+        ``X-Dcslog-Sources`` header (None without one). Records are read as the caller iterates;
+        a stream that breaks off raises EndpointUnreachable."""
+        path = f"/instances/{_path(instance_id)}/redislog/records"
+        url, headers = self._prepare("GET", path, query, {"Accept": NDJSON})
+        streaming = False
+        try:
+            with self.http.stream("GET", url, headers=headers) as response:
+                if response.status_code >= 400:
+                    raise ApiError.from_response(response)
+                kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+                if kind != NDJSON:
+                    raise ApiError(response.status_code, None, f"the endpoint answered {kind or 'no content type'} "
+                                   f"where {NDJSON} was asked for", None, response.headers.get("X-Request-Id"))
+                streaming = True
+                yield _sources_header(response), _ndjson(response)
+        except httpx.TransportError as exc:
+            if streaming:
+                raise EndpointUnreachable(f"the record stream from {self.config.endpoint} broke off: "
+                                          f"{exc or type(exc).__name__}") from None
+            raise self._unreachable(exc) from None
+
+
+def _sources_header(response: httpx.Response) -> list[dict] | None:
+    value = response.headers.get(SOURCES_HEADER)
+    if not value:
+        return None
+    try:
+        sources = json.loads(value)
+    except ValueError:
+        return None  # what was read is still an answer; only the report of what was not is lost
+    return sources if isinstance(sources, list) else None
+
+
+def _ndjson(response: httpx.Response) -> Iterator[dict]:
+    for line in response.iter_lines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            raise ApiError(response.status_code, None, "the endpoint's record stream holds a line that is not JSON",
+                           None, response.headers.get("X-Request-Id")) from None
+        yield record

@@ -1,5 +1,8 @@
 """The client commands: ``dcslog groups``, ``dcslog logs …``, ``dcslog slowlog`` against any DCS endpoint.
 
+``dcslog logs search|tail`` read run logs as records (dcslog's extension, not DCS's); how a
+record is read, followed and printed is :mod:`dcslog.client.records`.
+
 They never touch the local database or settings: configuration comes from the
 profile file and ``DCSLOG_ENDPOINT``/``DCSLOG_PROJECT_ID``/``DCSLOG_AK``/
 ``DCSLOG_SK``/``DCSLOG_TOKEN`` (see :mod:`dcslog.client.config`). Results go to
@@ -13,9 +16,12 @@ each a :class:`dcslog.command.CommandFailed` that knows its exit status.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import re
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,8 +30,10 @@ from dcslog.client.api import PAGE, ApiError, DcsApi
 from dcslog.client.config import load_config
 from dcslog.client.download import Downloaded, VerificationFailed, download, up_to_date
 from dcslog.client.progress import StatusBoard, human_size
+from dcslog.client.records import LEVELS, ROLES, Follower, RecordPrinter, RecordReader, node_labels, wants_colour
 from dcslog.command import (
     EXIT_COLLECTION_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_TIMEOUT,
     EXIT_USAGE,
@@ -37,6 +45,7 @@ from dcslog.command import (
     add_group,
     err,
     error_object,
+    fail,
     node_address,
     node_rows,
     print_json,
@@ -79,6 +88,11 @@ def _resolve_replica(api: DcsApi, instance_id: str, wanted: str | None) -> dict 
     nodes = _nodes(api.list_group_replication_info(instance_id))
     if wanted is None:
         return nodes[0] if len(nodes) == 1 else None
+    return _match_replica(nodes, instance_id, wanted)
+
+
+def _match_replica(nodes: list[dict], instance_id: str, wanted: str) -> dict:
+    """The node of ``nodes`` that ``wanted`` names (see :func:`_resolve_replica`)."""
     for node in nodes:
         if wanted in (node.get("replication_id"), node_address(node)):
             return node
@@ -90,6 +104,16 @@ def _resolve_replica(api: DcsApi, instance_id: str, wanted: str | None) -> dict 
                          f"name one as IP:PORT or by its replication id (`dcslog groups --instance {instance_id}`)")
     # Unknown here: send it as given, so the endpoint's own error (DCS.4800) is what the user sees.
     return {"replication_id": wanted}
+
+
+def _replication_ids(nodes: list[dict], instance_id: str, wanted: list[str] | None) -> list[str]:
+    """The replication ids of every ``--replica`` given (each as :func:`_match_replica` finds it), once each."""
+    ids: list[str] = []
+    for name in wanted or []:
+        rid = str(_match_replica(nodes, instance_id, name)["replication_id"])
+        if rid not in ids:
+            ids.append(rid)
+    return ids
 
 
 # -- commands -------------------------------------------------------------------------------------
@@ -322,6 +346,98 @@ def cmd_slowlog(args, api: DcsApi) -> int:
     return EXIT_OK
 
 
+# -- records: search and tail (dcslog's extension, SPEC section 6) ------------------------------
+
+SEARCH_WINDOW = timedelta(hours=1)  # the endpoint's own default window
+TAIL_WINDOW = timedelta(days=1)  # a quiet node writes little: look back far enough to find its last entries
+
+
+def _window(args, default: timedelta) -> tuple[datetime, datetime]:
+    """``--since`` (to now), or ``--from``/``--to`` (``--to`` defaults to now; ``--from`` to
+    ``default`` before ``--to``), or ``default`` up to now."""
+    if args.since is not None and (getattr(args, "start", None) is not None or getattr(args, "end", None) is not None):
+        raise UsageError("--since and --from/--to are two ways to give the window: use one or the other")
+    end = getattr(args, "end", None) or datetime.now(UTC)
+    return args.since or getattr(args, "start", None) or end - default, end
+
+
+def _records_setup(args, api: DcsApi) -> tuple[list[dict], list[str], RecordPrinter]:
+    """The instance's nodes, the replication ids ``--replica`` names, and the printer."""
+    nodes = _nodes(api.list_group_replication_info(args.instance))
+    ids = _replication_ids(nodes, args.instance, args.replica)
+    printer = RecordPrinter(node_labels(nodes), json_lines=args.json, colour=not args.json and wants_colour(sys.stdout))
+    return nodes, ids, printer
+
+
+def _warn_unread(printer: RecordPrinter, sources: Iterable[dict]) -> None:
+    """A partial answer is an answer (exit status 0), and says which nodes it lacks, on stderr."""
+    printer.flush()  # the records first, where both streams go to one terminal or file
+    for source in sources:
+        err(printer.unread_warning(source))
+
+
+def cmd_logs_search(args, api: DcsApi) -> int:
+    _, ids, printer = _records_setup(args, api)
+    start, end = _window(args, SEARCH_WINDOW)
+    query = {"start_time": _ms(start), "end_time": _ms(end), "replication_id": ",".join(ids) or None,
+             "keyword": args.grep, "case": "insensitive" if args.ignore_case and args.grep else None,
+             "level": args.level, "role": args.role, "sort_dir": "desc" if args.desc else "asc"}
+    reader = RecordReader(api, args.instance)
+    # All of them (--limit 0): one streamed answer, no paging; else pages until there are enough.
+    printer.print(reader.stream(query) if args.limit == 0 else reader.pages(query, args.limit))
+    _warn_unread(printer, reader.sources.unread.values())
+    if reader.more:
+        err(f"note: stopped at --limit {args.limit}; more records may match (a larger --limit, or 0 for all)")
+    return EXIT_OK
+
+
+def cmd_logs_tail(args, api: DcsApi) -> int:
+    nodes, ids, printer = _records_setup(args, api)
+    start, now = _window(args, TAIL_WINDOW)
+    reader = RecordReader(api, args.instance)
+    shown = reader.last({"start_time": _ms(start), "end_time": _ms(now), "replication_id": ",".join(ids) or None},
+                        args.lines)
+    printer.print(shown)
+    _warn_unread(printer, reader.sources.unread.values())
+    if not args.follow:
+        return EXIT_OK
+    reader.sources.news()  # reported just above
+    # A node with no record shown starts where the records shown start: an entry of it older than
+    # those was left out by -n, one newer had not been read yet (written late, or its node unread).
+    if args.lines == 0:
+        begin = _ms(now)
+    elif len(shown) == args.lines:
+        begin = int(shown[0]["time_ms"])
+    else:
+        begin = _ms(start)  # the whole window was shown
+    follower = Follower(reader, ids or [str(n["replication_id"]) for n in nodes], begin, shown)
+    while True:
+        time.sleep(args.interval)
+        printer.print(follower.poll(_ms(datetime.now(UTC))))
+        _warn_unread(printer, reader.sources.news())
+
+
+def _records_output(runner: Runner) -> Runner:
+    """``logs search|tail``: with ``--json`` stdout is NDJSON, so an error (Ctrl-C included) is
+    printed as one more line, ``{"error": {…}}``, rather than an indented object; and a reader
+    that goes away (``| head``) ends the command quietly, with status 0."""
+    def run_records(args: argparse.Namespace) -> int:
+        try:
+            return runner(args)
+        except BrokenPipeError:
+            # Python would complain once more when it flushes stdout at exit: point it at nothing.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_OK
+        except (CommandFailed, KeyboardInterrupt) as exc:
+            if not getattr(args, "json", False):
+                raise
+            failure = exc if isinstance(exc, CommandFailed) else CommandFailed(args.interrupted, EXIT_INTERRUPTED)
+            print(json.dumps({"error": failure.error_object()}, separators=(",", ":")), flush=True)
+            return fail(argparse.Namespace(json=False), failure)  # the text on stderr, as for every command
+    run_records.__name__ = getattr(runner, "__name__", "run_records")
+    return run_records
+
+
 # -- wiring ---------------------------------------------------------------------------------------
 
 def client_command(handler: Callable[[argparse.Namespace, DcsApi], int]) -> Runner:
@@ -347,6 +463,16 @@ def _positive(kind: type) -> Callable[[str], Any]:
     return parse
 
 
+def _not_negative(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} must be 0 or more")
+    return number
+
+
 def _time_arg(value: str) -> datetime:
     return parse_time(value)
 
@@ -354,8 +480,10 @@ def _time_arg(value: str) -> datetime:
 def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add ``groups``, ``logs`` and ``slowlog`` to the ``dcslog`` command's subparsers; each runs
     through :func:`client_command`, never opening local settings or a database."""
-    def command(subs, name: str, handler, help: str) -> argparse.ArgumentParser:
-        p = add_command(subs, name, help, client_command(handler), interrupted=INTERRUPTED)
+    def command(subs, name: str, handler, help: str, records: bool = False) -> argparse.ArgumentParser:
+        runner = client_command(handler)
+        p = (add_command(subs, name, help, _records_output(runner), interrupted="interrupted") if records
+             else add_command(subs, name, help, runner, interrupted=INTERRUPTED))
         p.add_argument("--instance", required=True, metavar="INSTANCE_ID", help="the DCS instance id")
         p.add_argument("--profile", metavar="NAME",
                        help="section of the profile file to use (default: $DCSLOG_PROFILE or 'default')")
@@ -378,7 +506,8 @@ def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
 
     command(subparsers, "groups", cmd_groups, "show an instance's shards and replicas with their ids")
 
-    logs_sub = add_group(subparsers, "logs", "run logs on a DCS endpoint: collect, list, link, download")
+    logs_sub = add_group(subparsers, "logs", "run logs on a DCS endpoint: collect, list, link, download; "
+                                             "search and tail them as records")
     collecting(command(logs_sub, "collect", cmd_logs_collect, "collect a replica's run log, one file per day"),
                wait_flag=True)
     command(logs_sub, "list", cmd_logs_list, "list the collected run-log files")
@@ -406,3 +535,35 @@ def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
     slow.add_argument("--role", choices=("master", "slave"), help="only entries from nodes in this role")
     slow.add_argument("--replica", metavar="R", help="only this node (replication id, IP:PORT or IP)")
     slow.add_argument("--min-duration", type=float, metavar="MS", help="only entries at least this slow")
+
+    def records(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--replica", metavar="R", action="append",
+                       help="only this node: replication id, IP:PORT or IP (repeat for several; default every node)")
+
+    search = command(logs_sub, "search", cmd_logs_search, "search the run logs of the nodes as records", records=True)
+    records(search)
+    window = search.add_mutually_exclusive_group()
+    window.add_argument("--since", type=_time_arg, metavar="WHEN",
+                        help="from then to now: a duration ago (30m, 1h, 2d), an ISO time (UTC unless it says), "
+                             "epoch ms (default 1h)")
+    window.add_argument("--from", dest="start", type=_time_arg, metavar="WHEN", help="start, in the same forms")
+    search.add_argument("--to", dest="end", type=_time_arg, metavar="WHEN",
+                        help="end, in the same forms (default now)")
+    search.add_argument("--grep", metavar="KW", help="only records holding KW (in the message or a continuation line)")
+    search.add_argument("-i", "--ignore-case", action="store_true", help="--grep ignores case")
+    search.add_argument("--level", choices=LEVELS, help="only records at this level or above")
+    search.add_argument("--role", choices=ROLES, help="only records the node wrote in this role")
+    search.add_argument("--limit", type=_not_negative, default=100, metavar="N",
+                        help="records to show (default 100; 0: all, streamed)")
+    search.add_argument("--desc", action="store_true", help="newest first")
+
+    tail = command(logs_sub, "tail", cmd_logs_tail, "the last records of the nodes' run logs; -f: and follow them",
+                   records=True)
+    records(tail)
+    tail.add_argument("-n", "--lines", type=_not_negative, default=10, metavar="N",
+                      help="how many records (default 10)")
+    tail.add_argument("--since", type=_time_arg, metavar="WHEN",
+                      help="how far back to look for them, in the forms of `logs search --since` (default 1d)")
+    tail.add_argument("-f", "--follow", action="store_true", help="then print new records as they come, until Ctrl-C")
+    tail.add_argument("--interval", type=_positive(float), default=1.0, metavar="SECONDS",
+                      help="with -f: seconds between two looks for new records (default 1)")

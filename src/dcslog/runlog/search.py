@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import os
 from datetime import date
+from typing import Protocol
 
-from dcslog.runlog.grammar import PREFIX_MAX, Clock
+from dcslog.runlog.grammar import PREFIX_MAX, Clock, Head, match_head
 
-__all__ = ["BLOCK", "BufferSource", "FileSource", "day_bounds", "last_dated", "next_dated"]
+__all__ = ["BLOCK", "BufferSource", "FileSource", "day_bounds", "last_dated", "next_dated", "next_entry"]
 
 #: Read size of one probe: a few lines around the probed offset.
 BLOCK = 4096
@@ -46,7 +47,12 @@ class BufferSource:
         return bytes(self.buf[offset:offset + n])
 
 
-Source = FileSource | BufferSource
+class Source(Protocol):
+    """What is searched: ``size`` bytes, read at any offset (a file, a buffer, an S3 object…)."""
+
+    size: int
+
+    def pread(self, offset: int, n: int) -> bytes: ...
 
 
 _UTC_CLOCK = Clock()
@@ -54,6 +60,12 @@ _UTC_CLOCK = Clock()
 
 def next_dated(src: Source, x: int, hi: int, clock: Clock = _UTC_CLOCK) -> tuple[int, date] | None:
     """(offset, date) of the first prefixed line starting in ``[x, hi)``, else None."""
+    hit = next_entry(src, x, hi)
+    return None if hit is None else (hit[0], clock.day(hit[1]))
+
+
+def next_entry(src: Source, x: int, hi: int) -> tuple[int, Head] | None:
+    """(offset, parsed prefix) of the first prefixed line starting in ``[x, hi)``, else None."""
     at_start = x == 0
     pos = x if at_start else x - 1  # the byte before x tells whether x starts a line
     # Read enough that a line starting in the first half of the block has its whole prefix.
@@ -74,8 +86,8 @@ def next_dated(src: Source, x: int, hi: int, clock: Clock = _UTC_CLOCK) -> tuple
                 return None
             if len(block) == want and len(block) - i < PREFIX_MAX:
                 break  # this line's prefix may be cut off: read again from its start
-            if (d := clock.day_at(block, i)) is not None:
-                return pos + i, d
+            if (head := match_head(block, i)) is not None:
+                return pos + i, head
             nl = block.find(b"\n", i)
             if nl < 0:
                 i, at_start = len(block), False

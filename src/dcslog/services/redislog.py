@@ -129,6 +129,16 @@ async def _log_file(session: AsyncSession, instance: Instance, file_id: str) -> 
     return row
 
 
+async def file_content(session: AsyncSession, instance: Instance, file_id: str) -> tuple[LogFile, str]:
+    """The instance's file and the key of the complete copy it serves: 404 for no such file, 400
+    for one without a complete copy (as a link to it)."""
+    row = await _log_file(session, instance, file_id)
+    content = _content(row, utcnow())
+    if content is None:
+        raise errors.FileNotReady(row.status, needs="reading its records")
+    return row, content[0]
+
+
 async def create_redislog_download_link(session: AsyncSession, keyring: Keyring, store: ObjectStore,
                                         instance: Instance, file_id: str, *, public_url: str, link_ttl: int) -> dict:
     row = await _log_file(session, instance, file_id)

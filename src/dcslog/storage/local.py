@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
+from dcslog.runlog.search import FileSource
 from dcslog.storage.staging import Staging
 
 
@@ -44,6 +46,11 @@ class LocalObjectStore:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+    def open_segment(self, key: str, stack: ExitStack) -> FileSource:
+        """The object as a random-access source for reading records (closed with ``stack``)."""
+        f = stack.enter_context(open(self.path(key), "rb", buffering=0))
+        return FileSource(f.fileno(), os.fstat(f.fileno()).st_size)
 
     def delete(self, key: str) -> None:
         target = self.path(key)

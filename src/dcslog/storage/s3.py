@@ -8,6 +8,7 @@ object or the complete new one.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -69,6 +70,11 @@ class S3ObjectStore:
         finally:
             self.staging.discard(staged_path)
 
+    def open_segment(self, key: str, stack: ExitStack) -> S3Segment:
+        """The object as a random-access source for reading records: ranged GETs."""
+        size = self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"]
+        return S3Segment(self.client, self.bucket, self._key(key), size)
+
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
@@ -116,3 +122,27 @@ class S3ObjectStore:
             "ResponseContentDisposition": f'attachment; filename="{filename}"',
             "ResponseContentType": "text/plain; charset=utf-8",
         }, ExpiresIn=max(1, min(int(seconds), MAX_PRESIGN_SECONDS)))
+
+
+class S3Segment:
+    """An object read by ranged GETs, one ``READ_AHEAD`` block at a time: a search's probes are
+    small reads near each other, a window's scan is sequential, so one block serves many reads."""
+
+    READ_AHEAD = 1 << 20
+
+    def __init__(self, client, bucket: str, key: str, size: int):
+        self.client, self.bucket, self.key, self.size = client, bucket, key, size
+        self._block_start, self._block = 0, b""
+
+    def pread(self, offset: int, n: int) -> bytes:
+        n = max(0, min(n, self.size - offset))
+        if n == 0:
+            return b""
+        start = self._block_start
+        if not (start <= offset and offset + n <= start + len(self._block)):
+            length = max(n, self.READ_AHEAD)
+            end = min(self.size, offset + length) - 1
+            body = self.client.get_object(Bucket=self.bucket, Key=self.key, Range=f"bytes={offset}-{end}")["Body"]
+            self._block_start, self._block = offset, body.read()
+            start = offset
+        return self._block[offset - start:offset - start + n]

@@ -35,7 +35,7 @@ from dcslog.db.queries.instances import (
     replications,
     replications_for_update,
 )
-from dcslog.db.queries.logfiles import FilesPage, files_page, log_file, object_keys
+from dcslog.db.queries.logfiles import FilesPage, collected_days, files_page, log_file, object_keys
 from dcslog.db.queries.operations import MetricsSnapshot, NodeHarvest, database_answers, metrics_snapshot
 from dcslog.db.queries.slowlog import (
     SlowlogPage,
@@ -49,7 +49,8 @@ from dcslog.db.queries.tasks import tasks_page
 
 __all__ = [
     "FilesPage", "GroupSizes", "InstancesPage", "MetricsSnapshot", "NodeHarvest", "SlowlogPage",
-    "caller_by_token_hash", "credential", "credentials", "database_answers", "files_page", "group_sizes",
+    "caller_by_token_hash", "collected_days", "credential", "credentials", "database_answers", "files_page",
+    "group_sizes",
     "harvest_cursors", "harvest_status", "harvestable_nodes", "instance_by_id", "instance_in_project", "instances",
     "instances_page", "is_node_of", "log_file", "metrics_snapshot", "nodes_at_hosts", "object_keys", "replications",
     "replications_for_update", "slowlog_page", "tasks_page",

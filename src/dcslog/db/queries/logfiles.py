@@ -55,3 +55,19 @@ async def object_keys(session: AsyncSession, instance_id: str) -> list[str]:
     """The object keys of every file of the instance that has content in the store. Session."""
     return list(await session.scalars(select(LogFile.object_key).where(
         LogFile.instance_id == instance_id, LogFile.object_key.is_not(None))))
+
+
+async def collected_days(session: AsyncSession, instance_id: str, replication_ids: list[str], first_day: str,
+                         last_day: str, now: datetime) -> dict[str, list[tuple[str, str]]]:
+    """Per node, the (day, object key) of each collected day in ``[first_day, last_day]`` that has
+    content in the store (a file being collected again keeps its good copy), oldest first. Session."""
+    rows = await session.execute(
+        select(LogFile.replication_id, LogFile.day, LogFile.object_key)
+        .where(LogFile.instance_id == instance_id, LogFile.replication_id.in_(replication_ids),
+               LogFile.day >= first_day, LogFile.day <= last_day, LogFile.object_key.is_not(None),
+               LogFile.content_task_id.is_not(None), LogFile.content_expires_at > now, LogFile.expires_at > now)
+        .order_by(LogFile.replication_id, LogFile.day))
+    days: dict[str, list[tuple[str, str]]] = {}
+    for replication_id, day, key in rows:
+        days.setdefault(replication_id, []).append((day, str(key)))
+    return days

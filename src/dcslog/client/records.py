@@ -1,0 +1,225 @@
+"""Run logs as records (SPEC section 6) on the client side: reading a query's pages, following, printing.
+
+* :class:`RecordReader` reads a records query: page after page until it has
+  what it needs or ``next_cursor`` is null (a page may hold fewer records
+  than asked, none even, while more follow), or as the endpoint's NDJSON
+  stream; it gathers the ``sources`` of every answer in :class:`Sources`.
+* :class:`Follower` polls for records newer than those seen, each node after
+  its own newest record (see the class for why not one cursor for all).
+* :class:`RecordPrinter` prints a record as the log reads:
+  ``2026-11-26 14:03:07.123 10.0.0.1:6379 M # message``, continuation lines
+  indented below, coloured by level on a terminal; or, with ``--json``, as
+  the endpoint sent it, one JSON object a line.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import os
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from dcslog.client.api import RECORDS_PAGE_MAX, ApiError, DcsApi
+from dcslog.command import node_address
+
+# Redis's own letters for a role and marks for a level, as its log writes them.
+ROLE_LETTERS = {"master": "M", "slave": "S", "child": "C", "sentinel": "X"}
+LEVEL_MARKS = {"debug": ".", "verbose": "-", "notice": "*", "warning": "#"}
+LEVELS = tuple(LEVEL_MARKS)
+ROLES = tuple(ROLE_LETTERS)
+CONTINUATION_INDENT = "    "
+_LEVEL_STYLES = {"warning": "\x1b[1;31m", "verbose": "\x1b[2m", "debug": "\x1b[2m"}  # bold red; dim
+_RESET = "\x1b[0m"
+# A log line holds whatever a client sent Redis: no control character reaches the terminal as is.
+_CONTROLS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+class Sources:
+    """What the answers said about each node's sources: ``unread``, the nodes not read (with the
+    first reason given for each), so a partial answer says it is partial; and, for a follower,
+    the changes not yet reported (:meth:`news`)."""
+
+    def __init__(self) -> None:
+        self.unread: dict[str, dict] = {}  # replication_id → its first source with read=false
+        self._failing: dict[str, str | None] = {}  # replication_id → its error, while it stays unread
+        self._news: list[dict] = []
+
+    def add(self, sources: Iterable[dict] | None) -> None:
+        """Take an answer's ``sources``."""
+        for source in sources or []:
+            key = str(source.get("replication_id") or source.get("replication_ip"))
+            if source.get("read", True):
+                self._failing.pop(key, None)
+                continue
+            self.unread.setdefault(key, source)
+            if key not in self._failing or self._failing[key] != source.get("error"):
+                self._news.append(source)
+            self._failing[key] = source.get("error")
+
+    def news(self) -> list[dict]:
+        """The sources that became unread (or unread for another reason) since the last call."""
+        news, self._news = self._news, []
+        return news
+
+
+class RecordReader:
+    """One instance's records queries. ``query`` holds the endpoint's parameters (``start_time``,
+    ``end_time``, ``replication_id``, ``keyword``, ``case``, ``level``, ``role``, ``sort_dir``,
+    ``cursor``; None values are left out)."""
+
+    def __init__(self, api: DcsApi, instance_id: str, sources: Sources | None = None) -> None:
+        self.api, self.instance_id = api, instance_id
+        self.sources = sources or Sources()
+        self.more = False  # the last read stopped at its limit with records left unread
+
+    def pages(self, query: dict[str, Any], limit: int) -> Iterator[dict]:
+        """The records in the query's order, up to ``limit`` (0: all), page after page."""
+        got, cursor = 0, query.get("cursor")
+        self.more = False
+        while True:
+            size = RECORDS_PAGE_MAX if limit == 0 else min(RECORDS_PAGE_MAX, limit - got)
+            page = self.api.list_redislog_records(self.instance_id, {**query, "limit": size, "cursor": cursor})
+            self.sources.add(page.get("sources"))
+            records = page["records"]
+            following = page.get("next_cursor")
+            for i, record in enumerate(records):
+                yield record
+                got += 1
+                if limit and got >= limit:
+                    self.more = i + 1 < len(records) or bool(following)
+                    return
+            if not following:
+                return
+            if following == cursor and not records:
+                # The endpoint's promise is that a page moves on; one that does not would be asked forever.
+                raise ApiError(200, None, "the endpoint answered a records page that does not move on "
+                                          f"(next_cursor {following!r} again)")
+            cursor = following
+
+    def stream(self, query: dict[str, Any]) -> Iterator[dict]:
+        """Every record of the query, from the endpoint's NDJSON stream (one request, no paging)."""
+        self.more = False
+        with self.api.stream_redislog_records(self.instance_id, query) as (sources, records):
+            self.sources.add(sources)
+            yield from records
+
+    def last(self, query: dict[str, Any], n: int) -> list[dict]:
+        """The last ``n`` records of the query's window, oldest first (newest-first pages, reversed)."""
+        if n <= 0:
+            return []
+        records = list(self.pages({**query, "sort_dir": "desc"}, n))
+        records.reverse()
+        return records
+
+
+class Follower:
+    """The records each poll finds that are newer than every record seen, in time order.
+
+    Each node is asked on its own, after its own newest record (``cursor`` = that record's id,
+    ``start_time`` = its time). One query after the newest record of the merged timeline would
+    skip an entry that a node writes with an earlier time than another node's latest, after the
+    poll read that node: hosts' clocks differ and remote nodes are read one after another, so
+    such entries are common exactly when it matters (a failover logs on every node at once).
+    Within one node the log only grows, so its cursor neither skips nor repeats an entry. A node's
+    records newer than this machine's clock plus ``ahead_ms`` wait for a later poll (never lost).
+    """
+
+    def __init__(self, reader: RecordReader, replication_ids: Iterable[str], start_ms: int,
+                 seen: Iterable[dict] = (), ahead_ms: int = 60_000) -> None:
+        self.reader, self.ahead_ms = reader, ahead_ms
+        # replication_id → (the id of its newest record seen, or None; where its next query starts)
+        self.after: dict[str, tuple[str | None, int]] = {rid: (None, start_ms) for rid in replication_ids}
+        for record in seen:
+            self.after[record["replication_id"]] = (record["id"], int(record["time_ms"]))
+
+    def poll(self, now_ms: int) -> list[dict]:
+        """Every node's new records (all their pages), merged in time order, each node's in its own order."""
+        batches = []
+        for rid, (cursor, start) in list(self.after.items()):
+            query = {"replication_id": rid, "start_time": start, "end_time": max(now_ms, start) + self.ahead_ms,
+                     "sort_dir": "asc", "cursor": cursor}
+            batch = list(self.reader.pages(query, 0))
+            if batch:
+                self.after[rid] = (batch[-1]["id"], int(batch[-1]["time_ms"]))
+            batches.append(batch)
+        return list(heapq.merge(*batches, key=lambda r: int(r["time_ms"])))
+
+
+# -- printing -------------------------------------------------------------------------------------
+
+def wants_colour(stream: TextIO) -> bool:
+    """Colour only on a terminal, and not when NO_COLOR (https://no-color.org) is set or TERM is dumb."""
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+    return tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def record_time(record: dict) -> str:
+    """``2026-11-26 14:03:07.123``: the record's ``time`` as the endpoint gave it (the instance's
+    time zone, as the log itself reads), without its offset; from ``time_ms`` in UTC without one."""
+    try:
+        moment = datetime.fromisoformat(str(record["time"]))
+    except (KeyError, ValueError):
+        moment = datetime.fromtimestamp(int(record["time_ms"]) / 1000, UTC)
+    return f"{moment:%Y-%m-%d %H:%M:%S}.{moment.microsecond // 1000:03d}"
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (but the tab) shown as ``\\xNN``."""
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
+
+
+def node_labels(nodes: Iterable[dict]) -> dict[str, str]:
+    """replication_id → ``IP:PORT``, from ListGroupReplicationInfo's nodes (a record names its node
+    by id and IP; the port comes from there)."""
+    return {str(n["replication_id"]): node_address(n) for n in nodes if n.get("replication_id")}
+
+
+class RecordPrinter:
+    """Prints records on ``out``: as the log reads, or (``json``) one JSON object a line."""
+
+    def __init__(self, labels: dict[str, str], *, json_lines: bool = False, colour: bool = False,
+                 out: TextIO | None = None) -> None:
+        self.labels, self.json_lines, self.colour = labels, json_lines, colour
+        self.out = out or sys.stdout
+        self.width = max((len(label) for label in labels.values()), default=0)
+        self.count = 0
+
+    def node(self, record: dict) -> str:
+        return self.labels.get(str(record.get("replication_id"))) or node_address(record)
+
+    def lines(self, record: dict) -> list[str]:
+        """The lines of one record: its head and its continuation lines, indented."""
+        level = str(record.get("level"))
+        head = " ".join((record_time(record), self.node(record).ljust(self.width),
+                         ROLE_LETTERS.get(str(record.get("role")), "?"), LEVEL_MARKS.get(level, "?"),
+                         printable(str(record.get("message") or ""))))
+        lines = [head.rstrip(" ")] + [CONTINUATION_INDENT + printable(str(line)) for line in record.get("lines") or []]
+        style = _LEVEL_STYLES.get(level) if self.colour else None
+        return [f"{style}{line}{_RESET}" for line in lines] if style else lines
+
+    def print(self, records: Iterable[dict]) -> int:
+        """Print ``records`` as they come; returns how many."""
+        n = 0
+        for record in records:
+            if self.json_lines:
+                self.out.write(json.dumps(record, separators=(",", ":")) + "\n")
+            else:
+                self.out.write("\n".join(self.lines(record)) + "\n")
+            n += 1
+        self.count += n
+        return n
+
+    def flush(self) -> None:
+        self.out.flush()
+
+    def unread_warning(self, source: dict) -> str:
+        return f"warning: {self.node(source)} not read: {source.get('error') or 'no reason given'}"

@@ -1,0 +1,351 @@
+"""Run logs as records (SPEC §6): the entries of every chosen node of an instance, merged in time order.
+
+Each node's records come from what its host holds now (the live log and its
+rotated copies, read here or by the node's ``dcslog agent``, which filters
+where the data is) and from the days dcslog has collected. An entry is taken
+from the host when the host still has it: collected days serve only what lies
+before the host's first entry, so no entry comes twice.
+
+Order: time, then node (replication id), then the entry's place in its node's
+log (``seq``). A record's id, ``{time_ms}_{seq}_{replication_id}``, names the
+entry for good; a cursor is the id of the last entry a page *examined* (which
+may be one the filters turned away), and the next page continues strictly
+after it. A page stops at ``limit`` records or once it has read ``budget``
+bytes, whichever comes first, so a window too large for one request is paged.
+
+All reading happens in a thread (files, S3 ranges, agents' streams); the event
+loop only sees the finished page, or batches of an export.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dcslog import errors
+from dcslog.agent.client import AgentError, stream_records
+from dcslog.db import queries
+from dcslog.db.models import Instance, LogFile, Replication
+from dcslog.keys import Keyring
+from dcslog.redis.addresses import node_entry
+from dcslog.runlog.grammar import Clock
+from dcslog.runlog.records import Checkpoint, Filters, Record, Scan, first_time, host_segments, scan_node
+from dcslog.services.common import utcnow
+from dcslog.storage import ObjectStore
+
+log = logging.getLogger(__name__)
+
+HOUR_MS = 3_600_000
+MAX_MS = 10**15 - 1  # the largest time a query takes: year 33658
+#: Bytes one page may read before it answers with what it has (and a cursor to go on).
+PAGE_BUDGET = 256 << 20
+CURSOR = re.compile(r"([0-9]{1,15})_(-1|[0-9]{1,9})_([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
+_SEQ_MAX = 2**31  # above any seq: "after every entry of that millisecond"
+Key = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Cursor:
+    time_ms: int
+    seq: int
+    replication_id: str
+
+    def __str__(self) -> str:
+        return f"{self.time_ms}_{self.seq}_{self.replication_id}"
+
+
+def parse_cursor(raw: str) -> Cursor:
+    """A cursor or record id; ValueError when it is neither."""
+    match = CURSOR.fullmatch(raw)
+    if match is None:
+        raise ValueError(raw)
+    return Cursor(int(match[1]), int(match[2]), match[3])
+
+
+@dataclass
+class RecordQuery:
+    start_ms: int
+    end_ms: int
+    keyword: str | None = None
+    insensitive: bool = False
+    level: str | None = None
+    role: str | None = None
+    descending: bool = False
+    cursor: Cursor | None = None
+
+    def filters(self) -> Filters:
+        return Filters(self.keyword, self.insensitive, self.level, self.role)
+
+    def after_for(self, replication_id: str) -> Key | None:
+        """Where this node continues: the cursor's key, moved to the edge of its millisecond for
+        nodes sorting before or after the cursor's (ties go by node, then by place)."""
+        c = self.cursor
+        if c is None:
+            return None
+        if replication_id == c.replication_id:
+            return c.time_ms, c.seq
+        # A node sorting before the cursor's: ascending, it has had all of that millisecond
+        # (continue after it); descending, all of it is still to come (continue below its end).
+        # A node sorting after: the other way round.
+        if replication_id < c.replication_id:
+            return c.time_ms, _SEQ_MAX
+        return c.time_ms, 0 if self.descending else -1
+
+
+@dataclass
+class NodePlan:
+    """Where one node's records are: its host (file or agent) and its collected days."""
+
+    replication: Replication
+    log_file: str | None
+    agent_url: str | None
+    agent_key: str | None
+    collected: list[tuple[str, str]] = field(default_factory=list)  # (day, object key), oldest first
+    error: str | None = None  # why the host cannot be read, known before trying
+
+
+@dataclass
+class NodeSources:
+    replication_id: str
+    replication_ip: str
+    live: str | None
+    read: bool = False
+    error: str | None = None
+    collected_days: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"replication_id": self.replication_id, "replication_ip": self.replication_ip, "live": self.live,
+                "read": self.read, "error": self.error, "collected_days": self.collected_days}
+
+
+async def plan_nodes(session: AsyncSession, instance: Instance, keyring: Keyring, replication_ids: list[str] | None,
+                     query: RecordQuery) -> list[NodePlan]:
+    """The chosen nodes (every node of the instance by default; an unknown id is DCS.4800) and
+    what each has to read for the query's window."""
+    nodes = await queries.replications(session, instance.id)
+    if replication_ids:
+        known = {n.id: n for n in nodes}
+        unknown = [rid for rid in replication_ids if rid not in known]
+        if unknown:
+            raise errors.InvalidParameter(
+                "replication_id", f"{unknown[0]} is no node of this instance: see ListGroupReplicationInfo.")
+        nodes = [known[rid] for rid in dict.fromkeys(replication_ids)]
+    tz = ZoneInfo(instance.timezone)
+    # A day file may hold entries of the window when its day touches the window in the instance's zone.
+    first_day = datetime.fromtimestamp(query.start_ms / 1000, tz).date()
+    last_day = datetime.fromtimestamp(max(query.start_ms, query.end_ms - 1) / 1000, tz).date()
+    collected = await queries.collected_days(session, instance.id, [n.id for n in nodes], first_day.isoformat(),
+                                             last_day.isoformat(), utcnow())
+    agents = json.loads(instance.agents)
+    plans = []
+    for node in nodes:
+        agent_url = node_entry(agents, node.host, node.port)
+        agent_key = None
+        if agent_url and instance.agent_key_encrypted is not None:
+            agent_key = keyring.decrypt(instance.agent_key_encrypted)
+        plan = NodePlan(node, node.log_file, agent_url, agent_key, collected.get(node.id, []))
+        if node.log_file is None:
+            plan.error = f"no log file: {node.log_file_error or 'unknown'}"
+        elif agent_url and agent_key is None:
+            plan.error = "the instance names an agent for this node but holds no agent key"
+        plans.append(plan)
+    return plans
+
+
+async def plan_file(session: AsyncSession, instance: Instance, row: LogFile, object_key: str) -> NodePlan:
+    """One collected file as a node with nothing on its host: its records are the file's."""
+    node = next((n for n in await queries.replications(session, instance.id) if n.id == row.replication_id), None)
+    if node is None:  # the node left the instance; its files stay until retention ends
+        node = Replication(id=row.replication_id, instance_id=instance.id, group_name=row.group_name,
+                           host=row.replication_ip, port=0)
+    return NodePlan(node, None, None, None, [(row.day, object_key)])
+
+
+def default_window(start_ms: int | None, end_ms: int | None, now_ms: int) -> tuple[int, int]:
+    """The window asked for; by default the hour before ``end_ms`` (or now)."""
+    end = end_ms if end_ms is not None else (now_ms if start_ms is None or start_ms <= now_ms else start_ms + HOUR_MS)
+    start = start_ms if start_ms is not None else end - HOUR_MS
+    return start, end
+
+
+class _NodeStream:
+    """One node's records and checkpoints for a query, in the query's direction, and what it read."""
+
+    def __init__(self, plan: NodePlan, query: RecordQuery, store: ObjectStore, tz: str, stack: ExitStack):
+        self.plan, self.query, self.store, self.tz, self.stack = plan, query, store, tz, stack
+        node = plan.replication
+        self.replication_id = node.id
+        live = "agent" if plan.agent_url else "file" if plan.log_file else None
+        self.sources = NodeSources(node.id, node.host, live, error=plan.error)
+        self.scans: list[Scan] = []
+        self.remote_scanned = 0
+
+    @property
+    def scanned(self) -> int:
+        return sum(s.scanned for s in self.scans) + self.remote_scanned
+
+    def _scan(self, end_ms: int) -> Scan:
+        q = self.query
+        scan = Scan(q.start_ms, end_ms, after=q.after_for(self.replication_id), descending=q.descending,
+                    filters=q.filters(), clock=Clock(ZoneInfo(self.tz)))
+        self.scans.append(scan)
+        return scan
+
+    def open(self) -> Iterator[Record | Checkpoint]:
+        """Open the host's sources (reading their first entry), then the stream."""
+        q, plan = self.query, self.plan
+        live: Iterator[Record | Checkpoint] = iter(())
+        first_ms: int | None = None
+        if plan.error is None and plan.log_file is not None:
+            try:
+                first_ms, live = self._open_live()
+                self.sources.read = True
+            except (AgentError, OSError, ValueError) as exc:
+                self.sources.error = _reason(exc, plan.log_file)
+        # Collected days serve what the host no longer holds: what lies before its first entry.
+        cutoff = q.end_ms if first_ms is None else min(q.end_ms, first_ms)
+        collected: Iterator[Record | Checkpoint] = iter(())
+        if plan.collected and cutoff > q.start_ms:
+            collected = self._collected(cutoff)
+        if q.descending:
+            return _chain(live, collected)
+        return _chain(collected, live)
+
+    def _open_live(self) -> tuple[int | None, Iterator[Record | Checkpoint]]:
+        plan, q = self.plan, self.query
+        assert plan.log_file is not None
+        if plan.agent_url:
+            assert plan.agent_key is not None
+            first_ms, stream = stream_records(
+                plan.agent_url, plan.agent_key, plan.log_file, tz=self.tz, start_ms=q.start_ms, end_ms=q.end_ms,
+                after=q.after_for(self.replication_id), descending=q.descending, keyword=q.keyword,
+                insensitive=q.insensitive, level=q.level, role=q.role, on_scanned=self._count_remote)
+            self.stack.callback(stream.close)
+            return first_ms, stream
+        segments = host_segments(plan.log_file, self.stack)
+        clock = Clock(ZoneInfo(self.tz))
+        first_ms = first_time(segments, clock)
+        return first_ms, scan_node(segments, self._scan(q.end_ms))
+
+    def _count_remote(self, n: int) -> None:
+        self.remote_scanned += n
+
+    def _collected(self, cutoff: int) -> Iterator[Record | Checkpoint]:
+        segments = []
+        for _day, key in self.plan.collected:
+            try:
+                segments.append(self.store.open_segment(key, self.stack))
+            except Exception as exc:  # noqa: BLE001 - a missing object costs its days, not the answer
+                log.warning("collected file %s unreadable: %r", key, exc)
+                continue
+            self.sources.collected_days += 1
+        return scan_node(segments, self._scan(cutoff)) if segments else iter(())
+
+
+def _chain(first: Iterator[Record | Checkpoint], second: Iterator[Record | Checkpoint]
+           ) -> Iterator[Record | Checkpoint]:
+    yield from first
+    yield from second
+
+
+def _reason(exc: BaseException, log_file: str | None) -> str:
+    if isinstance(exc, AgentError):
+        return str(exc)
+    if isinstance(exc, FileNotFoundError):
+        return f"log file {log_file} (and rotated copies) not found on this machine"
+    if isinstance(exc, PermissionError):
+        return f"no permission to read log file {log_file}"
+    if isinstance(exc, OSError):
+        return f"cannot read log file {log_file}: {exc.strerror or exc}"
+    return str(exc)
+
+
+class Merge:
+    """The records of several nodes in one order (time, node, place), stopping where told."""
+
+    def __init__(self, plans: list[NodePlan], query: RecordQuery, store: ObjectStore, tz: str, stack: ExitStack):
+        self.query = query
+        self.streams = [_NodeStream(p, query, store, tz, stack) for p in plans]
+        ranks = {rid: i for i, rid in enumerate(sorted(s.replication_id for s in self.streams))}
+        sign = -1 if query.descending else 1
+        self._heap: list[tuple[tuple[int, int, int], int, Record | Checkpoint]] = []
+        self._iters: list[Iterator[Record | Checkpoint]] = []
+        self._signs = sign, ranks
+        for index, stream in enumerate(self.streams):
+            self._iters.append(stream.open())
+            self._push(index)
+        self.last: Cursor | None = None  # the last entry examined
+
+    def _push(self, index: int) -> None:
+        item = next(self._iters[index], None)
+        if item is None:
+            return
+        sign, ranks = self._signs
+        t, seq = item.key if isinstance(item, Checkpoint) else (item.time_ms, item.seq)
+        rank = ranks[self.streams[index].replication_id]
+        heapq.heappush(self._heap, ((sign * t, sign * rank, sign * seq), index, item))
+
+    @property
+    def exhausted(self) -> bool:
+        return not self._heap
+
+    @property
+    def scanned(self) -> int:
+        return sum(s.scanned for s in self.streams)
+
+    def __iter__(self) -> Iterator[tuple[Record | Checkpoint, _NodeStream]]:
+        """Records and checkpoints in order; ``last`` is the last entry examined."""
+        while self._heap:
+            _, index, item = heapq.heappop(self._heap)
+            stream = self.streams[index]
+            t, seq = item.key if isinstance(item, Checkpoint) else (item.time_ms, item.seq)
+            self.last = Cursor(t, seq, stream.replication_id)
+            self._push(index)
+            yield item, stream
+
+
+def record_dict(record: Record, node: Replication, tz: ZoneInfo) -> dict[str, Any]:
+    moment = datetime.fromtimestamp(record.time_ms / 1000, UTC).astimezone(tz)
+    return {"id": f"{record.time_ms}_{record.seq}_{node.id}", "time": moment.isoformat(timespec="milliseconds"),
+            "time_ms": record.time_ms, "replication_id": node.id, "replication_ip": node.host,
+            "replication_port": node.port, "group_name": node.group_name, "role": record.role, "pid": record.pid,
+            "level": record.level, "message": record.message.decode("utf-8", "replace"),
+            "lines": [line.decode("utf-8", "replace") for line in record.lines], "format": record.format}
+
+
+def read_page(plans: list[NodePlan], query: RecordQuery, store: ObjectStore, tz: str, limit: int,
+              budget: int = PAGE_BUDGET) -> dict[str, Any]:
+    """One page of records (blocking: run it in a thread). ``next_cursor`` is None once every
+    node has been read to the end of the window."""
+    zone = ZoneInfo(tz)
+    records: list[dict[str, Any]] = []
+    with ExitStack() as stack:
+        merge = Merge(plans, query, store, tz, stack)
+        for item, stream in merge:
+            if isinstance(item, Record):
+                records.append(record_dict(item, stream.plan.replication, zone))
+            if len(records) >= limit or merge.scanned >= budget:
+                break
+        next_cursor = None if merge.exhausted else str(merge.last)
+        return {"records": records, "next_cursor": next_cursor, "scanned_bytes": merge.scanned,
+                "sources": [s.sources.as_dict() for s in merge.streams]}
+
+
+def export(plans: list[NodePlan], query: RecordQuery, store: ObjectStore, tz: str, stack: ExitStack
+           ) -> tuple[list[dict[str, Any]], Iterator[dict[str, Any]]]:
+    """(the sources, every matching record as it is read): for an NDJSON export. Blocking."""
+    zone = ZoneInfo(tz)
+    merge = Merge(plans, query, store, tz, stack)
+    records = (record_dict(item, stream.plan.replication, zone) for item, stream in merge
+               if isinstance(item, Record))
+    return [s.sources.as_dict() for s in merge.streams], records
