@@ -388,20 +388,20 @@ def main() -> int:
           f"3 crash reports); logfmt log {lmeta['file_size'] / MIB:.0f} MiB, {lmeta['lines']:,} lines")
     print(f"\nSeek: the 1-hour window {hour_stamp('legacy', hour).decode()}:00 (+1 h), {window / MIB:.2f} MiB, "
           f"{window_entries:,} entries, at offset {meta['offsets'][hour]:,}; preads counted by a wrapper segment\n")
-    print(f"| {'Scan of the window':<38} | {'preads':>6} | {'< 64 KiB':>8} | {'bytes read':>15} | "
-          f"{'over window':>15} | {'in 4 KiB':>9} | {'scanned':>11} | {'records':>7} | {'time':>8} |")
-    print(f"|{'-' * 40}|{'-' * 7}:|{'-' * 9}:|{'-' * 16}:|{'-' * 16}:|{'-' * 10}:|{'-' * 12}:|{'-' * 8}:|"
+    print(f"| {'Scan of the window':<38} | {'preads':>7} | {'< 64 KiB':>8} | {'bytes read':>16} | "
+          f"{'over window':>16} | {'in 4 KiB':>11} | {'scanned':>11} | {'records':>7} | {'time':>8} |")
+    print(f"|{'-' * 40}|{'-' * 8}:|{'-' * 9}:|{'-' * 17}:|{'-' * 17}:|{'-' * 12}:|{'-' * 12}:|{'-' * 8}:|"
           f"{'-' * 9}:|")
     for name, r in seek_rows:
         over = r["bytes"] - window
-        print(f"| {name:<38} | {r['reads']:>6,} | {r['small_reads']:>8,} | {r['bytes']:>15,} | {over:>15,} | "
-              f"{over / PROBE:>9.1f} | {r['scanned']:>11,} | {r['records']:>7,} | {r['time']:>6.2f} s |")
+        print(f"| {name:<38} | {r['reads']:>7,} | {r['small_reads']:>8,} | {r['bytes']:>16,} | {over:>16,} | "
+              f"{over / PROBE:>11,.0f} | {r['scanned']:>11,} | {r['records']:>7,} | {r['time']:>6.2f} s |")
     print("(descending is reported only: it reads the window in 16 KiB blocks backwards, then each entry again)")
 
     print(f"\nSearch: the whole file as the window, warm page cache, medians of {args.reps}; "
           f"dcslog in-process (no start-up), tools as children\n")
-    print(f"| {'Log':<14} | {'How':<38} | {'Median':>8} | {'GB/s':>5} | {'vs grep':>7} | {'matches':>7} |")
-    print(f"|{'-' * 16}|{'-' * 40}|{'-' * 9}:|{'-' * 6}:|{'-' * 8}:|{'-' * 8}:|")
+    print(f"| {'Log':<16} | {'How':<38} | {'Median':>9} | {'GB/s':>5} | {'vs grep':>7} | {'matches':>7} |")
+    print(f"|{'-' * 18}|{'-' * 40}|{'-' * 10}:|{'-' * 6}:|{'-' * 8}:|{'-' * 8}:|")
     groups = [("grep kw", ["grep kw", "rg kw", "dcslog kw"]), ("grep kw -i", ["grep kw -i", "dcslog kw -i"]),
               ("grep level", ["grep level", "dcslog level"]), ("grep logfmt", ["grep logfmt", "rg logfmt",
                                                                                "dcslog logfmt"])]
@@ -411,7 +411,7 @@ def main() -> int:
                 continue
             what, path, m, _run, expected = runs[name]
             label = f"{m['format']} {m['file_size'] / MIB:.0f} MiB"
-            print(f"| {label:<14} | {what:<38} | {med[name]:>6.3f} s | {m['file_size'] / med[name] / 1e9:>5.2f} | "
+            print(f"| {label:<16} | {what:<38} | {med[name]:>7.3f} s | {m['file_size'] / med[name] / 1e9:>5.2f} | "
                   f"{med[base] / med[name]:>6.2f}x | {expected:>7,} |")
     if not rg:
         print("\n(rg not installed: Debian package ripgrep; its rows are left out)")

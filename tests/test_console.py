@@ -10,19 +10,24 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
 
 from dcslog import signing
 from dcslog.testing.processes import stop_processes
+from tests.records_reference import filter_records, merge_nodes, reference_records, write_multiday_log
+from tests.runlog_reference import write_entry
 from tests.test_e2e_sdk import expected_day
 
 CHROMIUM = os.environ.get("DCSLOG_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -106,7 +111,8 @@ def test_console_page_and_assets_are_served_with_types_and_cache_headers(dcslog_
     assert slash.status_code == 308 and slash.headers["location"] == "/console"
 
     expected_types = {"console.js": "text/javascript; charset=utf-8", "dcs-sign.js": "text/javascript; charset=utf-8",
-                      "console.css": "text/css; charset=utf-8", "icon.svg": "image/svg+xml"}
+                      "sse.js": "text/javascript; charset=utf-8", "console.css": "text/css; charset=utf-8",
+                      "icon.svg": "image/svg+xml"}
     referenced = dict(re.findall(r'"/console/static/([\w.-]+)\?v=([0-9a-f]{16})"', page.text))
     assert set(referenced) == set(expected_types)
     for name, version in referenced.items():
@@ -477,3 +483,431 @@ def test_keyboard_focus_stays_on_collect_download_and_the_last_pages_next(dcslog
     page.wait_for_timeout(300)
     expect(pager).to_contain_text(f"{last + 1}–{total} of {total}")
     assert active_element(page) == "BUTTON Next"
+
+
+# ---- Search: run-log records ----
+
+def record_texts(page) -> list[tuple[str, str]]:
+    """(id, message) of every record row on the page, in order (textContent keeps every space)."""
+    return [tuple(row) for row in page.evaluate("""() => Array.from(document.querySelectorAll('#search-results > li'))
+        .map(li => [li.dataset.id, li.querySelector('.rec-msg').textContent])""")]
+
+
+def expected_rows(refs: dict[str, list[dict]], *, start: int, end: int, desc: bool = False, **filters
+                  ) -> list[tuple[str, str]]:
+    """(id, message) of what a search should show, from the brute-force reference (ids are
+    ``{time_ms}_{seq}_{replication_id}``, SPEC §6)."""
+    per_node = {rid: filter_records(records, start_ms=start, end_ms=end, **filters) for rid, records in refs.items()}
+    rows = [(f"{r['time_ms']}_{r['seq']}_{rid}", r["message"]) for rid, r in merge_nodes(per_node)]
+    return rows[::-1] if desc else rows
+
+
+def node_ids(imported: dict) -> dict[str, str]:
+    """{host:port: replication id} of an imported instance."""
+    return {f"{rep['replication_ip']}:{rep['replication_port']}": rep["replication_id"]
+            for group in imported["group_list"] for rep in group["replication_list"]}
+
+
+def search_panel(page):
+    return page.locator("#panel-search")
+
+
+def set_custom_range(page, start: datetime, end: datetime) -> None:
+    panel = search_panel(page)
+    panel.get_by_label("Time range").select_option("custom")
+    panel.get_by_label("From", exact=True).fill(start.strftime("%Y-%m-%dT%H:%M:%S"))
+    panel.get_by_label("To", exact=True).fill(end.strftime("%Y-%m-%dT%H:%M:%S"))
+
+
+def run_search(page) -> None:
+    """Submit the search form and wait for its answer (the status line says how many records)."""
+    from playwright.sync_api import expect
+
+    status = page.locator('[data-status="search"]')
+    page.evaluate("document.querySelector('[data-status=\"search\"]').textContent = ''")
+    search_panel(page).get_by_role("button", name="Search").click()
+    expect(status).to_have_text(re.compile(r"records?|Nothing matched"))
+
+
+def load_everything(page) -> None:
+    """Click Load more until there is no more."""
+    from playwright.sync_api import expect
+
+    more = search_panel(page).locator('[data-action="more"]')
+    rows = page.locator("#search-results > li")
+    for _ in range(100):
+        if not more.is_visible():
+            return
+        count = rows.count()
+        more.click()
+        expect(page.locator('[data-status="search"]')).not_to_contain_text("Loading")
+        assert rows.count() > count or not more.is_visible()
+    raise AssertionError("Load more never ran out")
+
+
+def test_search_tab_filters_load_more_and_an_unreadable_node(dcslog_server, redis_replicated, page, tmp_path):
+    """The rows a search shows are exactly what the brute-force reading of the nodes' logs says, for
+    a keyword with a minimum level, page after page with Load more, and for one chosen node."""
+    from playwright.sync_api import expect
+
+    server = dcslog_server
+    today = datetime.now(UTC).date()
+    yesterday = today - timedelta(days=1)
+    primary, missing_node, replica = redis_replicated.primary, *redis_replicated.replicas
+    logs = {primary.address: tmp_path / "primary.log", replica.address: tmp_path / "replica.log"}
+    for seed, path in enumerate(logs.values(), start=61):
+        write_multiday_log(path, days=[yesterday], tz=UTC, entries_per_day=1500, seed=seed, crash_every=97)
+    absent = tmp_path / "gone" / "redis.log"  # this node's log cannot be read: the answer says so
+    log_args = [arg for address, path in [*logs.items(), (missing_node.address, absent)]
+                for arg in ("--log-file", f"{address}={path}")]
+    imported = off_loop(server.import_instance, primary.url, "proj-a", "cache", *log_args)
+    ids = node_ids(imported)
+    refs = {ids[address]: reference_records(path, UTC) for address, path in logs.items()}
+    token = off_loop(server.cli, "token", "create", "--project-id", "proj-a", "--role", "viewer")["token"]
+
+    page.goto(f"{server.url}/console#/instances/{imported['instance_id']}/search")
+    sign_in_with_token(page, "proj-a", token)
+    panel = search_panel(page)
+    expect(page.get_by_role("tab", name="Search")).to_have_attribute("aria-selected", "true")
+    # Opening the tab searches the last hour at once: nothing there, and one node could not be read.
+    expect(panel.get_by_text("No records match these filters")).to_be_visible()
+    notice = page.locator('[data-notice="sources"]')
+    expect(notice).to_contain_text("Partial answer: 1 node was not read")
+    expect(notice).to_contain_text(missing_node.address)
+    expect(notice).to_contain_text(str(absent))
+    expect(notice.locator("li")).to_have_count(1)
+
+    start = datetime(yesterday.year, yesterday.month, yesterday.day, tzinfo=UTC)
+    end = start + timedelta(days=1)
+    start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+
+    # A keyword, case-insensitive, from notice up: the rows the reference finds, in its order.
+    set_custom_range(page, start, end)
+    panel.get_by_label("Keyword").fill("needle")
+    panel.get_by_label("Case-insensitive").check()
+    panel.get_by_label("Minimum level").select_option("notice")
+    run_search(page)
+    want = expected_rows(refs, start=start_ms, end=end_ms, keyword="needle", insensitive=True, min_level="notice")
+    assert 10 < len(want) < 100
+    assert record_texts(page) == want
+    rows = page.locator("#search-results > li")
+    expect(rows).to_have_count(len(want))
+    expect(panel.get_by_role("button", name="Load more")).to_be_hidden()
+    expect(page.locator('[data-status="search"]')).to_contain_text(f"{len(want)} records, the whole range")
+    # Each row reads like the log: time, node, role letter, level marker, message; the keyword marked.
+    first = rows.first
+    first_id = want[0][0]
+    first_ref = {f"{r['time_ms']}_{r['seq']}_{rid}": r for rid, records in refs.items() for r in records}[first_id]
+    assert first.locator(".rec-time").inner_text() == (
+        datetime.fromtimestamp(first_ref["time_ms"] / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3])
+    assert first.locator(".rec-role").inner_text() == {"master": "M", "slave": "S", "child": "C",
+                                                       "sentinel": "X"}[first_ref["role"]]
+    assert first.locator(".rec-level").inner_text() == {"notice": "*", "warning": "#"}[first_ref["level"]]
+    assert first.locator(".rec-node").inner_text() in logs
+    marks = page.locator("#search-results mark").all_text_contents()
+    assert marks and {m.lower() for m in marks} == {"needle"}, marks
+    warnings = page.locator("#search-results > li.rec-warning")
+    expect(warnings).to_have_count(sum(1 for _, r in merge_nodes({k: filter_records(
+        v, start_ms=start_ms, end_ms=end_ms, keyword="needle", insensitive=True, min_level="warning")
+        for k, v in refs.items()})))
+    # A crash report's continuation lines come with their entry, folded when long.
+    folded = page.locator("#search-results details.rec-more")
+    if folded.count():
+        folded.first.locator("summary").click()
+        expect(folded.first.locator("pre")).to_contain_text("REDIS BUG REPORT START")
+    expect(notice).to_contain_text(missing_node.address)
+    panel.get_by_label("Keyword").focus()
+    screenshot(page, "search.png", full_page=True)
+
+    # Warnings only, 50 a page: Load more until the end gives every one, once, in order.
+    panel.get_by_label("Keyword").fill("")
+    panel.get_by_label("Minimum level").select_option("warning")
+    panel.get_by_label("Per page").select_option("50")
+    run_search(page)
+    expect(rows).to_have_count(50)
+    expect(panel.get_by_role("button", name="Load more")).to_be_visible()
+    load_everything(page)
+    want = expected_rows(refs, start=start_ms, end=end_ms, min_level="warning")
+    assert len(want) > 150
+    assert record_texts(page) == want
+    expect(page.locator('[data-status="search"]')).to_contain_text(f"{len(want)} records, the whole range")
+
+    # One node, replica lines only, newest first.
+    panel.locator("#search-nodes summary").click()
+    panel.get_by_label(re.compile(re.escape(replica.address))).check()
+    expect(panel.locator("#search-nodes summary")).to_have_text(replica.address)
+    page.keyboard.press("Escape")
+    panel.get_by_label("Minimum level").select_option("debug")
+    panel.get_by_label("Role").select_option("slave")
+    panel.get_by_label("Sort direction").select_option("desc")
+    run_search(page)
+    load_everything(page)
+    replica_id = ids[replica.address]
+    want = expected_rows({replica_id: refs[replica_id]}, start=start_ms, end=end_ms, role="slave", desc=True)
+    assert len(want) > 50
+    assert record_texts(page) == want
+    expect(notice).to_be_hidden()  # the unreadable node was not asked this time
+
+
+def fake_record(n: int, message: str, level: str = "notice", lines: tuple[str, ...] = ()) -> dict:
+    """A record as the records endpoint answers it, for a test that stands in for the server."""
+    ms = 1_796_000_000_000 + n * 1000
+    rid = "00000000-0000-4000-8000-000000000001"
+    return {"id": f"{ms}_0_{rid}", "time": datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds"),
+            "time_ms": ms, "replication_id": rid, "replication_ip": "127.0.0.2", "replication_port": 6379,
+            "group_name": "group-0", "role": "master", "pid": 7, "level": level, "message": message,
+            "lines": list(lines), "format": "legacy"}
+
+
+def query_of(url: str) -> dict[str, str]:
+    return dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+
+
+def open_instance(page, server, redis_node, tab: str = "run-logs") -> dict:
+    """Import ``redis_node``, sign in with a viewer token and open the instance on ``tab``; returns the import."""
+    from playwright.sync_api import expect
+
+    imported = off_loop(server.import_instance, redis_node.url)
+    token = off_loop(server.cli, "token", "create", "--project-id", "proj-a", "--role", "viewer")["token"]
+    page.goto(f"{server.url}/console#/instances/{imported['instance_id']}/{tab}")
+    sign_in_with_token(page, "proj-a", token)
+    expect(page.get_by_role("tab", name="Search")).to_be_visible()
+    expect(page.locator('#search-nodes input[name="node"]').first).to_be_attached()  # the groups are in
+    return imported
+
+
+def test_search_reads_on_through_empty_pages_then_waits_for_load_more(dcslog_server, redis_standalone, page):
+    """A page may come back empty with a next_cursor (the server bounds the bytes one page reads): the
+    console asks for the next ones by itself, a few, then leaves it to Load more. The server is stood in
+    for here, since a real one needs 256 MiB in a window to answer that way."""
+    from playwright.sync_api import expect
+
+    open_instance(page, dcslog_server, redis_standalone)
+    records = [fake_record(1, "first"), fake_record(2, "second", "warning"), fake_record(3, "third")]
+    answers = [([], f"c{k}") for k in range(1, 6)] + [(records[:2], "c6"), (records[2:], None)]
+    asked = []
+
+    def answer(route):
+        asked.append(query_of(route.request.url))
+        found, cursor = answers[len(asked) - 1]
+        route.fulfill(status=200, content_type="application/json", body=json.dumps({
+            "records": found, "next_cursor": cursor, "scanned_bytes": 256 << 20,
+            "sources": [{"replication_id": found[0]["replication_id"] if found else "x", "replication_ip": "127.0.0.2",
+                         "live": "file", "read": True, "error": None, "collected_days": 0}]}))
+
+    page.route(re.compile(r"/redislog/records\?"), answer)
+    page.get_by_role("tab", name="Search").click()  # opening the tab searches
+    status = page.locator('[data-status="search"]')
+    expect(status).to_contain_text("Nothing matched in the part of the range read so far (1.3 GiB read)")
+    assert [q.get("cursor") for q in asked] == [None, "c1", "c2", "c3", "c4"]
+    more = search_panel(page).get_by_role("button", name="Load more")
+    expect(more).to_be_visible()
+    expect(page.get_by_text("No records match these filters")).to_be_hidden()  # not the end: not "no records"
+    expect(page.locator("#search-results > li")).to_have_count(0)
+
+    more.click()
+    expect(status).to_contain_text("3 records, the whole range")
+    assert [q.get("cursor") for q in asked[5:]] == ["c5", "c6"]
+    assert record_texts(page) == [(r["id"], r["message"]) for r in records]
+    expect(more).to_be_hidden()
+    expect(page.locator("#search-results > li.rec-warning")).to_have_count(1)
+    assert all(q["limit"] == "100" and q["sort_dir"] == "asc" and "follow" not in q for q in asked)
+
+    # The server's own errors come back as they are: end before start is DCS.4025.
+    page.unroute(re.compile(r"/redislog/records\?"))
+    now = datetime.now(UTC).replace(microsecond=0)
+    set_custom_range(page, now, now - timedelta(hours=1))
+    search_panel(page).get_by_role("button", name="Search").click()
+    alert = page.locator('[data-alert="search"]')
+    expect(alert).to_contain_text("DCS.4025")
+    expect(alert).to_contain_text("The end time must not be earlier than the start time.")
+    expect(alert).to_contain_text("HTTP 400")
+
+
+def test_sse_parser_takes_events_cut_anywhere(dcslog_server, page):
+    """Events split across chunks at any byte (inside CRLF, inside a UTF-8 character) parse the same."""
+    page.goto(f"{dcslog_server.url}/console")
+    page.wait_for_function("window.DcsSse !== undefined")
+    stream = (": heartbeat\r\n\r\n"
+              "event: sources\r\ndata: [1]\r\n\r\n"
+              'id: 1_0_a\nevent: record\ndata: {"m":"é ✓ 日本"}\n\n'
+              "id: 2_0_a\revent: record\rdata:line1\rdata: line2\r\r"
+              "data\n\n"
+              ": c\nretry: 10\nevent: record\nid: 3\ndata: x\n\n"
+              "event: record\nid: 4\n\n"  # no data: not an event
+              "event: record\ndata: unfinished")  # no blank line yet: not an event
+    parsed = page.evaluate("""(text) => {
+        const bytes = new TextEncoder().encode(text);
+        const run = (chunks) => {
+            const events = [], comments = [];
+            const parser = new DcsSse.Parser(e => events.push([e.type, e.data, e.id]), c => comments.push(c));
+            chunks.forEach(chunk => parser.push(chunk));
+            return JSON.stringify([events, comments]);
+        };
+        const splits = new Set();
+        for (let i = 0; i <= bytes.length; i++) splits.add(run([bytes.slice(0, i), bytes.slice(i)]));
+        return {whole: run([bytes]), text: run([text]), splits: Array.from(splits),
+                bytes: run(Array.from(bytes, b => new Uint8Array([b])))};
+    }""", stream)
+    events = [["sources", "[1]", ""], ["record", '{"m":"é ✓ 日本"}', "1_0_a"], ["record", "line1\nline2", "2_0_a"],
+              ["message", "", "2_0_a"], ["record", "x", "3"]]
+    assert json.loads(parsed["whole"]) == [events, ["heartbeat", "c"]]
+    assert parsed["splits"] == [parsed["whole"]]
+    assert parsed["bytes"] == parsed["text"] == parsed["whole"]
+
+
+def sse(*events: tuple[str, object, str | None]) -> str:
+    """An event stream: (event, data, id) each."""
+    out = []
+    for event, data, event_id in events:
+        out.append((f"id: {event_id}\n" if event_id else "") + f"event: {event}\ndata: {json.dumps(data)}\n\n")
+    return ": heartbeat\n\n".join(out)
+
+
+def test_follow_reconnects_after_the_last_record_seen_and_stops_when_told(dcslog_server, redis_standalone, page):
+    """The Follow switch reads the stream with fetch() (authenticated, unlike EventSource); when the
+    stream drops it reconnects with the last record id as cursor and shows each record once; off, or
+    leaving the tab, ends it. The server is stood in for, to drop streams where the test wants."""
+    from playwright.sync_api import expect
+
+    imported = open_instance(page, dcslog_server, redis_standalone, tab="search")
+    rid = imported["group_list"][0]["replication_list"][0]["replication_id"]
+    expect(page.locator('[data-status="search"]')).to_contain_text("records")
+    sources = [{"replication_id": rid, "replication_ip": redis_standalone.host, "live": "file", "read": True,
+                "error": None, "collected_days": 0}]
+    unread = [{**sources[0], "read": False, "error": "log file /x/redis.log (and rotated copies) not found"}]
+    r = [fake_record(n, f"live {n}", "warning" if n == 3 else "notice",
+                     tuple(f"  line {i}" for i in range(6)) if n == 4 else ()) for n in range(1, 6)]
+    server_date = datetime(2026, 12, 5, 10, 0, 0, tzinfo=UTC)
+    streams = [sse(("sources", sources, None), ("record", r[0], r[0]["id"]), ("record", r[1], r[1]["id"])),
+               sse(("record", r[1], r[1]["id"]), ("record", r[2], r[2]["id"]), ("record", r[3], r[3]["id"])),
+               sse(("sources", unread, None))]
+    asked = []
+
+    def answer(route):
+        query = query_of(route.request.url)
+        if query.get("follow") != "true":
+            return route.continue_()
+        asked.append((query, route.request.headers))
+        body = streams[min(len(asked), len(streams)) - 1] if query.get("keyword") != "refused" else None
+        if body is None:
+            return route.fulfill(status=400, content_type="application/json", body=json.dumps(
+                {"error_code": "DCS.4800", "error_msg": "Invalid keyword in the request.", "error_ext_msg": None}))
+        route.fulfill(status=200, body=body, headers={"Content-Type": "text/event-stream;charset=UTF-8",
+                                                      "Date": format_datetime(server_date, usegmt=True)})
+
+    page.route(re.compile(r"/redislog/records\?"), answer)
+    panel = search_panel(page)
+    panel.get_by_label("Minimum level").select_option("notice")
+    switch = page.get_by_role("switch", name="Follow")
+    switch.check()
+    rows = page.locator("#search-results > li")
+    expect(rows).to_have_count(4)
+    assert record_texts(page) == [(x["id"], x["message"]) for x in r[:4]]  # r[1] came twice, shown once
+    expect(page.locator('[data-notice="sources"]')).to_contain_text("not found")  # the third stream said so
+    expect(panel.get_by_label("Time range")).to_be_disabled()
+    first, second, third = (q for q, _ in asked[:3])
+    assert first["follow"] == "true" and first["level"] == "notice"
+    assert not {"start_time", "end_time", "sort_dir", "cursor", "limit"} & set(first)  # from the server's now
+    assert second["cursor"] == r[1]["id"] and "start_time" not in second
+    assert third["cursor"] == r[3]["id"]
+    headers = asked[0][1]
+    assert headers["accept"] == "text/event-stream" and headers["x-auth-token"]
+
+    # A changed filter restarts the stream with it: no record seen yet, a reconnection starts where the
+    # first connection did, by the server's clock (its Date header).
+    streams[:] = [sse(("sources", sources, None))]
+    before = len(asked)
+    panel.get_by_label("Role").select_option("slave")
+    expect(rows).to_have_count(0)
+    for _ in range(50):
+        if len(asked) >= before + 2:
+            break
+        page.wait_for_timeout(100)
+    restarted, reconnected = (q for q, _ in asked[before:before + 2])
+    assert restarted["role"] == "slave" and not {"start_time", "cursor"} & set(restarted)
+    assert reconnected["start_time"] == str(int(server_date.timestamp() * 1000)) and "cursor" not in reconnected
+
+    # Off: no more requests.
+    switch.uncheck()
+    expect(page.locator('[data-status="search"]')).to_contain_text("Follow stopped.")
+    expect(panel.get_by_label("Time range")).to_be_enabled()
+    settled = len(asked)
+    page.wait_for_timeout(2500)
+    assert len(asked) == settled
+
+    # Leaving the tab ends it too.
+    switch.check()
+    expect(page.locator('[data-status="search"]')).to_contain_text(re.compile("Following|reconnecting"))
+    page.get_by_role("tab", name="Run Logs").click()
+    expect(page.locator("#search-follow")).not_to_be_checked()
+    settled = len(asked)
+    page.wait_for_timeout(2500)
+    assert len(asked) == settled
+
+    # A refusal will not pass by retrying: shown, and the switch goes off.
+    page.get_by_role("tab", name="Search").click()
+    panel.get_by_label("Keyword").fill("refused")
+    switch.check()
+    alert = page.locator('[data-alert="search"]')
+    expect(alert).to_contain_text("DCS.4800")
+    expect(alert).to_contain_text("Invalid keyword in the request.")
+    expect(switch).not_to_be_checked()
+
+
+def test_follow_shows_lines_appended_to_the_log_once_each(dcslog_server, redis_standalone, page, tmp_path):
+    """Follow against the real server: lines appended to the node's log file show up within seconds,
+    each once, with their continuation lines; a filter applies to the stream; off, nothing more comes."""
+    from playwright.sync_api import expect
+
+    log = tmp_path / "redis.log"
+    write_multiday_log(log, days=[datetime.now(UTC).date() - timedelta(days=1)], tz=UTC, entries_per_day=50, seed=71)
+    imported = off_loop(dcslog_server.import_instance, redis_standalone.url, "proj-a", "cache", "--log-file",
+                        f"{redis_standalone.address}={log}")
+    token = off_loop(dcslog_server.cli, "token", "create", "--project-id", "proj-a", "--role", "viewer")["token"]
+    page.goto(f"{dcslog_server.url}/console#/instances/{imported['instance_id']}/search")
+    sign_in_with_token(page, "proj-a", token)
+    status = page.locator('[data-status="search"]')
+    expect(status).to_contain_text("records")
+
+    def append(*entries: tuple[str, str] | tuple[str, str, list[str]]) -> None:
+        with open(log, "ab") as f:
+            for message, level, *rest in entries:
+                f.write(write_entry(datetime.now(UTC), message, level=level, pid=4321))
+                for line in rest[0] if rest else []:
+                    f.write(line.encode() + b"\n")
+                f.flush()
+
+    def shown() -> list[str]:
+        return [message for _, message in record_texts(page)]
+
+    switch = page.get_by_role("switch", name="Follow")
+    switch.check()
+    expect(status).to_have_text("Following: new records appear below as the nodes write them.")
+    append(("follow one", "notice"), ("follow two", "warning"), ("follow three", "verbose"))
+    rows = page.locator("#search-results > li")
+    expect(rows).to_have_count(3, timeout=10_000)
+    append(("crashed", "warning", ["  a continuation", "  and another"]), ("follow five", "notice"))
+    expect(rows).to_have_count(5, timeout=10_000)
+    page.wait_for_timeout(1500)  # nothing comes twice, however long we wait
+    assert shown() == ["follow one", "follow two", "follow three", "crashed", "follow five"]
+    assert len({row_id for row_id, _ in record_texts(page)}) == 5
+    expect(rows.nth(3).locator(".rec-lines")).to_have_text("  a continuation\n  and another")
+    expect(page.locator("#search-results > li.rec-warning")).to_have_count(2)
+    expect(page.locator('[data-notice="sources"]')).to_be_hidden()
+
+    # A keyword while following: the stream starts again with it.
+    keyword = search_panel(page).get_by_label("Keyword")
+    keyword.fill("keep")
+    keyword.press("Enter")
+    expect(rows).to_have_count(0)
+    expect(status).to_have_text("Following: new records appear below as the nodes write them.")
+    append(("keep 1", "notice"), ("drop 1", "notice"), ("keep 2", "warning"))
+    expect(rows).to_have_count(2, timeout=10_000)
+    assert shown() == ["keep 1", "keep 2"]
+
+    switch.uncheck()
+    expect(status).to_contain_text("Follow stopped. 2 records shown.")
+    append(("keep 3 after the switch went off", "notice"))
+    page.wait_for_timeout(1500)
+    assert shown() == ["keep 1", "keep 2"]

@@ -58,7 +58,9 @@ def test_values_and_defaults():
     assert _read("list_slowlog", {"start_time": "1", "end_time": "2", "min_duration": "0.5"}) == {
         "start_time": 1, "end_time": 2, "offset": 0, "limit": 10, "sort_key": "start_time", "sort_dir": "desc",
         "role": "server", "replication_id": None, "command": None, "min_duration": "0.5"}
-    assert _read("create_redislog_download_link", id="f1") == {"file_id": "f1"}
+    assert _read("create_redislog_download_link", id="f1") == {"file_id": "f1", "link_format": "raw"}
+    assert _read("create_redislog_download_link", {"format": "ndjson"}, id="f1") == \
+        {"file_id": "f1", "link_format": "ndjson"}
 
 
 HINTS = [

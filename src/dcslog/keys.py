@@ -17,6 +17,9 @@ from cryptography.fernet import Fernet, InvalidToken
 from dcslog.config import Settings
 from dcslog.filemodes import make_private_dir
 
+#: A link to the file's bytes as stored; the only format whose token says no format.
+RAW = "raw"
+
 
 def load_server_key(settings: Settings) -> bytes:
     """The Fernet key from DCSLOG_SERVER_KEY, else from <data_dir>/server.key, created once (mode 0600)."""
@@ -62,20 +65,29 @@ class Keyring:
         except InvalidToken as exc:  # a different server key than the one that wrote it
             raise RuntimeError("cannot decrypt a stored secret: DCSLOG_SERVER_KEY or server.key has changed") from exc
 
-    def sign_link(self, file_id: str, expires_at: int) -> str:
-        """An opaque link token: which file, until when, and an HMAC over both."""
-        payload = _b64(_compact_json({"f": file_id, "e": expires_at}).encode())
+    def sign_link(self, file_id: str, expires_at: int, link_format: str = RAW) -> str:
+        """An opaque link token: which file, until when, as what, and an HMAC over them all.
+
+        A raw link's payload is ``{"f", "e"}`` alone, byte for byte what links were before
+        formats existed, so every link handed out earlier stays valid; any other format is
+        ``"t"`` in the payload, so the MAC covers it and no link can be turned into another."""
+        claims: dict[str, str | int] = {"f": file_id, "e": expires_at}
+        if link_format != RAW:
+            claims["t"] = link_format
+        payload = _b64(_compact_json(claims).encode())
         return f"{payload}.{self._link_mac(payload)}"
 
-    def verify_link(self, token: str, now: float | None = None) -> str | None:
-        """The file id if the token is authentic and unexpired, else None."""
+    def verify_link(self, token: str, now: float | None = None, link_format: str = RAW) -> str | None:
+        """The file id if the token is authentic, unexpired and signed for ``link_format``, else None."""
         payload, _, mac = token.partition(".")
         if not payload or not mac or not hmac.compare_digest(mac.encode(), self._link_mac(payload).encode()):
             return None
         try:
             data = json.loads(_unb64(payload))
-            file_id, expires_at = str(data["f"]), int(data["e"])
+            file_id, expires_at, signed_format = str(data["f"]), int(data["e"]), data.get("t", RAW)
         except (ValueError, KeyError, TypeError):
+            return None
+        if signed_format != link_format:  # a raw link asked as records, or a records link asked raw
             return None
         if (now if now is not None else time.time()) >= expires_at:
             return None

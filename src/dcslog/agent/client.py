@@ -61,16 +61,18 @@ def fetch_day(agent_url: str, key: str, log_file: str, day: date, out_fd: int, t
 
 def stream_records(agent_url: str, key: str, log_file: str, *, tz: str, start_ms: int, end_ms: int | None,
                    after: tuple[int, int] | None, descending: bool, keyword: str | None, insensitive: bool,
-                   level: str | None, role: str | None, on_scanned: Callable[[int], None],
+                   level: str | None, role: str | None, want_first: bool, on_scanned: Callable[[int], None],
                    timeout: float = 30.0) -> tuple[int | None, _RecordStream]:
     """Ask the agent for a node's records (the agent filters where the data is): (the time of the
-    host's first entry, or None when it holds none; the records and checkpoints, in order).
+    host's first entry when ``want_first``, else None, or None when it holds none; the records
+    and checkpoints, in order).
     ``on_scanned`` hears how many bytes the agent read. A stream that breaks before its end
     marker raises AgentStreamCut: a cut stream is never taken for the end of the window."""
     query: dict[str, Any] = {"log_file": log_file, "tz": tz, "start_ms": start_ms}
     optional = {"end_ms": end_ms, "after": f"{after[0]}_{after[1]}" if after else None,
                 "sort_dir": "desc" if descending else None, "keyword": keyword,
-                "case": "insensitive" if insensitive else None, "level": level, "role": role}
+                "case": "insensitive" if insensitive else None, "level": level, "role": role,
+                "first": "1" if want_first else None}
     query.update({k: v for k, v in optional.items() if v is not None})
     url = f"{agent_url.rstrip('/')}/v1/runlog/records?{urlencode(query)}"
     headers = sign_request(AGENT_ACCESS_KEY, key, "GET", url)

@@ -166,7 +166,9 @@ async def runlog_records(request: web.Request) -> web.StreamResponse:
             raise errors.NotFound(f"Log file {path} (and rotated copies) not found on this host.") from None
         except PermissionError:
             raise errors.Forbidden(f"No permission to read log file {path}.") from None
-        first_ms = await asyncio.to_thread(first_time, segments, scan.clock)
+        first_ms = None
+        if request.query.get("first") == "1":  # asked only when the service holds collected days
+            first_ms = await asyncio.to_thread(first_time, segments, scan.clock)
         items = scan_node(segments, scan)
         headers = {"Content-Type": "application/x-ndjson", "X-Request-Id": request[REQUEST_ID]}
         if first_ms is not None:

@@ -1,5 +1,10 @@
 """The download behind a link: no credentials, the signed token is the authority.
 
+A link serves the file as collected, or, made with ``format=ndjson`` (its token says so,
+under the MAC, and its URL ends in ``?format=ndjson``), the file's records, converted as
+they are read. The format a download asks for must be the one the link was signed for:
+any other, or the query added to, removed from or changed on a link, is a forged link (403).
+
 Conditional requests are answered here, in RFC 9110's order (§13.2.2), not by
 aiohttp's ``FileResponse``: its ETag is the file's mtime and size, and it
 understands only the date form of ``If-Range`` (an entity tag there was taken
@@ -12,13 +17,17 @@ conditions already answered, and without a Range that ``If-Range`` voided.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
 import re
 import socket
+from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from aiohttp import ETag, hdrs, web
 
@@ -27,7 +36,8 @@ from dcslog.api.operations import Fail, Header, Reply, operation
 from dcslog.api.params import text
 from dcslog.api.schemas import integer, string
 from dcslog.db.models import LogFile
-from dcslog.services import redislog
+from dcslog.httpserver import REQUEST_ID
+from dcslog.services import records, redislog
 from dcslog.state import KEYRING, SESSIONMAKER, STORE
 from dcslog.storage.local import LocalObjectStore
 
@@ -46,6 +56,9 @@ CONDITIONS = (hdrs.IF_MATCH, hdrs.IF_NONE_MATCH, hdrs.IF_MODIFIED_SINCE, hdrs.IF
 # aiohttp reads a suffix of zero bytes as "from byte 0" (-0 == 0): it selects nothing (RFC 9110 §14.1.3).
 EMPTY_SUFFIX = re.compile(r"bytes=-0+", re.IGNORECASE)
 CACHE_CONTROL = "private, no-store"
+NDJSON_CONTENT_TYPE = "application/x-ndjson; charset=UTF-8"
+#: Records sent per hop from the reading thread to the response (as the records export does).
+EXPORT_BATCH = 256
 
 
 class CorkedFileResponse(web.FileResponse):
@@ -141,11 +154,13 @@ def _check_range(request: web.BaseRequest, size: int) -> None:
 async def _current_copy(request: web.Request) -> tuple[LogFile, Path, os.stat_result]:
     """The file the link names, where its content lies, and that file's stat."""
     store = request.app[STORE]
-    if not isinstance(store, LocalObjectStore):  # links of other stores point at the store itself
-        raise errors.NotFound()
     for _ in range(2):
         async with request.app[SESSIONMAKER]() as session:
             row = await redislog.file_for_download(session, request.app[KEYRING], request.match_info["token"])
+        # Raw links of other stores point at the store itself (records links come here on any
+        # store, so a forged raw one is still 403 there, as everywhere).
+        if not isinstance(store, LocalObjectStore):
+            raise errors.NotFound()
         if row.object_key is None:  # file_for_download answers only files with a copy; a refresh raced it
             continue
         path = store.path(row.object_key)
@@ -154,6 +169,17 @@ async def _current_copy(request: web.Request) -> tuple[LogFile, Path, os.stat_re
         except FileNotFoundError:
             pass  # a refresh may have published new content and deleted this copy just now: look again
     raise errors.NotFound("The log file no longer exists.")
+
+
+# A public operation reads its own query and declares only its path (operations._validate): the
+# records form of a link is documented here, in words.
+DESCRIPTION = (
+    "The link as CreateRedislogDownloadLink made it. A link made with format=ndjson ends in ?format=ndjson "
+    "(query parameter `format`: raw, the default, or ndjson; it must be the format the link was signed for, "
+    "else 403 DCS.2004) and answers 200 with the file's records, one JSON object a line "
+    f"(Content-Type: {NDJSON_CONTENT_TYPE}; Content-Disposition: attachment; filename=\"redis_<ip>_<day>.ndjson\"; "
+    "Accept-Ranges: none), converted as it is sent: no Content-Length, ETag or Last-Modified; Range, If-Range and "
+    "the date conditions are ignored (the whole body, 200); If-Match is 412 unless it is *, If-None-Match: * is 304.")
 
 
 FILE_HEADERS = {
@@ -167,6 +193,7 @@ FILE_HEADERS = {
 
 @operation("GET", "/downloads/{token}", role=None, tag="links", document_head=True,
            summary="Download a collected run-log file through its signed link",
+           description=DESCRIPTION,
            params=[text("token", location="path", description="the signed token of the link")],
            headers=[Header("Range", "a byte range (206 partial content)"),
                     Header("If-Range", "an ETag or date: the range only if the file is unchanged"),
@@ -184,6 +211,8 @@ FILE_HEADERS = {
                    Fail(416, "Range not satisfiable", ("DCS.4800",), headers={
                        "Content-Range": {"required": False, "schema": string(pattern="^bytes \\*/[0-9]+$")}})])
 async def download_redislog(request: web.Request) -> web.StreamResponse:
+    if _asked_format(request) == redislog.NDJSON:
+        return await _download_records(request)
     row, path, stat = await _current_copy(request)
     etag = row.sha256 or f"{stat.st_mtime_ns:x}-{stat.st_size:x}"
     name = redislog.file_name(row.replication_ip, row.day)
@@ -208,3 +237,73 @@ async def download_redislog(request: web.Request) -> web.StreamResponse:
         # are none of its business, and copying them can fail: aiohttp re-encodes them as UTF-8.)
         response.view = request.clone(headers={hdrs.RANGE: request.headers[hdrs.RANGE]} if ranged else {})
     return response
+
+
+def _asked_format(request: web.BaseRequest) -> str:
+    """The format the download asks for (no ``format``: raw). Whether the link may serve it is its
+    signature's say (``redislog.file_for_download``); a value that is no format, or several
+    ``format`` parameters, name no link dcslog made: 403 as a forged one."""
+    asked = request.query.getall("format", [])
+    if not asked:
+        return redislog.RAW
+    if len(asked) > 1 or asked[0] not in redislog.LINK_FORMATS:
+        raise errors.LinkForbidden()
+    return asked[0]
+
+
+async def _download_records(request: web.Request) -> web.StreamResponse:
+    """A records link: every record of the file, one JSON object a line, converted in a thread
+    as it is sent (``records.export`` over the whole file), from any store (S3 too: dcslog reads
+    the object in ranges). HEAD opens the file and sends the headers alone.
+
+    The body is made afresh at each request, from the content and the node as dcslog knows it
+    now (its address and group are in every record), so no validator describes it: no ETag or
+    Last-Modified, no ranges (``Accept-Ranges: none``). Hence, as RFC 9110 §13.1 reads for a
+    representation without them: ``If-Match`` is 412 unless it is ``*``; ``If-None-Match`` matches
+    only as ``*`` (304); the date conditions, ``If-Range`` and ``Range`` are ignored — the whole
+    body, 200."""
+    store = request.app[STORE]
+    query = records.RecordQuery(0, records.MAX_MS)
+    stack = ExitStack()
+    try:
+        for _ in range(2):
+            async with request.app[SESSIONMAKER]() as session:
+                row, instance, plan = await redislog.records_for_download(session, request.app[KEYRING],
+                                                                          request.match_info["token"])
+            sources, items = await asyncio.to_thread(records.export, [plan], query, store, instance.timezone, stack)
+            if sources[0]["collected_days"]:
+                break
+            # The copy could not be opened: a refresh may have published new content and deleted
+            # this copy just now. Look again.
+            stack.close()
+        else:
+            raise errors.NotFound("The log file no longer exists.")
+        if (if_match := request.if_match) is not None and not any(tag.value == "*" for tag in if_match):
+            raise PreconditionFailed()
+        if (if_none_match := request.if_none_match) is not None and any(tag.value == "*" for tag in if_none_match):
+            return web.Response(status=304, headers={"Cache-Control": CACHE_CONTROL})
+        name = redislog.records_file_name(row.replication_ip, row.day)
+        response = web.StreamResponse(headers={
+            "Content-Type": NDJSON_CONTENT_TYPE, "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": CACHE_CONTROL, "Accept-Ranges": "none",
+            # Sent with the headers, before the middleware could stamp it on a prepared answer.
+            "X-Request-Id": request[REQUEST_ID]})
+        # No Content-Length: aiohttp sends it chunked (HTTP/1.1) or to the close (HTTP/1.0).
+        await response.prepare(request)
+        if request.method != "HEAD":
+            while chunk := await asyncio.to_thread(_batch, items):
+                await response.write(chunk)
+        await response.write_eof()
+        return response
+    finally:
+        stack.close()
+
+
+def _batch(items: Iterator[dict[str, Any]]) -> bytes:
+    """Up to EXPORT_BATCH records as NDJSON lines; b"" once there are no more. Blocking."""
+    lines = []
+    for item in items:
+        lines.append(json.dumps(item, separators=(",", ":")).encode())
+        if len(lines) >= EXPORT_BATCH:
+            break
+    return b"\n".join(lines) + b"\n" if lines else b""

@@ -99,6 +99,7 @@ def _ok(status: int, reply: Reply) -> dict[str, Any]:
     if reply.schema is not None:
         schema = ref(reply.schema) if isinstance(reply.schema, str) else reply.schema
         response["content"] = {reply.media_type: {"schema": schema}}
+        response["content"].update({media: {"schema": other} for media, other in (reply.also or {}).items()})
     return response
 
 

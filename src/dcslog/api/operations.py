@@ -47,6 +47,7 @@ class Reply:
     description: str = ""
     media_type: str = JSON
     headers: Mapping[str, Schema] | None = None  # response headers beyond X-Request-Id
+    also: Mapping[str, Schema] | None = None  # other media types the same answer may come in (by request)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from dcslog import errors
 from dcslog.api.context import Context
 from dcslog.api.operations import Header, Reply, operation
 from dcslog.api.params import choice, integer, json_response, text
+from dcslog.httpserver import REQUEST_ID
 from dcslog.runlog.grammar import LEVELS, ROLES
 from dcslog.services import records, redislog
 from dcslog.services.records import RecordQuery
@@ -58,11 +59,23 @@ CURSOR = text("cursor", convert=records.parse_cursor, schema_pattern="^" + recor
               hint="cursor must be a next_cursor or a record id as this API gave it.",
               description="continue strictly after it: next_cursor, a record id, or SSE Last-Event-ID")
 SORT_DIR = choice("sort_dir", ("asc", "desc"), default="asc")
+FOLLOW = choice("follow", ("false", "true"), default="false",
+                description="true: stream new records as Server-Sent Events (text/event-stream) as they are "
+                            "written; from start_time (default now) or after cursor / Last-Event-ID, until "
+                            "end_time if given, else until the client leaves")
 FILE_ID = text("id", location="path", arg="file_id", description="the collected file's id")
-PARAMS = [START_TIME, END_TIME, NODES, KEYWORD, CASE, LEVEL, ROLE, RECORD_LIMIT, CURSOR, SORT_DIR]
+PARAMS = [START_TIME, END_TIME, NODES, KEYWORD, CASE, LEVEL, ROLE, RECORD_LIMIT, CURSOR, SORT_DIR, FOLLOW]
 QUERY_PARAMS = [START_TIME, END_TIME, KEYWORD, CASE, LEVEL, ROLE, RECORD_LIMIT, CURSOR, SORT_DIR]
 ACCEPT = Header("Accept", f"{NDJSON}: every matching record, one JSON object a line, streamed without paging")
-ANSWER = {200: Reply("ListRecordsResponse", f"A page of records (with Accept: {NDJSON}, every record as NDJSON)")}
+LAST_EVENT_ID = Header("Last-Event-ID", "with follow=true: continue after this record id (as cursor does)")
+EVENT_STREAM = "text/event-stream"
+#: Seconds between two reads of the nodes while following, and between heartbeats when nothing comes.
+FOLLOW_POLL = 0.25
+HEARTBEAT = 15.0
+FOLLOW_EVENTS = {"description": "Server-Sent Events: data is a Record (event record) or the sources (event sources)"}
+EXPORT = {NDJSON: {"type": "string", "description": "one Record (JSON) a line"}}
+ANSWER = {200: Reply("ListRecordsResponse", f"A page of records (with Accept: {NDJSON}, every record as NDJSON)",
+                     also=EXPORT)}
 ERRORS = ["DCS.4800", "DCS.4002", "DCS.4061", "DCS.4025"]
 
 
@@ -78,15 +91,79 @@ def _query(start_time: int | None, end_time: int | None, keyword: str | None, ca
 
 @operation("GET", "/v2/{project_id}/instances/{instance_id}/redislog/records", role="viewer",
            tag="dcslog extensions", summary="Run-log records of the instance's nodes, merged in time order",
-           params=PARAMS, headers=[ACCEPT], ok=ANSWER, errors=ERRORS)
+           params=PARAMS, headers=[ACCEPT, LAST_EVENT_ID], errors=ERRORS,
+           ok={200: Reply("ListRecordsResponse", f"A page of records (with Accept: {NDJSON}, every record as "
+                          f"NDJSON; with follow=true, {EVENT_STREAM}: an event per record, id its record id)",
+                          also={**EXPORT, EVENT_STREAM: FOLLOW_EVENTS})})
 async def list_redislog_records(ctx: Context, start_time: int | None, end_time: int | None,
                                 replication_id: list[str] | None, keyword: str | None, case: str, level: str,
                                 role: str, limit: int, cursor: records.Cursor | None,
-                                sort_dir: str) -> web.StreamResponse:
+                                sort_dir: str, follow: str) -> web.StreamResponse:
+    if follow == "true":
+        return await _follow(ctx, start_time, end_time, replication_id, keyword, case, level, role, cursor,
+                             sort_dir)
     query = _query(start_time, end_time, keyword, case, level, role, cursor, sort_dir)
     plans = await records.plan_nodes(ctx.session, ctx.instance, ctx.keyring, replication_id, query)
     await ctx.session.close()  # the reading may take a while: hold no connection meanwhile
     return await _answer(ctx, plans, query, limit)
+
+
+async def _follow(ctx: Context, start_time: int | None, end_time: int | None, replication_id: list[str] | None,
+                  keyword: str | None, case: str, level: str, role: str, cursor: records.Cursor | None,
+                  sort_dir: str) -> web.StreamResponse:
+    """SSE: every record as it is written, from start_time (default now) or after the cursor
+    (``cursor`` or ``Last-Event-ID``), until end_time or the client leaves. Nothing runs on once
+    the client has gone: the loop is this handler."""
+    if sort_dir != "asc":
+        raise errors.InvalidParameter("sort_dir", "follow=true reads forward: leave sort_dir out or make it asc.")
+    last_event_id = ctx.request.headers.get("Last-Event-ID")
+    if last_event_id:
+        try:
+            cursor = records.parse_cursor(last_event_id)
+        except ValueError:
+            raise errors.InvalidParameter("Last-Event-ID", "Last-Event-ID must be a record id this API sent.") \
+                from None
+    now = int(time.time() * 1000)
+    start = start_time if start_time is not None else (cursor.time_ms if cursor else now)
+    end = end_time if end_time is not None else records.MAX_MS
+    if end < start:
+        raise errors.InvalidTimeRange()
+    query = RecordQuery(start, end, keyword=keyword, insensitive=case == "insensitive",
+                        level=None if level == "debug" else level, role=None if role == "any" else role,
+                        cursor=cursor)
+    plans = await records.plan_nodes(ctx.session, ctx.instance, ctx.keyring, replication_id, query)
+    await ctx.session.close()
+    follower = records.Follower(plans, query, ctx.store, ctx.instance.timezone)
+    request = ctx.request
+    response = web.StreamResponse(headers={"Content-Type": f"{EVENT_STREAM};charset=UTF-8",
+                                           "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
+                                           "X-Request-Id": request[REQUEST_ID]})
+    await response.prepare(request)
+    sent_sources = None
+    quiet_since = time.monotonic()
+    while True:
+        now_ms = int(time.time() * 1000)
+        found, sources = await asyncio.to_thread(follower.poll, now_ms, end if end < records.MAX_MS else None)
+        events = []
+        if sources != sent_sources:
+            events.append(f"event: sources\ndata: {json.dumps(sources, separators=(',', ':'))}\n\n")
+            sent_sources = sources
+        for record in found:
+            events.append(f"id: {record['id']}\nevent: record\ndata: {json.dumps(record, separators=(',', ':'))}\n\n")
+        if not events and time.monotonic() - quiet_since >= HEARTBEAT:
+            events.append(": heartbeat\n\n")
+        try:
+            if events:
+                await response.write("".join(events).encode())
+                quiet_since = time.monotonic()
+            if now_ms >= end:
+                await response.write_eof()
+                return response
+        except (ConnectionResetError, ConnectionError):
+            return response  # the client left: nothing more to do
+        if request.transport is None or request.transport.is_closing():
+            return response
+        await asyncio.sleep(FOLLOW_POLL)
 
 
 @operation("GET", "/v2/{project_id}/instances/{instance_id}/redislog/{id}/records", role="viewer",
@@ -118,7 +195,8 @@ async def _export(request: web.Request, plans: list[records.NodePlan], query: Re
     try:
         sources, items = await asyncio.to_thread(records.export, plans, query, store, tz, stack)
         response = web.StreamResponse(headers={"Content-Type": f"{NDJSON};charset=UTF-8",
-                                               "X-Dcslog-Sources": json.dumps(sources, separators=(",", ":"))})
+                                               "X-Dcslog-Sources": json.dumps(sources, separators=(",", ":")),
+                                               "X-Request-Id": request[REQUEST_ID]})
         response.enable_chunked_encoding()
         await response.prepare(request)
 

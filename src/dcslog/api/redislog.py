@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from aiohttp import web
 
 from dcslog.api.context import Context
@@ -15,6 +17,11 @@ QUERY_TIME = integer("query_time", 0, allowed=redislog.QUERY_TIMES,
 # Known or not, and whether it is needed, is the service's rule (redislog._replication).
 REPLICATION_ID = text("replication_id", description="required unless the instance is a single node")
 FILE_ID = text("id", location="path", arg="file_id", description="the file id")
+# An extension the SDK never sends: without it, the link is DCS's. Its signature covers the format.
+LINK_FORMAT = replace(choice("format", redislog.LINK_FORMATS, default=redislog.RAW,
+                             description="raw (default): the file as collected; ndjson: its records, one JSON "
+                                         "object a line (dcslog extension; the link then ends in ?format=ndjson)"),
+                      arg="link_format")
 
 
 @operation("POST", "/v2/{project_id}/instances/{instance_id}/redislog", role="operator",
@@ -39,11 +46,11 @@ async def list_redislog(ctx: Context, log_type: str, offset: int, limit: int) ->
 
 
 @operation("POST", "/v2/{project_id}/instances/{instance_id}/redislog/{id}/links", role="viewer",
-           summary="CreateRedislogDownloadLink: an expiring link to a succeed file", params=[FILE_ID],
+           summary="CreateRedislogDownloadLink: an expiring link to a succeed file", params=[FILE_ID, LINK_FORMAT],
            ok={200: "DownloadLink"}, errors=["DCS.4800", "DCS.4002", "DCS.4061"])
-async def create_redislog_download_link(ctx: Context, file_id: str) -> web.Response:
+async def create_redislog_download_link(ctx: Context, file_id: str, link_format: str) -> web.Response:
     link = await redislog.create_redislog_download_link(
         ctx.session, ctx.keyring, ctx.store, ctx.instance, file_id,
         public_url=ctx.settings.link_base(ctx.request.scheme, ctx.request.headers.get("Host")),
-        link_ttl=ctx.settings.link_ttl)
+        link_ttl=ctx.settings.link_ttl, link_format=link_format)
     return json_response(link)

@@ -50,7 +50,8 @@ class BufferSource:
 class Source(Protocol):
     """What is searched: ``size`` bytes, read at any offset (a file, a buffer, an S3 object…)."""
 
-    size: int
+    @property
+    def size(self) -> int: ...
 
     def pread(self, offset: int, n: int) -> bytes: ...
 

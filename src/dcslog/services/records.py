@@ -26,7 +26,7 @@ import re
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -86,6 +86,9 @@ class RecordQuery:
     def filters(self) -> Filters:
         return Filters(self.keyword, self.insensitive, self.level, self.role)
 
+    def filters_anything(self) -> bool:
+        return bool(self.keyword or self.level or self.role)
+
     def after_for(self, replication_id: str) -> Key | None:
         """Where this node continues: the cursor's key, moved to the edge of its millisecond for
         nodes sorting before or after the cursor's (ties go by node, then by place)."""
@@ -141,9 +144,12 @@ async def plan_nodes(session: AsyncSession, instance: Instance, keyring: Keyring
                 "replication_id", f"{unknown[0]} is no node of this instance: see ListGroupReplicationInfo.")
         nodes = [known[rid] for rid in dict.fromkeys(replication_ids)]
     tz = ZoneInfo(instance.timezone)
+    # (an open-ended follow's end is far in the future, past datetime's year 9999: no day after
+    # tomorrow has been collected)
+    soon = int(datetime.now(UTC).timestamp() * 1000) + 2 * 86_400_000
     # A day file may hold entries of the window when its day touches the window in the instance's zone.
-    first_day = datetime.fromtimestamp(query.start_ms / 1000, tz).date()
-    last_day = datetime.fromtimestamp(max(query.start_ms, query.end_ms - 1) / 1000, tz).date()
+    first_day = datetime.fromtimestamp(min(query.start_ms, soon) / 1000, tz).date()
+    last_day = datetime.fromtimestamp(max(query.start_ms, min(query.end_ms - 1, soon)) / 1000, tz).date()
     collected = await queries.collected_days(session, instance.id, [n.id for n in nodes], first_day.isoformat(),
                                              last_day.isoformat(), utcnow())
     agents = json.loads(instance.agents)
@@ -229,12 +235,13 @@ class _NodeStream:
             first_ms, stream = stream_records(
                 plan.agent_url, plan.agent_key, plan.log_file, tz=self.tz, start_ms=q.start_ms, end_ms=q.end_ms,
                 after=q.after_for(self.replication_id), descending=q.descending, keyword=q.keyword,
-                insensitive=q.insensitive, level=q.level, role=q.role, on_scanned=self._count_remote)
+                insensitive=q.insensitive, level=q.level, role=q.role, want_first=bool(plan.collected),
+                on_scanned=self._count_remote)
             self.stack.callback(stream.close)
             return first_ms, stream
         segments = host_segments(plan.log_file, self.stack)
-        clock = Clock(ZoneInfo(self.tz))
-        first_ms = first_time(segments, clock)
+        # Only collected days need the host's first entry (it may sit in an old compressed copy).
+        first_ms = first_time(segments, Clock(ZoneInfo(self.tz))) if plan.collected else None
         return first_ms, scan_node(segments, self._scan(q.end_ms))
 
     def _count_remote(self, n: int) -> None:
@@ -315,8 +322,11 @@ class Merge:
 
 
 def record_dict(record: Record, node: Replication, tz: ZoneInfo) -> dict[str, Any]:
-    moment = datetime.fromtimestamp(record.time_ms / 1000, UTC).astimezone(tz)
-    return {"id": f"{record.time_ms}_{record.seq}_{node.id}", "time": moment.isoformat(timespec="milliseconds"),
+    try:
+        time = datetime.fromtimestamp(record.time_ms / 1000, UTC).astimezone(tz).isoformat(timespec="milliseconds")
+    except (ValueError, OverflowError):  # an epoch-ms stamp past year 9999: time_ms says it all
+        time = str(record.time_ms)
+    return {"id": f"{record.time_ms}_{record.seq}_{node.id}", "time": time,
             "time_ms": record.time_ms, "replication_id": node.id, "replication_ip": node.host,
             "replication_port": node.port, "group_name": node.group_name, "role": record.role, "pid": record.pid,
             "level": record.level, "message": record.message.decode("utf-8", "replace"),
@@ -349,3 +359,92 @@ def export(plans: list[NodePlan], query: RecordQuery, store: ObjectStore, tz: st
     records = (record_dict(item, stream.plan.replication, zone) for item, stream in merge
                if isinstance(item, Record))
     return [s.sources.as_dict() for s in merge.streams], records
+
+
+#: A node's newest entry is sent once another entry follows it, or once it is this old: the
+#: continuation lines Redis writes right after an entry (a crash report, the signal handler's line on a
+#: shutdown) come with it. A busy log is not slowed: there, the next entry completes the last one at once.
+FOLLOW_HOLD_MS = 2000
+
+
+@dataclass
+class Follower:
+    """A live follow of the chosen nodes: each poll reads every node on from its own position (the
+    key of the last entry examined there) up to a moment just behind the present. Positions are
+    per node, so a node whose lines arrive late, or whose clock lags, loses nothing; the records of
+    one poll go out merged in the usual order."""
+
+    plans: list[NodePlan]
+    query: RecordQuery
+    store: ObjectStore
+    tz: str
+    per_node_limit: int = 1000
+    positions: dict[str, Key] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.ranks = {rid: i for i, rid in enumerate(sorted(p.replication.id for p in self.plans))}
+        zone = ZoneInfo(self.tz)
+        self._day_ends = {p.replication.id: [(_day_end_ms(day, zone), day, key) for day, key in p.collected]
+                          for p in self.plans}
+        if self.query.cursor is not None:
+            self.positions = {p.replication.id: k for p in self.plans
+                              if (k := self.query.after_for(p.replication.id)) is not None}
+
+    def poll(self, now_ms: int, end_ms: int | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(the records written since the last poll, in order — up to ``end_ms``, excluded; every
+        node's sources). A node's newest entry waits until another follows it or it is
+        ``FOLLOW_HOLD_MS`` old (by ``now_ms``). Blocking: run it in a thread."""
+        zone = ZoneInfo(self.tz)
+        found: list[tuple[tuple[int, int, int], dict[str, Any]]] = []
+        sources = []
+        for plan in self.plans:
+            rid = plan.replication.id
+            position = self.positions.get(rid)
+            # Collected days serve a follow that starts in the past, until its position passes them.
+            days = [(day, key) for end, day, key in self._day_ends[rid] if position is None or end > position[0]]
+            node_plan = NodePlan(plan.replication, plan.log_file, plan.agent_url, plan.agent_key, days, plan.error)
+            q = self.query
+            node_query = RecordQuery(q.start_ms, end_ms if end_ms is not None else MAX_MS, keyword=q.keyword,
+                                     insensitive=q.insensitive, level=q.level, role=q.role,
+                                     cursor=Cursor(position[0], position[1], rid) if position else None)
+            records: list[Record] = []
+            examined: list[Key] = []  # keys examined, in order (records and checkpoints)
+            with ExitStack() as stack:
+                merge = Merge([node_plan], node_query, self.store, self.tz, stack)
+                for item, _stream in merge:
+                    key = (item.time_ms, item.seq) if isinstance(item, Record) else item.key
+                    examined.append(key)
+                    if isinstance(item, Record):
+                        records.append(item)
+                        if len(records) >= self.per_node_limit:
+                            break
+                exhausted = merge.exhausted
+                sources.append(merge.streams[0].sources.as_dict())
+            if exhausted and records and end_ms is None and records[-1].time_ms > now_ms - FOLLOW_HOLD_MS \
+                    and self._is_newest(plan, records[-1]):
+                held = records.pop().key
+                earlier = [key for key in examined if key < held]
+                examined = earlier or ([position] if position else [])
+            if examined:
+                self.positions[rid] = max(examined)
+            found.extend(((r.time_ms, self.ranks[rid], r.seq), record_dict(r, plan.replication, zone))
+                         for r in records)
+        found.sort(key=lambda pair: pair[0])
+        return [record for _, record in found], sources
+
+    def _is_newest(self, plan: NodePlan, record: Record) -> bool:
+        """Whether ``record`` is its node's newest entry, or only the newest the filters let through."""
+        if self.query.filters_anything():
+            probe = RecordQuery(record.time_ms, MAX_MS, cursor=Cursor(record.time_ms, record.seq, plan.replication.id))
+            with ExitStack() as stack:
+                node_plan = NodePlan(plan.replication, plan.log_file, plan.agent_url, plan.agent_key, [], plan.error)
+                for item, _stream in Merge([node_plan], probe, self.store, self.tz, stack):
+                    if isinstance(item, Record):
+                        return False  # another entry follows it: it is complete
+        return True
+
+
+def _day_end_ms(day: str, zone: ZoneInfo) -> int:
+    """The first millisecond after ``day`` in the instance's zone."""
+    start = datetime.fromisoformat(day).replace(tzinfo=zone)
+    return int((start + timedelta(days=1)).timestamp() * 1000)

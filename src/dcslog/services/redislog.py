@@ -11,18 +11,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dcslog import errors
 from dcslog.db import queries
 from dcslog.db.models import Instance, LogFile, Replication, Task
-from dcslog.keys import Keyring
+from dcslog.keys import RAW, Keyring
 from dcslog.roles import Caller
-from dcslog.services import jobs
+from dcslog.services import jobs, records
 from dcslog.services.common import utcnow
 from dcslog.statuses import FileStatus
 from dcslog.storage import ObjectStore
 
 QUERY_TIMES = (0, 1, 3, 7)
+#: What a download link serves: the file as stored (DCS's), or its records, one JSON object a line.
+NDJSON = "ndjson"
+LINK_FORMATS = (RAW, NDJSON)
 
 
 def file_name(replication_ip: str, day: str) -> str:
     return f"redis_{replication_ip}_{day}.log"
+
+
+def records_file_name(replication_ip: str, day: str) -> str:
+    """The name a records (``ndjson``) download is saved as."""
+    return f"redis_{replication_ip}_{day}.ndjson"
 
 
 def days_to_collect(query_time: int, tz: str, now: datetime) -> list[date]:
@@ -140,7 +148,11 @@ async def file_content(session: AsyncSession, instance: Instance, file_id: str) 
 
 
 async def create_redislog_download_link(session: AsyncSession, keyring: Keyring, store: ObjectStore,
-                                        instance: Instance, file_id: str, *, public_url: str, link_ttl: int) -> dict:
+                                        instance: Instance, file_id: str, *, public_url: str, link_ttl: int,
+                                        link_format: str = RAW) -> dict:
+    """A link to the file's content: as stored (``raw``, what DCS hands out), or converted to
+    records (``ndjson``). A raw link is the store's own URL where the store makes one (S3
+    presigns); a records link is always dcslog's, since dcslog converts."""
     row = await _log_file(session, instance, file_id)
     now = utcnow()
     # A file being refreshed still has its previous copy to serve; one with no complete copy
@@ -151,23 +163,38 @@ async def create_redislog_download_link(session: AsyncSession, keyring: Keyring,
     object_key, content_expires_at = content
     # Never past the content's retention (it is gone then anyway), nor past what the store's own
     # links can last (S3 presigns at most 7 days): expires_at must be the truth.
-    ttl = min(link_ttl, store.max_link_seconds or link_ttl)
+    by_store = link_format == RAW
+    ttl = min(link_ttl, store.max_link_seconds or link_ttl) if by_store else link_ttl
     expires_at = min(now + timedelta(seconds=ttl), content_expires_at)
-    link = store.link(object_key, file_name(row.replication_ip, row.day), expires_at)
-    if link is None:  # the local store: dcslog serves the file behind its own signed link
-        token = keyring.sign_link(row.id, int((expires_at - datetime(1970, 1, 1)).total_seconds()))
-        link = f"{public_url}/downloads/{token}"
+    link = store.link(object_key, file_name(row.replication_ip, row.day), expires_at) if by_store else None
+    if link is None:  # dcslog serves the file itself (local store, or converted) behind its own signed link
+        # The format is in the token, under the MAC; the query only says it to whoever reads the URL.
+        token = keyring.sign_link(row.id, int((expires_at - datetime(1970, 1, 1)).total_seconds()), link_format)
+        link = f"{public_url}/downloads/{token}" + ("" if by_store else f"?format={link_format}")
     return {"id": row.id, "backup_id": row.content_task_id, "link": link,
             "expires_at": expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
-async def file_for_download(session: AsyncSession, keyring: Keyring, token: str) -> LogFile:
-    """The file a link names, if the link is authentic, unexpired, and the file still has a complete
-    copy: its content, or while it is being refreshed, its previous content."""
-    file_id = keyring.verify_link(token)
+async def file_for_download(session: AsyncSession, keyring: Keyring, token: str, link_format: str = RAW) -> LogFile:
+    """The file a link names, if the link is authentic, unexpired, signed for ``link_format`` (the
+    format the download asks for), and the file still has a complete copy: its content, or while
+    it is being refreshed, its previous content."""
+    file_id = keyring.verify_link(token, link_format=link_format)
     if file_id is None:
         raise errors.LinkForbidden()
     row = await queries.log_file(session, file_id)
     if row is None or _content(row, utcnow()) is None:
         raise errors.NotFound("The log file no longer exists.")
     return row
+
+
+async def records_for_download(session: AsyncSession, keyring: Keyring, token: str
+                               ) -> tuple[LogFile, Instance, records.NodePlan]:
+    """What a records (``ndjson``) link downloads: the file, its instance (whose time zone reads
+    it) and the file as a node with nothing but that one day (``records.plan_file``)."""
+    row = await file_for_download(session, keyring, token, NDJSON)
+    instance = await queries.instance_in_project(session, row.project_id, row.instance_id)
+    # (A file whose instance is gone goes with it; object_key is never None past file_for_download.)
+    if instance is None or row.object_key is None:
+        raise errors.NotFound("The log file no longer exists.")
+    return row, instance, await records.plan_file(session, instance, row, row.object_key)

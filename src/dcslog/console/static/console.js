@@ -12,6 +12,7 @@
   var POLL_MS = 2000;
   var RUN_LOG_PAGE = 20;
   var INSTANCE_PAGE = 50;
+  var TABS = ["run-logs", "slow-queries", "search"];
   var main = document.getElementById("main");
   var generation = 0; // bumped on every view change: late responses and timers of an old view do nothing
   var current = null; // {view, instanceId, ...} of what is on screen
@@ -52,11 +53,9 @@
     return "/v2/" + seg(credentials.projectId);
   }
 
-  /* One DCS call; resolves to {status, body} (body null on 204), rejects with ApiError. */
-  function call(method, path, params, credentials) {
-    credentials = credentials || loadCredentials();
-    var query = DcsSign.queryString(params || []);
-    var headers = { "Accept": "application/json" };
+  /* The headers that authenticate a request: X-Auth-Token, or an SDK-HMAC-SHA256 signature of it. */
+  function authHeaders(method, path, query, credentials, accept) {
+    var headers = { "Accept": accept || "application/json" };
     if (credentials.method === "token") {
       headers["X-Auth-Token"] = credentials.token;
     } else {
@@ -67,22 +66,39 @@
       headers["X-Sdk-Date"] = signed["X-Sdk-Date"];
       headers["Authorization"] = signed["Authorization"];
     }
+    return headers;
+  }
+
+  /* The ApiError of a non-2xx answer, from its DCS error envelope. */
+  function errorOf(response, text) {
+    var body = null;
+    try { body = text ? JSON.parse(text) : null; } catch (e) { body = null; }
+    return new ApiError(response.status, (body && body.error_code) || "HTTP " + response.status,
+                        (body && body.error_msg) || response.statusText || "Request failed.",
+                        response.headers.get("X-Request-Id"));
+  }
+
+  function networkError(error) {
+    return new ApiError(0, "Network error", "The server did not answer (" + error.message + ").", null);
+  }
+
+  /* One DCS call; resolves to {status, body} (body null on 204), rejects with ApiError. */
+  function call(method, path, params, credentials) {
+    credentials = credentials || loadCredentials();
+    var query = DcsSign.queryString(params || []);
     return fetch(path + (query ? "?" + query : ""), {
-      method: method, headers: headers, credentials: "omit", cache: "no-store", redirect: "error"
+      method: method, headers: authHeaders(method, path, query, credentials),
+      credentials: "omit", cache: "no-store", redirect: "error"
     }).then(function (response) {
-      var requestId = response.headers.get("X-Request-Id");
       if (response.status === 204) return { status: 204, body: null };
       return response.text().then(function (text) {
+        if (!response.ok) throw errorOf(response, text);
         var body = null;
         try { body = text ? JSON.parse(text) : null; } catch (e) { body = null; }
-        if (!response.ok) {
-          throw new ApiError(response.status, (body && body.error_code) || "HTTP " + response.status,
-                             (body && body.error_msg) || response.statusText || "Request failed.", requestId);
-        }
         return { status: response.status, body: body };
       });
     }, function (error) {
-      throw new ApiError(0, "Network error", "The server did not answer (" + error.message + ").", null);
+      throw networkError(error);
     });
   }
 
@@ -204,7 +220,7 @@
     var parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
     if (parts[0] === "sign-in") return { view: "sign-in" };
     if (parts[0] === "instances" && parts[1]) {
-      return { view: "instance", instanceId: parts[1], tab: parts[2] === "slow-queries" ? "slow-queries" : "run-logs" };
+      return { view: "instance", instanceId: parts[1], tab: TABS.indexOf(parts[2]) >= 0 ? parts[2] : "run-logs" };
     }
     return { view: "instances" };
   }
@@ -222,6 +238,7 @@
       selectTab(target.tab, false);
       return;
     }
+    if (current && current.search) current.search.stop(); // a live follow ends with its view
     generation++;
     current = target;
     if (target.view === "sign-in") renderSignIn();
@@ -343,8 +360,11 @@
       instance: base + "/instances/" + seg(id),
       groups: base + "/instance/" + seg(id) + "/groups",
       redislog: base + "/instances/" + seg(id) + "/redislog",
-      slowlog: base + "/instances/" + seg(id) + "/slowlog"
+      slowlog: base + "/instances/" + seg(id) + "/slowlog",
+      records: base + "/instances/" + seg(id) + "/redislog/records"
     };
+    // One ListGroupReplicationInfo call feeds both the Run Logs replica picker and the Search node filter.
+    state.groups = call("GET", state.paths.groups);
 
     $all('[role="tab"]', main).forEach(function (tab, index, tabs) {
       tab.addEventListener("click", function () { location.hash = "#/instances/" + encodeURIComponent(id) + "/" + tab.dataset.tab; });
@@ -382,6 +402,7 @@
 
     setUpRunLogs(state, mine);
     setUpSlowQueries(state, mine);
+    setUpSearch(state, mine);
     selectTab(target.tab, true);
   }
 
@@ -397,6 +418,11 @@
     if (name === "slow-queries" && !current.slow.loaded) {
       current.slow.loaded = true;
       current.slow.search(0);
+    }
+    if (name !== "search") current.search.stop("Follow stopped: you left the Search tab.");
+    if (name === "search" && !current.search.loaded) {
+      current.search.loaded = true;
+      current.search.run();
     }
     if (initial) main.focus({ preventScroll: true });
   }
@@ -425,7 +451,7 @@
     }
     shard.addEventListener("change", fillReplicas);
 
-    call("GET", state.paths.groups).then(function (result) {
+    state.groups.then(function (result) {
       if (mine !== generation) return;
       groups = result.body.group_list || [];
       shard.replaceChildren.apply(shard, groups.map(function (group) {
@@ -598,6 +624,468 @@
       });
     }
     state.slow.search = search;
+  }
+
+  // ---- Search tab: run-log records, paged, or followed live ----
+
+  var SEARCH_AUTO_PAGES = 5;   // pages fetched in a row while they come back short (a page may be empty)
+  var SEARCH_MAX_ROWS = 5000;  // rows kept on the page; the oldest go first
+  var LINES_SHOWN = 4;         // continuation lines shown open; more are folded
+  var FOLLOW_RETRY_MS = 1500;  // reconnection delay after a dropped stream
+  var FOLLOW_SILENCE_MS = 45000; // three missed heartbeats: the stream is dead even if no error says so
+  var ROLE_LETTERS = { master: "M", slave: "S", child: "C", sentinel: "X" };
+  var LEVEL_MARKS = { debug: ".", verbose: "-", notice: "*", warning: "#" };
+
+  /* ASCII-only lower case, as the server's case=insensitive folds (the length never changes). */
+  function asciiLower(text) {
+    return text.replace(/[A-Z]+/g, function (run) { return run.toLowerCase(); });
+  }
+
+  function setUpSearch(state, mine) {
+    var form = $("#search-form");
+    var el = form.elements;
+    var alert = $('[data-alert="search"]', main);
+    var status = $('[data-status="search"]', main);
+    var notice = $('[data-notice="sources"]', main);
+    var wrap = $("#search-log-wrap");
+    var list = $("#search-results");
+    var empty = $('[data-empty="search"]', main);
+    var more = $('[data-more="search"]', main);
+    var moreButton = $('[data-action="more"]', more);
+    var jump = $('[data-action="jump"]', main);
+    var picker = $("#search-nodes");
+    var options = $(".multi-options", picker);
+    var follow = el.follow;
+    var nodes = {}; // replication id -> {address, role, group}
+    var s = {
+      loaded: false, seq: 0,
+      query: null, limit: 0, cursor: null, highlight: null, // the search on screen, for Load more
+      ids: new Set(), shown: 0, dropped: 0, scanned: 0, unread: {},
+      live: null, // the follow in progress: {controller, lastId, since, ...}
+      run: function () { search(); },
+      stop: stopFollow
+    };
+    state.search = s;
+    $('[data-field="search-zone"]', main).textContent = "Records show the time their log line holds, in the " +
+      "instance's time zone. " + zoneLabel().replace("Times are", "From and To are") +
+      " Follow streams new records as the nodes write them.";
+
+    // -- the node filter: a checkbox per node, from ListGroupReplicationInfo --
+
+    state.groups.then(function (result) {
+      if (mine !== generation) return;
+      var groups = result.body.group_list || [];
+      var many = groups.length > 1;
+      options.replaceChildren.apply(options, groups.map(function (group) {
+        return h("div", { className: "multi-group" }, many ? h("div", { className: "multi-group-name", text: group.group_name }) : null,
+          h("div", null, group.replication_list.map(function (node) {
+            var address = node.replication_ip + (node.replication_port ? ":" + node.replication_port : "");
+            nodes[node.replication_id] = { address: address, role: node.replication_role, group: group.group_name };
+            return h("label", null, h("input", { type: "checkbox", name: "node", value: node.replication_id }),
+              " " + address + " ", h("span", { className: "muted", text: node.replication_role +
+                (node.status === "Active" ? "" : " · " + node.status) }));
+          }).reduce(function (fragment, label) { fragment.appendChild(label); return fragment; },
+                    document.createDocumentFragment())));
+      }));
+      describeNodes();
+    }, function () { /* the Run Logs tab shows this error */ });
+
+    function chosenNodes() {
+      return $all('input[name="node"]:checked', options).map(function (box) { return box.value; });
+    }
+
+    function describeNodes() {
+      var chosen = chosenNodes();
+      var all = $all('input[name="node"]', options).length;
+      $(".multi-summary", picker).textContent = chosen.length === 0 || chosen.length === all ? "All nodes" :
+        chosen.length <= 2 ? chosen.map(function (rid) { return nodes[rid].address; }).join(", ") :
+        chosen.length + " of " + all + " nodes";
+    }
+    options.addEventListener("change", describeNodes);
+    $all("[data-nodes]", picker).forEach(function (button) {
+      button.addEventListener("click", function () {
+        $all('input[name="node"]', options).forEach(function (box) { box.checked = button.dataset.nodes === "all"; });
+        describeNodes();
+        if (s.live) startFollow();
+      });
+    });
+    // The node list closes like a menu: Escape (the focus goes back to it), or a click or the focus elsewhere.
+    picker.addEventListener("keydown", function (event) {
+      if (event.key === "Escape" && picker.open) {
+        picker.open = false;
+        $("summary", picker).focus();
+      }
+    });
+    picker.addEventListener("focusout", function (event) {
+      if (event.relatedTarget && !picker.contains(event.relatedTarget)) picker.open = false;
+    });
+    $("#panel-search").addEventListener("click", function (event) {
+      if (picker.open && !picker.contains(event.target)) picker.open = false;
+    });
+
+    // -- the time range --
+
+    function customRange(on) {
+      $all("[data-custom]", form).forEach(function (field) { field.hidden = !on; });
+    }
+    el.range.addEventListener("change", function () {
+      var custom = el.range.value === "custom";
+      if (custom && !el.from.value) {
+        var now = Date.now();
+        el.from.value = inputValue(new Date(now - 3600000));
+        el.to.value = inputValue(new Date(Math.ceil(now / 1000) * 1000));
+      }
+      customRange(custom);
+    });
+
+    function timeWindow() {
+      if (el.range.value !== "custom") {
+        var now = Date.now();
+        return { from: now - Number(el.range.value), to: now + 1 }; // the end is excluded: include this millisecond
+      }
+      var from = new Date(el.from.value).getTime();
+      var to = new Date(el.to.value).getTime();
+      if (isNaN(from) || isNaN(to)) return null;
+      return { from: from, to: to };
+    }
+
+    /* The filters both a search and a follow send. */
+    function filters() {
+      var params = [];
+      var chosen = chosenNodes();
+      if (chosen.length && chosen.length < $all('input[name="node"]', options).length) {
+        params.push(["replication_id", chosen.join(",")]);
+      }
+      if (el.keyword.value) {
+        params.push(["keyword", el.keyword.value]);
+        if (el.insensitive.checked) params.push(["case", "insensitive"]);
+      }
+      if (el.level.value !== "debug") params.push(["level", el.level.value]);
+      if (el.role.value !== "any") params.push(["role", el.role.value]);
+      return params;
+    }
+
+    // -- the results: lines that read like the log --
+
+    function clearResults() {
+      list.replaceChildren();
+      s.ids = new Set();
+      s.shown = s.dropped = s.scanned = 0;
+      s.unread = {};
+      s.highlight = el.keyword.value ? { keyword: el.keyword.value, insensitive: el.insensitive.checked } : null;
+      wrap.hidden = true;
+      empty.hidden = true;
+      more.hidden = true;
+      jump.hidden = true;
+      showSources([], true);
+      showError(alert, null);
+    }
+
+    /* text with the keyword's occurrences in <mark>, matched as the server matches them. */
+    function marked(text) {
+      var fragment = document.createDocumentFragment();
+      var at = 0;
+      if (s.highlight) {
+        var needle = s.highlight.insensitive ? asciiLower(s.highlight.keyword) : s.highlight.keyword;
+        var hay = s.highlight.insensitive ? asciiLower(text) : text;
+        for (var i = hay.indexOf(needle); i >= 0; i = hay.indexOf(needle, at)) {
+          if (i > at) fragment.appendChild(document.createTextNode(text.slice(at, i)));
+          fragment.appendChild(h("mark", { text: text.slice(i, i + needle.length) }));
+          at = i + needle.length;
+        }
+      }
+      if (at < text.length) fragment.appendChild(document.createTextNode(text.slice(at)));
+      return fragment;
+    }
+
+    function recordRow(record) {
+      var node = nodes[record.replication_id];
+      var address = node ? node.address : record.replication_ip + (record.replication_port ? ":" + record.replication_port : "");
+      var when = record.time.replace("T", " ").replace(/([+-]\d\d:\d\d|Z)$/, "");
+      var item = h("li", { className: "rec rec-" + record.level, "data-id": record.id, "data-level": record.level },
+        h("div", { className: "rec-head" },
+          h("time", { className: "rec-time", datetime: record.time, title: record.time + " · " + localTime(new Date(record.time_ms)) +
+                      " in this browser", text: when }),
+          h("span", { className: "rec-node", title: (record.group_name || "") + " · node " + record.replication_id, text: address }),
+          h("abbr", { className: "rec-role", title: record.role, text: ROLE_LETTERS[record.role] || "?" }),
+          h("abbr", { className: "rec-level", title: record.level, text: LEVEL_MARKS[record.level] || "?" }),
+          h("span", { className: "rec-msg" }, marked(record.message))));
+      var lines = record.lines || [];
+      if (lines.length) {
+        var block = h("pre", { className: "rec-lines" }, marked(lines.join("\n")));
+        var matches = block.getElementsByTagName("mark").length;
+        item.appendChild(lines.length > LINES_SHOWN ?
+          h("details", { className: "rec-more" }, h("summary", { text: lines.length + " continuation lines" +
+            (matches ? " (keyword " + (matches === 1 ? "found" : "found " + matches + " times") + " in them)" : "") }), block) : block);
+      }
+      return item;
+    }
+
+    function atBottom() {
+      return wrap.hidden || wrap.scrollHeight - wrap.scrollTop - wrap.clientHeight < 8;
+    }
+
+    /* Append records (in the order shown) once each; keep at most SEARCH_MAX_ROWS rows, dropping the oldest. */
+    function append(records, stickToBottom) {
+      var stick = stickToBottom && atBottom();
+      var fragment = document.createDocumentFragment();
+      var added = 0;
+      records.forEach(function (record) {
+        if (s.ids.has(record.id)) return; // never twice, whatever a reconnection sends again
+        s.ids.add(record.id);
+        fragment.appendChild(recordRow(record));
+        added++;
+      });
+      if (!added) return 0;
+      list.appendChild(fragment);
+      s.shown += added;
+      for (var extra = list.children.length - SEARCH_MAX_ROWS; extra > 0; extra--) {
+        s.ids.delete(list.firstElementChild.dataset.id);
+        list.firstElementChild.remove();
+        s.dropped++;
+      }
+      wrap.hidden = false;
+      if (stick) wrap.scrollTop = wrap.scrollHeight;
+      else if (stickToBottom) jump.hidden = false;
+      return added;
+    }
+    wrap.addEventListener("scroll", function () { if (atBottom()) jump.hidden = true; });
+    jump.addEventListener("click", function () {
+      wrap.scrollTop = wrap.scrollHeight;
+      jump.hidden = true;
+      wrap.focus({ preventScroll: true });
+    });
+
+    /* The nodes that could not be read, and why. A search keeps every node any page missed; a follow
+     * shows the latest state the server sent. */
+    function showSources(sources, replace) {
+      if (replace) s.unread = {};
+      sources.forEach(function (source) {
+        if (!source.read) s.unread[source.replication_id] = source;
+        else if (replace) delete s.unread[source.replication_id];
+      });
+      var missing = Object.keys(s.unread).map(function (rid) { return s.unread[rid]; });
+      notice.hidden = missing.length === 0;
+      if (!missing.length) return notice.replaceChildren();
+      notice.replaceChildren(
+        h("strong", { text: "Partial answer: " + (missing.length === 1 ? "1 node was" : missing.length + " nodes were") +
+                            " not read, so its records are missing." }),
+        h("ul", null, missing.map(function (source) {
+          var node = nodes[source.replication_id];
+          return h("li", { "data-node": source.replication_id },
+            h("span", { className: "mono", text: node ? node.address : source.replication_ip }),
+            node ? " (" + node.group + ", " + node.role + "): " : ": ", source.error || "not read");
+        }).reduce(function (fragment, item) { fragment.appendChild(item); return fragment; },
+                  document.createDocumentFragment())));
+    }
+
+    // -- searching, page after page --
+
+    function search() {
+      if (s.live) return startFollow(); // while following, the filters apply to the stream
+      var range = timeWindow();
+      if (!range) {
+        showError(alert, { code: "Invalid", message: "Enter a start and an end time." });
+        (el.from.value ? el.to : el.from).focus();
+        return;
+      }
+      clearResults();
+      s.limit = Number(el.limit.value);
+      s.query = filters().concat([["start_time", range.from], ["end_time", range.to],
+                                  ["sort_dir", el.sort_dir.value], ["limit", s.limit]]);
+      s.cursor = null;
+      loadMore();
+    }
+
+    /* One batch: pages in a row until `limit` records came or SEARCH_AUTO_PAGES pages were read, since a
+     * page may come back short, even empty, with a next_cursor (the server bounds the bytes a page reads). */
+    function loadMore() {
+      var seq = ++s.seq;
+      var got = 0;
+      var pages = 0;
+      setUnavailable(moreButton, true);
+      status.textContent = s.shown ? "Loading more…" : "Searching…";
+      function next() {
+        var params = s.query.concat(s.cursor ? [["cursor", s.cursor]] : []);
+        return call("GET", state.paths.records, params).then(function (result) {
+          if (mine !== generation || seq !== s.seq) return;
+          var body = result.body;
+          pages++;
+          s.scanned += body.scanned_bytes || 0;
+          got += append(body.records, false);
+          showSources(body.sources || [], false);
+          s.cursor = body.next_cursor;
+          if (s.cursor && got < s.limit && pages < SEARCH_AUTO_PAGES) return next();
+          finished();
+        }, function (error) {
+          if (mine !== generation || seq !== s.seq) return;
+          status.textContent = "";
+          showError(alert, error);
+          more.hidden = !s.cursor;
+          setUnavailable(moreButton, false);
+        });
+      }
+      next();
+    }
+
+    function finished() {
+      setUnavailable(moreButton, false);
+      more.hidden = !s.cursor;
+      empty.hidden = s.shown > 0 || !!s.cursor;
+      var read = " (" + bytes(s.scanned) + " read)";
+      var dropped = s.dropped ? " The first " + s.dropped + " rows were taken off the top (at most " + SEARCH_MAX_ROWS +
+        " stay on the page)." : "";
+      if (!s.shown && s.cursor) {
+        status.textContent = "Nothing matched in the part of the range read so far" + read + ". Load more reads on.";
+      } else {
+        status.textContent = s.shown + (s.shown === 1 ? " record" : " records") +
+          (s.cursor ? " so far; Load more for the next ones" : ", the whole range") + read + "." + dropped;
+      }
+    }
+
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      search();
+    });
+    moreButton.addEventListener("click", function () {
+      if (!unavailable(moreButton) && s.cursor) loadMore();
+    });
+
+    // -- following: a signed fetch() read as Server-Sent Events --
+
+    function liveControls(on) {
+      [el.range, el.from, el.to, el.sort_dir, el.limit].forEach(function (control) { control.disabled = on; });
+    }
+
+    follow.addEventListener("change", function () {
+      if (follow.checked) startFollow();
+      else stopFollow("Follow stopped.");
+    });
+    // While following, a changed filter restarts the stream with it.
+    form.addEventListener("change", function (event) {
+      if (s.live && event.target !== follow && !event.target.closest("[data-custom]") &&
+          [el.range, el.sort_dir, el.limit].indexOf(event.target) < 0) startFollow();
+    });
+
+    function startFollow() {
+      stopFollow(null);
+      clearResults();
+      s.seq++; // a search still loading is no longer shown
+      s.query = s.cursor = null;
+      follow.checked = true;
+      liveControls(true);
+      var live = s.live = { controller: null, lastId: null, since: null, params: filters(), timer: null, watchdog: null };
+      status.textContent = "Connecting…";
+      connect(live);
+    }
+
+    function stopFollow(message) {
+      var live = s.live;
+      if (!live) return;
+      s.live = null;
+      clearTimeout(live.timer);
+      clearTimeout(live.watchdog);
+      if (live.controller) live.controller.abort();
+      follow.checked = false;
+      liveControls(false);
+      if (message !== null && message !== undefined) {
+        status.textContent = message + " " + s.shown + (s.shown === 1 ? " record" : " records") + " shown.";
+      }
+    }
+
+    function connect(live) {
+      var controller = live.controller = new AbortController();
+      // Continue after the last record seen; before any, from when Follow was switched on (the server's clock).
+      var params = [["follow", "true"]].concat(live.params,
+        live.lastId ? [["cursor", live.lastId]] : live.since !== null ? [["start_time", live.since]] : []);
+      var query = DcsSign.queryString(params);
+      var path = state.paths.records;
+      var silent = function () {
+        clearTimeout(live.watchdog);
+        live.watchdog = setTimeout(function () {
+          if (s.live !== live || live.controller !== controller) return;
+          controller.abort();
+          retry(live, null);
+        }, FOLLOW_SILENCE_MS);
+      };
+      var headers;
+      try {
+        headers = authHeaders("GET", path, query, loadCredentials(), "text/event-stream");
+      } catch (error) {
+        return stopFollow("Follow stopped: sign in again.");
+      }
+      fetch(path + "?" + query, { method: "GET", headers: headers, credentials: "omit", cache: "no-store",
+                                  redirect: "error", signal: controller.signal }).then(function (response) {
+        if (!response.ok) {
+          return response.text().then(function (text) { throw errorOf(response, text); });
+        }
+        var type = response.headers.get("Content-Type") || "";
+        if (type.indexOf("text/event-stream") !== 0) {
+          var refused = new ApiError(response.status, "Not a stream",
+            "The server answered follow=true with " + (type || "no content type") + ", not text/event-stream.",
+            response.headers.get("X-Request-Id"));
+          refused.fatal = true;
+          throw refused;
+        }
+        if (live.since === null) {
+          // The server's own now (whole seconds, rounded down): a reconnection before any record starts
+          // there, so nothing written since the switch is lost whatever this computer's clock says.
+          var date = Date.parse(response.headers.get("Date") || "");
+          live.since = isNaN(date) ? Date.now() : date;
+        }
+        if (s.live !== live) return;
+        showError(alert, null);
+        status.textContent = "Following: new records appear below as the nodes write them.";
+        silent();
+        var batch = [];
+        var parser = new DcsSse.Parser(function (event) {
+          if (event.type === "record") {
+            var record = JSON.parse(event.data);
+            live.lastId = event.id || record.id;
+            batch.push(record);
+          } else if (event.type === "sources") {
+            showSources(JSON.parse(event.data), true);
+          }
+        });
+        var reader = response.body.getReader();
+        function pump() {
+          return reader.read().then(function (chunk) {
+            if (chunk.done || s.live !== live) return;
+            silent();
+            parser.push(chunk.value);
+            if (batch.length) {
+              append(batch, true);
+              batch = [];
+              status.textContent = "Following: " + s.shown + (s.shown === 1 ? " new record" : " new records") + " so far.";
+            }
+            return pump();
+          });
+        }
+        return pump();
+      }).then(function () {
+        if (s.live === live && live.controller === controller) retry(live, null); // the server ended the stream
+      }, function (error) {
+        if (s.live !== live || live.controller !== controller || controller.signal.aborted) return;
+        var failure = error instanceof ApiError ? error : networkError(error);
+        // A refusal (bad filter, expired credentials, no such instance) will not pass on a retry.
+        if (failure.fatal || (failure.status >= 400 && failure.status < 500)) {
+          stopFollow(null);
+          status.textContent = "Follow stopped.";
+          showError(alert, failure);
+          return;
+        }
+        retry(live, failure);
+      });
+    }
+
+    function retry(live, error) {
+      clearTimeout(live.watchdog);
+      if (error) showError(alert, error);
+      status.textContent = "Connection lost; reconnecting…";
+      live.timer = setTimeout(function () {
+        if (s.live === live && mine === generation) connect(live);
+      }, FOLLOW_RETRY_MS);
+    }
   }
 
   // ---- start ----
