@@ -469,9 +469,6 @@ def test_collected_days_serve_what_the_host_rotated_away(dcslog_server, redis_st
     api.close()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: collected days serve only times < the host's first entry, so when "
-                   "the host's oldest file begins inside a same-millisecond run, the run's earlier entries "
-                   "(in the collected day, at that same ms) are lost and the host renumbers the rest from seq 0")
 def test_host_beginning_inside_a_same_ms_run_after_rotation(dcslog_server, redis_standalone, tmp_path):
     """logrotate runs whenever it runs: the live log may begin in the middle of a burst of entries
     written in one millisecond. Collected, then the rotated file deleted: still every entry, once,

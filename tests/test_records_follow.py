@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from dcslog.testing.ports import free_port
 from tests.records_reference import reference_records
 from tests.runlog_reference import write_entry
 from tests.test_agent import import_through_agent, running_agent
@@ -272,3 +273,31 @@ def test_follow_a_node_behind_an_agent(dcslog_server, redis_standalone, tmp_path
             assert events.sources[-1][0]["live"] == "agent" and events.sources[-1][0]["read"] is True
         finally:
             events.close()
+
+
+def test_a_reconnect_to_another_api_process(followed, dcslog_server_factory):
+    """Follow keeps no state in the process: a client that reconnects to another API process (behind
+    a load balancer) with Last-Event-ID goes on exactly after the last record it had."""
+    url, token, rid, log_file = followed["url"], followed["token"], followed["rid"], followed["log_file"]
+    start_ms = int(time.time() * 1000)
+    time.sleep(0.01)
+    first = Events(url, {"follow": "true"}, {"X-Auth-Token": token})
+    try:
+        time.sleep(0.5)
+        with open(log_file, "ab") as f:
+            f.write(entries(300, "to the first process", 10))
+        first.wait_for(10)
+    finally:
+        first.close()
+    with open(log_file, "ab") as f:
+        f.write(entries(300, "between", 5))
+    with dcslog_server_factory(run_worker=False, port=str(free_port())) as other:
+        other_url = url.replace(url.split("/v2/")[0], other.url)
+        second = Events(other_url, {"follow": "true"}, {"X-Auth-Token": token, "Last-Event-ID": first.ids[-1]})
+        try:
+            with open(log_file, "ab") as f:
+                f.write(entries(300, "to the second process", 5))
+            got = second.wait_for(10)
+            assert keyed(first.records + got) == expected([str(log_file)], rid, start_ms)
+        finally:
+            second.close()

@@ -39,7 +39,7 @@ from dcslog.db.models import Instance, LogFile, Replication
 from dcslog.keys import Keyring
 from dcslog.redis.addresses import node_entry
 from dcslog.runlog.grammar import Clock
-from dcslog.runlog.records import Checkpoint, Filters, Record, Scan, first_time, host_segments, scan_node
+from dcslog.runlog.records import Checkpoint, Filters, Record, Scan, Segment, first_time, host_segments, scan_node
 from dcslog.services.common import utcnow
 from dcslog.storage import ObjectStore
 
@@ -218,11 +218,22 @@ class _NodeStream:
                 self.sources.read = True
             except (AgentError, OSError, ValueError) as exc:
                 self.sources.error = _reason(exc, plan.log_file)
-        # Collected days serve what the host no longer holds: what lies before its first entry.
-        cutoff = q.end_ms if first_ms is None else min(q.end_ms, first_ms)
+        # Collected days serve what the host no longer holds: what lies before its first entry — and
+        # that entry's millisecond too when they hold it, since the host's oldest file may begin in
+        # the middle of a run of entries of one millisecond (a rename rotation inside a burst):
+        # only the collected day has the whole run, and so the entries' places in it (their ids).
         collected: Iterator[Record | Checkpoint] = iter(())
-        if plan.collected and cutoff > q.start_ms:
-            collected = self._collected(cutoff)
+        days = self._collected_segments() if plan.collected else {}
+        segments = list(days.values())
+        cutoff = q.end_ms if first_ms is None else min(q.end_ms, first_ms)
+        if first_ms is not None:
+            zone = ZoneInfo(self.tz)
+            first_day = datetime.fromtimestamp(first_ms / 1000, UTC).astimezone(zone).date().isoformat()
+            if first_day in days and _newest_ms([days[first_day]], self.tz) >= first_ms:
+                cutoff = min(q.end_ms, first_ms + 1)
+                live = _after_ms(live, first_ms)
+        if segments and cutoff > q.start_ms:
+            collected = scan_node(segments, self._scan(cutoff))
         if q.descending:
             return _chain(live, collected)
         return _chain(collected, live)
@@ -247,16 +258,33 @@ class _NodeStream:
     def _count_remote(self, n: int) -> None:
         self.remote_scanned += n
 
-    def _collected(self, cutoff: int) -> Iterator[Record | Checkpoint]:
-        segments = []
-        for _day, key in self.plan.collected:
+    def _collected_segments(self) -> dict[str, Segment]:
+        """The collected days that could be opened, by day, oldest first."""
+        segments: dict[str, Segment] = {}
+        for day, key in self.plan.collected:
             try:
-                segments.append(self.store.open_segment(key, self.stack))
+                segments[day] = self.store.open_segment(key, self.stack)
             except Exception as exc:  # noqa: BLE001 - a missing object costs its days, not the answer
                 log.warning("collected file %s unreadable: %r", key, exc)
                 continue
             self.sources.collected_days += 1
-        return scan_node(segments, self._scan(cutoff)) if segments else iter(())
+        return segments
+
+
+def _newest_ms(segments: list[Segment], tz: str) -> int:
+    """The time of the newest entry of ``segments`` (-1 when they hold none)."""
+    for item in scan_node(segments, Scan(0, None, descending=True, clock=Clock(ZoneInfo(tz)))):
+        if isinstance(item, Record):
+            return item.time_ms
+    return -1
+
+
+def _after_ms(items: Iterator[Record | Checkpoint], ms: int) -> Iterator[Record | Checkpoint]:
+    """``items`` without what lies at ``ms`` or before (the collected days serve those): records,
+    and checkpoints too, whose keys count that millisecond's entries from another start."""
+    for item in items:
+        if (item.time_ms if isinstance(item, Record) else item.key[0]) > ms:
+            yield item
 
 
 def _chain(first: Iterator[Record | Checkpoint], second: Iterator[Record | Checkpoint]
