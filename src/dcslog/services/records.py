@@ -406,7 +406,8 @@ class Follower:
     query: RecordQuery
     store: ObjectStore
     tz: str
-    per_node_limit: int = 1000
+    per_node_limit: int = 1000  # records per node and poll: what one poll holds in memory
+    behind: bool = False  # the last poll stopped at a node's limit: poll again without waiting
     positions: dict[str, Key] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -425,6 +426,7 @@ class Follower:
         zone = ZoneInfo(self.tz)
         found: list[tuple[tuple[int, int, int], dict[str, Any]]] = []
         sources = []
+        self.behind = False
         for plan in self.plans:
             rid = plan.replication.id
             position = self.positions.get(rid)
@@ -445,6 +447,7 @@ class Follower:
                     if isinstance(item, Record):
                         records.append(item)
                         if len(records) >= self.per_node_limit:
+                            self.behind = True  # more is waiting: the caller polls again at once
                             break
                 exhausted = merge.exhausted
                 sources.append(merge.streams[0].sources.as_dict())
