@@ -963,6 +963,145 @@ def test_scan_node_against_the_reference(tmp_path, monkeypatch):
             assert resumed == want, what
 
 
+EDGE_STYLES = [("legacy", "legacy")] * 6 + [("logfmt", "legacy"), ("logfmt", "iso8601"), ("legacy", "milliseconds"),
+                                             ("legacy", "iso8601")]
+#: Messages holding the level markers the scan looks for (" #", " level=warning"): only a marker
+#: in an entry's prefix makes it a warning.
+EDGE_MESSAGES = ["DB saved on disk", "value # comment", "ends with a #", "# leading hash", " # ", "level=warning",
+                 "x level=warning y", "", "NEEDLE in a # message"]
+#: Continuation lines that hold markers, some looking like entries (an impossible date, no space
+#: after the level, a logfmt line without a timestamp).
+EDGE_LINES = [b"  # Server\n", b"1 # 2\n", b"4242:M 31 Feb 2026 10:00:00.000 # impossible date\n", b" level=warning\n",
+              b"# Clients\n", b"\n", b"pid=12 role=primary level=warning message=\"x\"\n",
+              b"99:M 01 Dec 2026 10:00:00.000 #no space after the level\n", b"p # NEEDLE\r\n"]
+
+
+def edge_log(path: Path, seed: int, tz: tzinfo) -> None:
+    """A log of warnings among other levels in every format (runs of one millisecond mixing
+    levels, the markers in messages and continuation lines, empty messages, CRLF, crash reports
+    of many lines, a dense stretch of warnings), its last line without a newline."""
+    rng = random.Random(seed)
+    t = datetime(2026, 12, 1, 10, 0, 0, tzinfo=UTC)
+    out = [b"a preamble # not an entry\n"]
+    for i in range(2500):
+        if rng.random() < 0.6:  # else: the same millisecond
+            t += timedelta(milliseconds=rng.choice([1, 1, 2, 50, 1000]))
+        dense = 1200 <= i < 1500
+        level = "warning" if dense or rng.random() < 0.12 else rng.choice(["notice", "notice", "verbose", "debug"])
+        role = rng.choice(["master", "master", "child", "slave"])
+        line = write_entry(t, rng.choice(EDGE_MESSAGES), style=rng.choice(EDGE_STYLES), tz=tz, level=level,
+                           pid=rng.choice([4242, 4242, 50000 + i]), role=role)
+        if line.endswith(b" \n") and rng.random() < 0.5:
+            line = line[:-2] + b"\n"  # "...:07.123 #": nothing after the level
+        if rng.random() < 0.05:
+            line = line[:-1] + b"\r\n"
+        out.append(line)
+        if rng.random() < 0.08:
+            out += rng.sample(EDGE_LINES, rng.randint(1, 3))
+        space = line.find(b" ")
+        if rng.random() < 0.05 and line[space + 3:space + 4] == b" ":  # a legacy timestamp: the line again,
+            head, rest = line[:space + 18], line[space + 18:]  # not a prefix (rest: ":SS.mmm L ...")
+            out.append(head + rng.choice([b":60" + rest[3:], b":7" + rest[2:], rest[:6] + b"x" + rest[7:],
+                                          rest[:8] + b"!" + rest[9:], rest[:9] + b"x" + rest[10:]]))
+        if rng.random() < 0.006:
+            out += [b"  client id=%d addr=10.0.0.1:%d # flags=N\n" % (j, j) for j in range(rng.randint(100, 2000))]
+    out[-1] = out[-1].rstrip(b"\r\n")
+    path.write_bytes(b"".join(out))
+
+
+@pytest.mark.parametrize("sparse", [0, 2, 10**9])  # level markers: always searched / by density / never
+def test_level_and_keyword_scans_at_block_edges(tmp_path, monkeypatch, sparse):
+    """The minimum-level scan parses only the lines holding a level marker (where markers are
+    sparse), the keyword scan only the entries holding the keyword, the descending scan slices
+    entries out of the blocks it reads: against the reference, with tiny blocks (edges inside
+    entries and inside same-millisecond runs), markers in messages and continuation lines, and
+    stopping at any record or checkpoint and continuing after its key."""
+    tz = KOLKATA
+    log = tmp_path / "redis.log"
+    edge_log(log, 7, tz)
+    paths = rotate_files(log, 3, seed=7)
+    ref = reference_records(paths, tz)
+    assert sum(r["level"] == "warning" for r in ref) > 300 and max(r["seq"] for r in ref) >= 3
+    assert any(r["level"] == "warning" and r["lines"] for r in ref)
+    assert any(r["level"] != "warning" and " #" in r["message"] for r in ref)
+    monkeypatch.setattr(scan_module, "_SPARSE", sparse)
+    keys = sorted({(r["time_ms"], r["seq"]) for r in ref})
+    times = [r["time_ms"] for r in ref]
+    rng = random.Random(sparse)
+    with ExitStack() as stack:
+        segments = host_segments(str(log), stack)
+        for case in range(40):
+            monkeypatch.setattr(scan_module, "CHUNK", rng.choice([333, 777, 4096, 1 << 20]))
+            desc = rng.random() < 0.3
+            if rng.random() < 0.3:
+                start, end = times[0] - 1, times[-1] + 1
+            else:
+                start, end = sorted((rng.choice(times), rng.choice(times) + rng.choice([0, 1])))
+            after = rng.choice(keys) if rng.random() < 0.5 else None
+            level = rng.choice(["warning", "warning", "notice", "verbose", None])
+            keyword, insensitive = rng.choice([(None, False)] * 3 + [(" # ", False), ("#", False), ("needle", True),
+                                                                   ("level=warning", False)])
+            role = rng.choice([None, None, "master", "child"])
+            want = scan_expected(ref, start=start, end=end, after=after, desc=desc, keyword=keyword,
+                                 insensitive=insensitive, level=level, role=role)
+
+            def scan(after_key, start=start, end=end, desc=desc, keyword=keyword, insensitive=insensitive,
+                     level=level, role=role):
+                return scan_node(segments, Scan(start, end, after=after_key, descending=desc,
+                                                filters=Filters(keyword, insensitive, level, role), clock=Clock(tz)))
+
+            what = f"case {case}: {start}-{end} after={after} desc={desc} kw={keyword!r} level={level} role={role} " \
+                   f"chunk={scan_module.CHUNK}"
+            items = list(scan(after))
+            assert [as_tuple(i) for i in items if isinstance(i, Record)] == want, what
+            order = [(i.time_ms, i.seq) if isinstance(i, Record) else i.key for i in items]
+            assert order == sorted(order, reverse=desc), what
+            if after is not None:
+                assert all(k < after if desc else k > after for k in order), what
+            resumed, key = [], after
+            for _ in range(10_000):
+                stopped = False
+                for item in scan(key):
+                    if isinstance(item, Record):
+                        resumed.append(as_tuple(item))
+                    if rng.random() < 0.2:
+                        key, stopped = (item.key if isinstance(item, Checkpoint) else (item.time_ms, item.seq)), True
+                        break
+                if not stopped:
+                    break
+            assert resumed == want, what
+
+
+def test_a_warning_run_across_blocks_counts_its_seq(tmp_path, monkeypatch):
+    """One millisecond of 40 entries, every third a warning, each with a few continuation lines,
+    read in blocks of a few hundred bytes: every warning's seq counts the entries of its run
+    before it, in blocks read before; also when the scan begins inside the run (a cursor)."""
+    t0 = datetime(2026, 12, 1, 10, 0, 0, 5000, tzinfo=UTC)
+    data = write_entry(t0 - timedelta(milliseconds=1), "before", level="warning")
+    for n in range(40):
+        data += write_entry(t0, f"entry {n} # of the run", level="warning" if n % 3 == 0 else "notice",
+                            pid=4242 if n % 2 else 50000 + n, role="master" if n % 2 else "child")
+        data += b"".join(b"  line %d of entry %d\n" % (j, n) for j in range(n % 4))
+    data += write_entry(t0 + timedelta(milliseconds=1), "after", level="warning")
+    log = tmp_path / "redis.log"
+    log.write_bytes(data)
+    ref = reference_records(log, UTC)
+    assert [r["seq"] for r in ref if r["time_ms"] == ref[1]["time_ms"]] == list(range(40))
+    t = ref[1]["time_ms"]
+    with ExitStack() as stack:
+        segments = host_segments(str(log), stack)
+        for chunk in (200, 333, 1000, 1 << 20):
+            monkeypatch.setattr(scan_module, "CHUNK", chunk)
+            for after in (None, (t, 0), (t, 17), (t - 1, 0)):
+                for desc in (False, True):
+                    want = scan_expected(ref, start=0, end=10**15, after=after, desc=desc, keyword=None,
+                                         insensitive=False, level="warning", role=None)
+                    got = [as_tuple(i) for i in scan_node(segments, Scan(0, 10**15, after=after, descending=desc,
+                                                                        filters=Filters(level="warning")))
+                           if isinstance(i, Record)]
+                    assert got == want, (chunk, after, desc)
+
+
 def test_service_cursor_positions_for_other_nodes():
     """A cursor names one node's entry; the other nodes continue at the edge of its millisecond."""
     a, b, c = sorted(str(uuid.uuid4()) for _ in range(3))

@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dcslog.runlog.grammar import PREFIX_MAX, Clock, match_head
+from dcslog.runlog.grammar import PREFIX_MAX, Clock, HeadReader, match_head
 from tests import runlog_reference as ref
 
 UTC = UTC
@@ -123,3 +123,48 @@ def test_random_entries_agree_with_the_reference(tz):
             expected["format"], expected["pid"], expected["role"], expected["level"], expected["day"]), line
         if style[1] != "legacy":  # a naive time in a DST fold is ambiguous; zoned ones are exact
             assert clock.epoch_ms(head) == expected["time_ms"], line
+
+
+@pytest.mark.parametrize("tz", [UTC, ZoneInfo("Asia/Kolkata")])
+def test_the_head_reader_agrees_with_the_reference(tz):
+    """HeadReader (match_head faster for lines alike) on lines of one buffer, in order and out of
+    order: entries of every style, few pids and minutes, and copies of legacy ones broken after
+    their minute (seconds 60, a letter in the milliseconds, no level, no space after it), at the
+    end of the buffer too."""
+    rng = random.Random(str(tz))
+    start = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    lines = []
+    for n in range(3000):
+        moment = start + timedelta(milliseconds=n * rng.choice([1, 7, 600]))
+        style = rng.choice(ref.STYLES[:1] * 6 + ref.STYLES)
+        line = ref.write_entry(moment, rng.choice(["x", "", "a # b"]), style=style, tz=tz, pid=rng.choice([7, 4242]),
+                               role=rng.choice(["master", "child"]), level=rng.choice(["notice", "warning", "debug"]))
+        if rng.random() < 0.1:
+            line = line.replace(b" \n", b"\n").replace(b"\n", rng.choice([b"\n", b"\r\n"]))
+        if rng.random() < 0.2 and style == ("legacy", "legacy"):
+            cut = line.index(b" ") + 18  # "PID:R DD Mon YYYY HH:MM"
+            line = line[:cut] + rng.choice([b":60.000 * x\n", b":07.1x3 * x\n", b":07.123 ! x\n", b":07.123 *x\n",
+                                            b":07.123\n", b":7.123 * x\n", b":07,123 * x\n"])
+        lines.append(line)
+    buf = b"".join(lines) + lines[0][:40]  # and a cut line at the end
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line))
+    clock = Clock(tz)
+    reader = HeadReader(clock)
+    for pos in starts[:-1] + rng.sample(starts[:-1], 500) + [starts[-1]]:
+        expected = ref.parse(buf[pos:buf.find(b"\n", pos) + 1 or len(buf)], tz)
+        head, t = reader.timed(buf, pos)
+        assert (head is None) == (expected is None) == (not reader.is_entry(buf, pos)), buf[pos:pos + 60]
+        assert reader.time(buf, pos) == (None if expected is None else expected["time_ms"])
+        assert reader.head(buf, pos) is not None if head is not None else reader.head(buf, pos) is None
+        if head is not None:
+            assert (head.format, head.pid, head.role, head.level) == (
+                expected["format"], expected["pid"], expected["role"], expected["level"])
+            assert head.body == match_head(buf, pos).body
+            assert t == expected["time_ms"] == clock.epoch_ms(head)
+            reader.head(buf, pos)  # the last one read (same_time compares bytes with it)
+            for other in rng.sample(starts[:-1], 3) + [starts[max(0, starts.index(pos) - 1)]]:
+                theirs = ref.parse(buf[other:buf.find(b"\n", other) + 1], tz)
+                assert reader.same_time(buf, other, pos, t) == (
+                    None if theirs is None else theirs["time_ms"] == t), buf[other:other + 60]

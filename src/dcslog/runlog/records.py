@@ -13,11 +13,13 @@ rotated copy or a collected day has the same key; keys order the entries of
 one node. A cursor names a key; a scan continues strictly after it (or, in
 descending order, strictly before it).
 
-Cost: the start of a window is found by binary search on entry times (the
-same probe reads as a day's slice), then only the window's bytes are read. A
-keyword is looked for in the raw bytes first (C speed) and only entries that
-hold it are parsed; without one every entry of the window is parsed. Memory is
-bounded by the read chunk, whatever the window.
+Cost: the start and the end of a window are found by binary search on entry
+times (the same probe reads as a day's slice), then only the window's bytes are
+read, in blocks of whole entries, each once. A keyword is looked for in the raw
+bytes first (SIMD search) and only entries that hold it are parsed; so are the
+level markers of a minimum level (`` #``, `` level=warning``) where they are
+sparse; otherwise every entry of the window is parsed. Memory is bounded by the
+read chunk (or the longest entry), whatever the window.
 
 A scan yields ``Record`` objects and, every ``CHUNK`` of bytes or so, a
 ``Checkpoint``: the key of the last entry examined, whether or not it matched.
@@ -31,12 +33,14 @@ import gzip
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import ExitStack
 
+from stringzilla import count as _count
 from stringzilla import find as _find
+from stringzilla import rfind as _rfind
 
-from dcslog.runlog.grammar import LEVELS, PREFIX_MAX, ROLES, Clock, Head, match_head
+from dcslog.runlog.grammar import LEVELS, PREFIX_MAX, ROLES, Clock, Head, HeadReader, match_head
 from dcslog.runlog.search import FileSource, Source, next_entry
 from dcslog.runlog.sources import log_sources
 
@@ -45,7 +49,9 @@ __all__ = ["CHUNK", "Checkpoint", "Filters", "Record", "Scan", "Segment", "first
 
 CHUNK = 1 << 20
 _BACK_BLOCK = 16 * 1024
-#: Read size when looking back for one entry's start (a keyword hit's): lines are short.
+#: Read size of a descending scan, block by block backwards.
+_DESC_BLOCK = 64 * 1024
+#: Read size when counting back the entries of a millisecond before a scan's first one.
 _SMALL_BLOCK = 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 _LEVEL_RANK = {level: rank for rank, level in enumerate(LEVELS)}
@@ -87,8 +93,14 @@ class Record:
 
     def __init__(self, time_ms: int, seq: int, pid: int, role: str, level: str, format: str, message: bytes,
                  lines: list[bytes]):
-        self.time_ms, self.seq, self.pid, self.role, self.level = time_ms, seq, pid, role, level
-        self.format, self.message, self.lines = format, message, lines
+        self.time_ms = time_ms
+        self.seq = seq
+        self.pid = pid
+        self.role = role
+        self.level = level
+        self.format = format
+        self.message = message
+        self.lines = lines
 
     @property
     def key(self) -> Key:
@@ -217,6 +229,19 @@ def scan_node(segments: Sequence[Segment], scan: Scan) -> Iterator[Record | Chec
 
 # --- forward --------------------------------------------------------------------------------
 
+#: An entry's line starts with its pid (legacy) or "pid=" (logfmt): a line starting otherwise
+#: is a continuation line, without a look at its prefix.
+_ENTRY_FIRST = frozenset(b"0123456789p")
+#: Per level, what the prefix of each of its entries holds: legacy " LEVEL", logfmt " level=WORD".
+_MARKERS = {"debug": (b" .", b" level=debug"), "verbose": (b" -", b" level=info", b" level=verbose"),
+            "notice": (b" *", b" level=notice"), "warning": (b" #", b" level=warning")}
+#: A block is searched for a minimum level's markers, rather than parsed line by line, when
+#: fewer than one line in _SPARSE holds one.
+_SPARSE = 2
+_SAMPLE = 64 * 1024
+#: What a block's scan returns when it has met an entry at or after the window's end.
+_END: Key = (-1, -1)
+
 
 def _lower_key(scan: Scan) -> Key:
     """The smallest key a forward scan may return."""
@@ -227,7 +252,12 @@ def _lower_key(scan: Scan) -> Key:
 
 
 def _forward(segments: list[Segment], scan: Scan) -> Iterator[Record | Checkpoint]:
-    clock, end_ms, filters = scan.clock, scan.end_ms, scan.filters
+    """Entries oldest first, read in blocks of whole entries (``_blocks``). With a keyword, only
+    the entries holding it are parsed (found by a SIMD search of the block); with a minimum level,
+    only the lines holding one of its markers, in a block where they are sparse; otherwise every
+    entry. ``seq`` is counted within the block (and from the block before it at its start). After
+    each block, a checkpoint: the key of its last entry."""
+    clock, filters = scan.clock, scan.filters
     low = _lower_key(scan)
     # The first segment whose last entry is not before the lower bound: a run of same-millisecond
     # entries may begin at the end of the segment before the one holding the bound's time.
@@ -235,27 +265,28 @@ def _forward(segments: list[Segment], scan: Scan) -> Iterator[Record | Checkpoin
     if start_index is None:
         return
     offset = _seek_ms(segments[start_index], low[0], clock)
-    if filters.keyword is not None:
-        yield from _forward_keyword(segments, start_index, offset, scan, low)
-        return
-    prev_ms = seq = -1
-    last_key: Key | None = None
-    for item in _entries_forward(segments, start_index, offset, scan):
-        if item is None:  # a chunk read: everything up to the last entry is examined
-            if last_key is not None and last_key >= low:  # never at or behind the cursor: no progress
-                yield Checkpoint(last_key)
-            continue
-        head, raw, index, off = item
-        t = clock.epoch_ms(head)
-        if end_ms is not None and t >= end_ms:
-            return
-        if last_key is None:
-            seq = _same_ms_before(segments, index, off, t, clock)
+    keyword = filters.keyword
+    markers = () if keyword is not None or filters.min_rank == 0 else \
+        tuple(m for level in LEVELS[filters.min_rank:] for m in _MARKERS[level])
+    run: _Run | None = None
+    last: Key | None
+    for data, cut, index, pos in _blocks(segments, start_index, offset, scan, 4 * CHUNK if keyword else CHUNK):
+        if run is None:
+            run = _Run(segments, clock, index, pos)
+        scan.scanned += cut
+        if keyword is not None:
+            last = yield from _keyword_block(data, cut, keyword, scan, low, run)
+        elif markers and _sparse(data, cut, markers):
+            last = yield from _marked_block(data, cut, markers, scan, low, run)
         else:
-            seq = seq + 1 if t == prev_ms else 0
-        prev_ms, last_key = t, (t, seq)
-        if last_key >= low and (record := _record(head, raw, last_key, filters)) is not None:
-            yield record
+            last = yield from _every_entry(data, cut, scan, low, run)
+        if last is _END:
+            return  # an entry at or after the window's end
+        if last is None:
+            continue  # (not expected: a block begins with an entry)
+        run.ms, run.seq = last
+        if last >= low:  # never at or behind the cursor: no progress
+            yield Checkpoint(last)
 
 
 def _start_segment(segments: list[Segment], ms: int, clock: Clock) -> int | None:
@@ -275,171 +306,260 @@ def _start_segment(segments: list[Segment], ms: int, clock: Clock) -> int | None
     return found
 
 
-def _forward_keyword(segments: list[Segment], start_index: int, offset: int, scan: Scan,
-                     low: Key) -> Iterator[Record | Checkpoint]:
-    """``_forward`` when a keyword is asked for: the bytes are searched for it and only the
-    entries holding it are parsed; each hit's ``seq`` is counted back from it."""
-    clock, end_ms, filters = scan.clock, scan.end_ms, scan.filters
-    for index, off, head, raw in _keyword_hits(segments, start_index, offset, scan):
-        t = clock.epoch_ms(head)
-        if end_ms is not None and t >= end_ms:
-            return
-        seq = _same_ms_before(segments, index, off, t, clock)
-        if raw is None:  # searched up to this entry, not through it
-            if (t, seq - 1) >= low:
-                yield Checkpoint((t, seq - 1))
-            continue
-        if (t, seq) >= low and (record := _record(head, raw, (t, seq), filters)) is not None:
-            yield record
-
-
-def _keyword_hits(segments: list[Segment], index: int, offset: int, scan: Scan
-                  ) -> Iterator[tuple[int, int, Head, bytes | None]]:
-    """(segment index, offset, head, raw) of each entry from ``segments[index]``/``offset`` on
-    whose bytes hold the scan's keyword, across segments; after a chunk without a hit, the
-    entry the search has reached with ``raw`` None. Nothing past the window's end is read: the
-    entry there comes last, with ``raw`` None, and its time ends the scan."""
-    keyword = scan.filters.keyword
-    assert keyword is not None
-    insensitive = scan.filters.insensitive
-    held: tuple[int, int, Head, bytes] | None = None  # a hit that ends its segment: may go on in the next
-    for i in range(index, len(segments)):
+def _blocks(segments: list[Segment], index: int, offset: int, scan: Scan, size: int
+            ) -> Iterator[tuple[bytes, int, int, int]]:
+    """(data, cut, segment index, offset) of each block from ``segments[index]`` at ``offset`` (an
+    entry's start) to the window's end: ``data`` was read at ``offset`` and ``data[:cut]`` holds
+    whole entries, the first at ``data[0]`` (bytes after ``cut`` may be looked at, as what follows,
+    but belong to the next block). A block ends where an entry begins, and the next block begins
+    there; ``size`` bytes are read at a time, more when one entry is longer. The last entry of a
+    segment comes as a block of its own with the continuation lines at the top of the segments
+    after it. Nothing past the window's end is read: the first entry at or after it is found in
+    each segment by binary search."""
+    clock, end_ms = scan.clock, scan.end_ms
+    i, pos = index, offset
+    while i < len(segments):
         seg = segments[i]
-        start = offset if i == index else 0
-        if i > index:
-            lead = _leading_lines(seg)
-            if held is not None:
-                yield held[0], held[1], held[2], held[3] + lead
-            elif lead and keyword in (lead.lower() if insensitive else lead):
-                prev = segments[i - 1]
-                last = _last_head(prev)
-                if last is not None and (i - 1 > index or last[0] >= offset):
-                    yield i - 1, last[0], last[1], prev.pread(last[0], prev.size - last[0]) + lead
-            held = None
-            start = len(lead)
-        stop = seg.size if scan.end_ms is None else max(start, _seek_ms(seg, scan.end_ms, scan.clock))
-        for off, head, raw, complete in _keyword_entries(seg, start, stop, keyword, insensitive, scan):
-            if raw is not None and not complete:
-                held = (i, off, head, raw)
-            else:
-                yield i, off, head, raw
-        if stop < seg.size:
-            return  # the entry at `stop` (yielded last) is past the window
-    if held is not None:
-        yield held
-
-
-def _keyword_entries(seg: Segment, start: int, stop: int, keyword: bytes, insensitive: bool, scan: Scan
-                     ) -> Iterator[tuple[int, Head, bytes | None, bool]]:
-    """(offset, head, raw, complete) of each entry of ``seg`` in ``[start, stop)`` (``start`` an
-    entry start, ``stop`` an entry start or the end) whose bytes hold ``keyword`` (in the
-    lower-cased data when ``insensitive``); ``complete`` is False for the segment's last entry.
-    After a chunk without more hits, (offset, head, None, True) of the entry holding the chunk's
-    end: searched up to there; when ``stop`` is before the end, the entry there likewise, last.
-
-    Every hit of a chunk is taken from that chunk (one read per 4 MiB whatever the number of
-    hits), with stringzilla's SIMD search: CPython's ``bytes.find`` reaches a third of grep's
-    speed here, stringzilla more than grep's (docs/benchmarks.md)."""
-    overlap = len(keyword) - 1
-    pos = start
-    while pos < stop:
-        n = min(4 * CHUNK, stop - pos)
-        data = seg.pread(pos, n + overlap)
-        hay = data.lower() if insensitive else data
-        done = 0  # data[:done] is searched, and every entry with a hit there yielded
-        i = _find(hay, keyword, 0, len(hay))
-        while 0 <= i < n:
-            entry_start = _entry_start(seg, pos + i, start)
-            if entry_start is None:  # continuation lines before the segment's first entry: not ours
-                nl = data.find(b"\n", i)
-                done = nl + 1 if 0 <= nl < n else n
-            else:
-                entry_end, head, raw = _entry_at(seg, entry_start)
-                scan.scanned += max(0, entry_end - (pos + done))
-                yield entry_start, head, raw, entry_end < seg.size
-                done = entry_end - pos
-            if done >= n:
+        stop = seg.size if end_ms is None else max(pos, _seek_ms(seg, end_ms, clock))
+        want = size
+        tail: bytes | None = None
+        tail_at = pos
+        while pos < stop:
+            data = seg.pread(pos, min(want, stop - pos))
+            if not data:
                 break
-            i = _find(hay, keyword, done, len(hay))
-        if done >= n:  # the last entry found runs past the chunk: go on after it
-            pos += done
-            continue
-        scan.scanned += n - done
-        pos += n
-        reached = _entry_start(seg, pos - 1, start)
-        if reached is not None:
-            yield reached, _head_at(seg, reached), None, True
-    if stop < seg.size:
-        yield stop, _head_at(seg, stop), None, True
-
-
-def _head_at(seg: Segment, off: int) -> Head:
-    head = match_head(seg.pread(off, PREFIX_MAX))
-    assert head is not None
-    return head
-
-
-def _entries_forward(segments: list[Segment], index: int, offset: int, scan: Scan
-                     ) -> Iterator[tuple[Head, bytes, int, int] | None]:
-    """(head, raw bytes with continuation lines, segment index, offset) of every entry from
-    ``segments[index]`` at ``offset`` on, across segments; None after each chunk read."""
-    pending: tuple[Head, list[bytes], int, int] | None = None
-    for i in range(index, len(segments)):
-        for off, head, line in _lines(segments[i], offset if i == index else 0, scan):
-            if line is None:
-                yield None
-            elif head is not None:
-                if pending is not None:
-                    yield pending[0], b"".join(pending[1]), pending[2], pending[3]
-                pending = (head, [line], i, off)
-            elif pending is not None:
-                pending[1].append(line)
-            # continuation lines before any entry (only at the very start): not ours
-    if pending is not None:
-        yield pending[0], b"".join(pending[1]), pending[2], pending[3]
-
-
-def _lines(seg: Segment, start: int, scan: Scan) -> Iterator[tuple[int, Head | None, bytes | None]]:
-    """(offset, head or None, line) of each line from ``start``; (offset, None, None) after each chunk."""
-    pos, carry = start, b""
-    while pos < seg.size:
-        data = seg.pread(pos, min(CHUNK, seg.size - pos))
-        if not data:
+            if pos + len(data) < stop:
+                cut = _last_entry_line(data, data.rfind(b"\n") + 1)
+                if cut == 0:  # one entry longer than the read: read more
+                    want *= 2
+                    continue
+                yield data, cut, i, pos
+                pos, want = pos + cut, size
+                continue
+            if stop < seg.size:  # the window ends at the entry at `stop`
+                yield data, len(data), i, pos
+                return
+            cut = _last_entry_line(data, len(data))
+            if cut > 0:
+                yield data, cut, i, pos
+            tail, tail_at = data[cut:], pos + cut
             break
-        scan.scanned += len(data)
-        buf = carry + data if carry else data
-        base = pos - len(carry)
-        pos += len(data)
-        i = 0
-        find = buf.find
-        while (nl := find(b"\n", i)) >= 0:
-            head = match_head(buf, i)
-            if head is not None:
-                head.body -= i  # from the line's start, as _record reads it
-            yield base + i, head, buf[i:nl + 1]
-            i = nl + 1
-        carry = buf[i:]
-        yield pos, None, None
-    if carry:
-        yield pos - len(carry), match_head(carry), carry
+        if stop < seg.size:
+            return
+        # The lines at the top of the next segments, before their first entry, end this one's last.
+        tail_index, lead = i, b""
+        i += 1
+        while i < len(segments):
+            lead = _leading_lines(segments[i])
+            if tail is not None:
+                tail += lead
+            if len(lead) < segments[i].size:
+                break
+            i += 1
+        if tail is not None:
+            yield tail, len(tail), tail_index, tail_at
+        pos = len(lead)
 
 
-def _entry_start(seg: Segment, x: int, lo: int) -> int | None:
-    """Offset of the entry holding byte ``x`` (its first line's start), not before ``lo``; None
-    when ``x`` lies in continuation lines before any entry."""
-    for off, _head in _heads_backward(seg, x + 1, lo, from_line_of=True, step=_SMALL_BLOCK):
-        return off
-    return None
+def _last_entry_line(data: bytes, end: int) -> int:
+    """Start of the last line of ``data`` beginning before ``end`` (a line start, or the end of
+    the data) that starts an entry, other than ``data[0]``; 0 if there is none."""
+    first = _ENTRY_FIRST
+    p = end
+    while p > 0:
+        p = _rfind(data, b"\n", 0, p - 1) + 1
+        if p > 0 and data[p] in first and match_head(data, p) is not None:
+            return p
+    return 0
 
 
-def _entry_at(seg: Segment, off: int) -> tuple[int, Head, bytes]:
-    """(end, head, raw) of the entry starting at ``off``: its line and the continuation lines after it."""
-    hit = next_entry(seg, off + 1, seg.size)
-    end = hit[0] if hit is not None else seg.size
-    raw = seg.pread(off, end - off)
-    head = match_head(raw)
-    assert head is not None
-    return end, head, raw
+class _Run:
+    """The entries right before a block: the time and ``seq`` of the last of them. Before the
+    scan's first block (``ms`` None) they are counted back in the files, from ``index``/``offset``,
+    when an entry's ``seq`` needs them. (And the scan's ``HeadReader``.)"""
+
+    __slots__ = ("ms", "seq", "segments", "clock", "index", "offset", "heads")
+
+    def __init__(self, segments: list[Segment], clock: Clock, index: int, offset: int):
+        self.ms: int | None = None
+        self.seq = -1
+        self.segments, self.clock, self.index, self.offset = segments, clock, index, offset
+        self.heads = HeadReader(clock)  # the scan's prefix reader
+
+    def count(self, ms: int) -> int:
+        """How many entries right before the block have time ``ms``."""
+        if self.ms is None:
+            n = _same_ms_before(self.segments, self.index, self.offset, ms, self.clock)
+            if n:
+                self.ms, self.seq = ms, n - 1
+            return n
+        return self.seq + 1 if self.ms == ms else 0
+
+
+def _next_entry_line(data: bytes, j: int, cut: int, run: _Run) -> int:
+    """The first line start at or after ``j`` (a line start) that starts an entry, else ``cut``."""
+    first, is_entry = _ENTRY_FIRST, run.heads.is_entry
+    while j < cut and not (data[j] in first and is_entry(data, j)):
+        j = _find(data, b"\n", j, cut) + 1 or cut
+    return j
+
+
+def _every_entry(data: bytes, cut: int, scan: Scan, low: Key, run: _Run) -> Generator[Record, None, Key | None]:
+    """Every entry of the block ``data[:cut]`` parsed; its records. Returns the key of the last
+    entry (None if none), _END when an entry is at or after the window's end."""
+    end_ms, filters, timed = scan.end_ms, scan.filters, run.heads.timed
+    first, (low_t, low_seq) = _ENTRY_FIRST, low
+    prev_ms, seq = run.ms, run.seq
+    start = 0
+    head, t = timed(data, 0)
+    if head is None:  # (not expected: a block begins with an entry)
+        start = _next_entry_line(data, 0, cut, run)
+        head, t = timed(data, start) if start < cut else (None, 0)
+    while head is not None:
+        j = _find(data, b"\n", start, cut) + 1 or cut
+        following, following_t = None, 0
+        while j < cut:
+            if data[j] in first:
+                following, following_t = timed(data, j)
+                if following is not None:
+                    break
+            j = _find(data, b"\n", j, cut) + 1 or cut
+        if end_ms is not None and t >= end_ms:
+            return _END
+        if t == prev_ms:
+            seq += 1
+        else:
+            seq = run.count(t) if prev_ms is None else 0
+        prev_ms = t
+        if (t > low_t or (t == low_t and seq >= low_seq)) \
+                and (record := _record(head, data, start, j, (t, seq), filters)) is not None:
+            yield record
+        start, head, t = j, following, following_t
+    return None if prev_ms is None else (prev_ms, seq)
+
+
+def _sparse(data: bytes, cut: int, markers: tuple[bytes, ...]) -> bool:
+    """Whether fewer than one line in _SPARSE of the block holds one of ``markers``, judging by its
+    first _SAMPLE bytes."""
+    n = min(cut, _SAMPLE)
+    lines = _count(data, b"\n", 0, n) + 1
+    hits = 0
+    for marker in markers:
+        hits += _count(data, marker, 0, n)
+        if hits * _SPARSE >= lines:
+            return False
+    return True
+
+
+def _marked_block(data: bytes, cut: int, markers: tuple[bytes, ...], scan: Scan, low: Key, run: _Run
+                  ) -> Generator[Record, None, Key | None]:
+    """The records of the block ``data[:cut]`` at a minimum level: only the lines holding one of
+    its ``markers`` (SIMD search) are parsed, as entries when a marker is in their prefix; then the
+    line after each (does the entry go on?) and the line before it (its ``seq``). Returns the key
+    of the block's last entry (None if none), _END when an entry is at or after the window's end."""
+    end_ms, filters = scan.end_ms, scan.filters
+    min_rank, role, rank = filters.min_rank, filters.role, _LEVEL_RANK
+    timed, is_entry, same_time = run.heads.timed, run.heads.is_entry, run.heads.same_time
+    first, (low_t, low_seq) = _ENTRY_FIRST, low
+    known_at = known_ms = known_seq = -1  # start, time and seq of the last entry whose seq is known
+    found = [(x, marker) for marker in markers if (x := _find(data, marker, 0, cut)) >= 0]
+    hits, markers = [x for x, _ in found], tuple(marker for _, marker in found)
+    marker = markers[0] if len(markers) == 1 else b""  # one marker (one format) in the block: the usual case
+    i = min(hits, default=-1)
+    while i >= 0:
+        start = _rfind(data, b"\n", 0, i) + 1
+        line_end = _find(data, b"\n", i, cut)
+        end = line_end + 1 if line_end >= 0 else cut  # where the line ends; then where the entry ends
+        head, t = timed(data, start) if i - start < PREFIX_MAX and data[start] in first else (None, 0)
+        if head is not None and rank[head.level] >= min_rank and (role is None or head.role == role):
+            if end_ms is not None and t >= end_ms:
+                return _END
+            if end < cut and not (data[end] in first and is_entry(data, end)):
+                end = _next_entry_line(data, end, cut, run)  # continuation lines
+            before = _rfind(data, b"\n", 0, start - 1) + 1 if start else -1
+            if before >= 0 and before != known_at and data[before] in first \
+                    and same_time(data, before, start, t) is False:
+                seq = 0  # the line before: an entry of another time
+            else:
+                seq = _seq_back(data, start, t, (known_at, known_ms, known_seq), run)
+            known_at, known_ms, known_seq = start, t, seq
+            if t > low_t or (t == low_t and seq >= low_seq):
+                yield _make_record(head, data, line_end if line_end >= 0 else cut, end, t, seq)
+        if marker:
+            i = _find(data, marker, end, cut)
+            continue
+        for k, x in enumerate(hits):
+            if 0 <= x < end:
+                hits[k] = _find(data, markers[k], end, cut)
+        i = min((x for x in hits if x >= 0), default=-1)
+    return _last_key(data, cut, (known_at, known_ms, known_seq), run)
+
+
+def _keyword_block(data: bytes, cut: int, keyword: bytes, scan: Scan, low: Key, run: _Run
+                   ) -> Generator[Record, None, Key | None]:
+    """The records of the block ``data[:cut]`` that hold ``keyword``: the block is searched for it
+    (SIMD: CPython's ``bytes.find`` reaches a third of grep's speed here, stringzilla more than
+    grep's; docs/benchmarks.md) and only the entries holding it are parsed, with the line before
+    each (its ``seq``). Returns the key of the block's last entry (None if none), _END when an
+    entry is at or after the window's end."""
+    end_ms, filters = scan.end_ms, scan.filters
+    min_rank, role, rank = filters.min_rank, filters.role, _LEVEL_RANK
+    heads = run.heads
+    first, (low_t, low_seq) = _ENTRY_FIRST, low
+    hay = data.lower() if filters.insensitive else data
+    known = (-1, 0, 0)  # (start, time, seq) of the last entry whose seq is known
+    i = _find(hay, keyword, 0, cut)
+    while i >= 0:
+        start = _rfind(data, b"\n", 0, i) + 1
+        head = heads.head(data, start) if data[start] in first else None
+        while head is None and start > 0:  # the hit is in a continuation line: back to its entry
+            start = _rfind(data, b"\n", 0, start - 1) + 1
+            if data[start] in first:
+                head = heads.head(data, start)
+        end = _next_entry_line(data, _find(data, b"\n", i, cut) + 1 or cut, cut, run)
+        if head is not None and rank[head.level] >= min_rank and (role is None or head.role == role):
+            t = heads.clock.epoch_ms(head)
+            if end_ms is not None and t >= end_ms:
+                return _END
+            seq = _seq_back(data, start, t, known, run)
+            known = (start, t, seq)
+            if (t > low_t or (t == low_t and seq >= low_seq)) \
+                    and (record := _record(head, data, start, end, (t, seq), filters)) is not None:
+                yield record
+        if end >= cut:
+            break
+        i = _find(hay, keyword, end, cut)
+    return _last_key(data, cut, known, run)
+
+
+def _seq_back(data: bytes, start: int, ms: int, known: tuple[int, int, int], run: _Run) -> int:
+    """The ``seq`` of the entry at ``data[start]`` (time ``ms``): the entries of that time right
+    before it, counted back in the block, then before it (``run``); ``known``: (start, time, seq)
+    of an entry of the block already counted."""
+    count, p = 0, start
+    first, time = _ENTRY_FIRST, run.heads.time
+    while p > 0:
+        p = _rfind(data, b"\n", 0, p - 1) + 1
+        if p == known[0]:
+            return count + known[2] + 1 if known[1] == ms else count
+        if data[p] in first and (t := time(data, p)) is not None:
+            if t != ms:
+                return count
+            count += 1
+    return count + run.count(ms)
+
+
+def _last_key(data: bytes, cut: int, known: tuple[int, int, int], run: _Run) -> Key | None:
+    """The key of the last entry of the block ``data[:cut]``."""
+    first, time = _ENTRY_FIRST, run.heads.time
+    p = cut
+    while p > 0:
+        p = _rfind(data, b"\n", 0, p - 1) + 1
+        if p == known[0]:
+            return known[1], known[2]
+        if data[p] in first and (t := time(data, p)) is not None:
+            return t, _seq_back(data, p, t, known, run)
+    return None if run.ms is None else (run.ms, run.seq)  # (not expected: a block begins with an entry)
 
 
 def _leading_lines(seg: Segment) -> bytes:
@@ -479,7 +599,7 @@ def _backward(segments: list[Segment], scan: Scan) -> Iterator[Record | Checkpoi
             last_key = key
             if below is not None and key >= below:
                 continue
-            record = _record(head, raw, key, scan.filters)
+            record = _record(head, raw, 0, len(raw), key, scan.filters)
             if record is not None:
                 yield record
 
@@ -503,13 +623,15 @@ def _backward(segments: list[Segment], scan: Scan) -> Iterator[Record | Checkpoi
 
 
 def _entries_backward(segments: list[Segment], end_ms: int | None, clock: Clock) -> Iterator[tuple[Head, bytes]]:
-    """(head, raw) of the entries before ``end_ms`` (every entry if None), newest first."""
+    """(head, raw) of the entries before ``end_ms`` (every entry if None), newest first, sliced
+    from blocks read backwards (``_DESC_BLOCK`` bytes, more when one line is longer)."""
     tail = b""  # continuation lines at the start of a later segment: they end this segment's last entry
+    first, read = _ENTRY_FIRST, HeadReader(clock).head
     for i in range(len(segments) - 1, -1, -1):
         seg = segments[i]
         if end_ms is not None:
-            first = next_entry(seg, 0, seg.size)
-            if first is not None and clock.epoch_ms(first[1]) >= end_ms:
+            hit = next_entry(seg, 0, seg.size)
+            if hit is not None and clock.epoch_ms(hit[1]) >= end_ms:
                 tail = _leading_lines(seg)  # they end the last entry of the segment before
                 continue
             upper = _seek_ms(seg, end_ms, clock)
@@ -517,14 +639,37 @@ def _entries_backward(segments: list[Segment], end_ms: int | None, clock: Clock)
                 tail = b""
         else:
             upper = seg.size
-        top = upper
-        for off, head in _heads_backward(seg, upper, 0):
-            raw = seg.pread(off, top - off)
-            if top == seg.size:
-                raw += tail
-            yield head, raw
-            top = off
-        tail = seg.pread(0, top) + (tail if top == seg.size else b"")
+        carry = tail  # the bytes from `end` on that belong to the entry found next
+        end, step = upper, _DESC_BLOCK  # `end`: a line start (or the segment's end)
+        while end > 0:
+            start = max(0, end - step)
+            block = seg.pread(start, end - start)
+            if not block:
+                break
+            top = len(block)  # block[top:] + carry: the entry found next
+            lowest = -1  # the lowest line start seen in the block
+            # Line starts inside the block: after a newline (one at the block's very end starts a
+            # line at `end`, already looked at), and the block's start when it is the segment's.
+            nl = block.rfind(b"\n", 0, top - 1)
+            while nl >= 0 or start == 0:
+                ls = lowest = nl + 1
+                if block[ls] in first and (head := read(block, ls)) is not None:
+                    head.body -= ls
+                    yield head, block[ls:top] + carry if carry else block[ls:top]
+                    top, carry = ls, b""
+                if ls == 0:
+                    break
+                nl = block.rfind(b"\n", 0, nl)
+            if start == 0:
+                tail = block[:top] + carry
+                break
+            if lowest < 0:  # one line longer than the block: read further back
+                step *= 2
+                continue
+            carry = block[lowest:top] + carry
+            end, step = start + lowest, _DESC_BLOCK
+        else:
+            tail = carry
 
 
 def _heads_backward(seg: Segment, x: int, lo: int, from_line_of: bool = False,
@@ -614,28 +759,38 @@ def _same_ms_before(segments: list[Segment], index: int, offset: int, ms: int, c
     return count
 
 
-def _record(head: Head, raw: bytes, key: Key, filters: Filters) -> Record | None:
-    """The record of an entry, or None when the filters turn it away."""
-    if not filters.head_matches(head):
+def _record(head: Head, data: bytes, start: int, end: int, key: Key, filters: Filters) -> Record | None:
+    """The record of the entry ``data[start:end]`` (``head.body``: where its message begins in
+    ``data``), or None when the filters turn it away."""
+    if _LEVEL_RANK[head.level] < filters.min_rank or (filters.role is not None and head.role != filters.role):
         return None
-    first_end = raw.find(b"\n")
-    if first_end < 0:
-        first_end = len(raw)
-    message = raw[head.body:first_end]
-    if message.endswith(b"\r"):
-        message = message[:-1]
-    if head.format == "logfmt" and raw[head.body - 9:head.body] == b'message="' and message.endswith(b'"'):
-        message = message[:-1]  # Valkey writes no escapes: the message is what lies between the quotes
-    lines = raw[first_end + 1:].split(b"\n") if first_end < len(raw) else []
-    if lines and lines[-1] == b"":
-        lines.pop()
-    lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
+    first_end = data.find(b"\n", start, end)
+    record = _make_record(head, data, end if first_end < 0 else first_end, end, key[0], key[1])
     keyword = filters.keyword
     if keyword is not None:
         if filters.insensitive:
-            found = keyword in message.lower() or any(keyword in line.lower() for line in lines)
+            found = keyword in record.message.lower() or any(keyword in line.lower() for line in record.lines)
         else:
-            found = keyword in message or any(keyword in line for line in lines)
+            found = keyword in record.message or any(keyword in line for line in record.lines)
         if not found:
             return None
-    return Record(key[0], key[1], head.pid, head.role, head.level, head.format, message, lines)
+    return record
+
+
+def _make_record(head: Head, data: bytes, first_end: int, end: int, time_ms: int, seq: int) -> Record:
+    """The record of the entry whose first line ends at ``data[first_end]`` (its b"\\n", or
+    ``end``) and that ends at ``end``; ``head.body``: where its message begins in ``data``."""
+    body, stop = head.body, first_end
+    if stop > body and data[stop - 1] == 13:  # b"\r"
+        stop -= 1
+    if head.format == "logfmt" and stop > body and data[stop - 1] == 34 and data[body - 9:body] == b'message="':
+        stop -= 1  # Valkey writes no escapes: the message is what lies between the quotes
+    message = data[body:stop]
+    if first_end + 1 < end:
+        lines = data[first_end + 1:end].split(b"\n")
+        if lines[-1] == b"":
+            lines.pop()
+        lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
+    else:
+        lines = []
+    return Record(time_ms, seq, head.pid, head.role, head.level, head.format, message, lines)
