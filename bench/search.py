@@ -396,7 +396,7 @@ def main() -> int:
         over = r["bytes"] - window
         print(f"| {name:<38} | {r['reads']:>7,} | {r['small_reads']:>8,} | {r['bytes']:>16,} | {over:>16,} | "
               f"{over / PROBE:>11,.0f} | {r['scanned']:>11,} | {r['records']:>7,} | {r['time']:>6.2f} s |")
-    print("(descending is reported only: it reads the window in 16 KiB blocks backwards, then each entry again)")
+    print("(descending is reported only: it reads the window backwards in 64 KiB blocks, each byte once)")
 
     print(f"\nSearch: the whole file as the window, warm page cache, medians of {args.reps}; "
           f"dcslog in-process (no start-up), tools as children\n")

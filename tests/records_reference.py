@@ -405,3 +405,30 @@ def _self_test() -> None:
 
 if __name__ == "__main__":
     _self_test()
+
+
+# --- what the API answers ------------------------------------------------------
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+RECORD_FIELDS = {"id", "time", "time_ms", "replication_id", "replication_ip", "replication_port", "group_name",
+                 "role", "pid", "level", "message", "lines", "format"}
+
+
+def iso(ms: int, tz: tzinfo) -> str:
+    """``ms`` as ISO 8601 in ``tz``, milliseconds, with the zone's UTC offset as +HH:MM."""
+    local = (EPOCH + timedelta(milliseconds=ms)).astimezone(tz)
+    offset = local.utcoffset()
+    minutes = int(offset.total_seconds()) // 60 if offset is not None else 0
+    sign = "+" if minutes >= 0 else "-"
+    hours, mins = divmod(abs(minutes), 60)
+    return f"{local:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}{sign}{hours:02d}:{mins:02d}"
+
+
+def api_record(ref: dict, rid: str, node: dict, tz: tzinfo) -> dict:
+    """What the API should answer for the reference record ``ref`` of node ``rid`` (``node``: its
+    replication_ip, replication_port and group_name)."""
+    return {"id": f"{ref['time_ms']}_{ref['seq']}_{rid}", "time": iso(ref["time_ms"], tz), "time_ms": ref["time_ms"],
+            "replication_id": rid, "replication_ip": node["replication_ip"],
+            "replication_port": node["replication_port"], "group_name": node["group_name"], "role": ref["role"],
+            "pid": ref["pid"], "level": ref["level"], "message": ref["message"], "lines": ref["lines"],
+            "format": ref["format"]}

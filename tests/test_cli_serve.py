@@ -383,3 +383,18 @@ def test_an_older_open_database_is_made_owner_only_and_an_open_directory_is_repo
         assert mode(data) == 0o755
     finally:
         holder.close()
+
+
+def test_the_head_revision_is_alembics_and_a_current_database_is_opened_without_alembic(tmp_path):
+    """``head_revision`` reads the migrations' file names; it must agree with Alembic's own
+    graph. A server starting on a database already at the head never loads Alembic (memory)."""
+    from alembic.script import ScriptDirectory
+
+    from dcslog.db.session import alembic_config, head_revision
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/dcslog.db"
+    assert head_revision() == ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    opened = "import sys; from dcslog.db.session import upgrade; upgrade(sys.argv[1]); print('alembic' in sys.modules)"
+    loaded = [subprocess.run([sys.executable, "-c", opened, url], capture_output=True, text=True, check=True).stdout
+              for _ in range(2)]
+    assert loaded == ["True\n", "False\n"]  # created by Alembic, then opened without it

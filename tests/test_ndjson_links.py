@@ -21,37 +21,19 @@ import pytest
 from huaweicloudsdkdcs.v2 import CreateRedislogDownloadLinkRequest, CreateRedislogRequest
 
 from dcslog.keys import Keyring
-from tests.records_reference import reference_records, rotate_files, write_multiday_log
+from tests.records_reference import RECORD_FIELDS, api_record, reference_records, rotate_files, write_multiday_log
 from tests.test_redislog import day_lines, today_utc, wait_settled
 
 NDJSON = "application/x-ndjson"
 KOLKATA = ZoneInfo("Asia/Kolkata")  # +05:30: a time shown with the wrong offset shows
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-RECORD_FIELDS = {"id", "time", "time_ms", "replication_id", "replication_ip", "replication_port", "group_name",
-                 "role", "pid", "level", "message", "lines", "format"}
 
 
 # --- expected answers (from the reference) -------------------------------------------------------
 
 
-def iso(ms: int, tz: tzinfo) -> str:
-    """``ms`` as ISO 8601 in ``tz``, milliseconds, with the zone's UTC offset as +HH:MM."""
-    local = (EPOCH + timedelta(milliseconds=ms)).astimezone(tz)
-    minutes = int(local.utcoffset().total_seconds()) // 60
-    sign = "+" if minutes >= 0 else "-"
-    hours, mins = divmod(abs(minutes), 60)
-    return f"{local:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}{sign}{hours:02d}:{mins:02d}"
-
-
 def expected_records(raw: bytes, node: dict, tz: tzinfo) -> list[dict]:
     """What a records link should answer for a file holding ``raw``: every entry, in the file's order."""
-    rid = node["replication_id"]
-    return [{"id": f"{ref['time_ms']}_{ref['seq']}_{rid}", "time": iso(ref["time_ms"], tz), "time_ms": ref["time_ms"],
-             "replication_id": rid, "replication_ip": node["replication_ip"],
-             "replication_port": node["replication_port"], "group_name": node["group_name"], "role": ref["role"],
-             "pid": ref["pid"], "level": ref["level"], "message": ref["message"], "lines": ref["lines"],
-             "format": ref["format"]}
-            for ref in reference_records(raw, tz)]
+    return [api_record(ref, node["replication_id"], node, tz) for ref in reference_records(raw, tz)]
 
 
 def ndjson(body: bytes) -> list[dict]:

@@ -31,6 +31,8 @@ from dcslog.services import records as service
 from dcslog.services.records import NodePlan, RecordQuery, parse_cursor, read_page
 from tests.records_reference import (
     FORMAT_STYLES,
+    RECORD_FIELDS,
+    api_record,
     filter_records,
     merge_nodes,
     reference_records,
@@ -44,32 +46,11 @@ from tests.test_valkey_formats import TZ as VALKEY_TZ
 from tests.test_valkey_formats import import_valkey, valkey_node
 
 NDJSON = "application/x-ndjson"
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 LEVELS = ["debug", "verbose", "notice", "warning"]
 ROLES = ["master", "slave", "child", "sentinel"]
-RECORD_FIELDS = {"id", "time", "time_ms", "replication_id", "replication_ip", "replication_port", "group_name",
-                 "role", "pid", "level", "message", "lines", "format"}
 
 
 # --- expected answers (from the reference) -------------------------------------------------------
-
-
-def iso(ms: int, tz: tzinfo) -> str:
-    """``ms`` as ISO 8601 in ``tz``, milliseconds, with the zone's UTC offset as +HH:MM."""
-    local = (EPOCH + timedelta(milliseconds=ms)).astimezone(tz)
-    minutes = int(local.utcoffset().total_seconds()) // 60
-    sign = "+" if minutes >= 0 else "-"
-    hours, mins = divmod(abs(minutes), 60)
-    return f"{local:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}{sign}{hours:02d}:{mins:02d}"
-
-
-def api_record(ref: dict, rid: str, node: dict, tz: tzinfo) -> dict:
-    """What the API should answer for the reference record ``ref`` of node ``rid``."""
-    return {"id": f"{ref['time_ms']}_{ref['seq']}_{rid}", "time": iso(ref["time_ms"], tz), "time_ms": ref["time_ms"],
-            "replication_id": rid, "replication_ip": node["replication_ip"],
-            "replication_port": node["replication_port"], "group_name": node["group_name"], "role": ref["role"],
-            "pid": ref["pid"], "level": ref["level"], "message": ref["message"], "lines": ref["lines"],
-            "format": ref["format"]}
 
 
 def expected(refs: dict[str, list[dict]], nodes: dict[str, dict], tz: tzinfo, *, start: int, end: int,

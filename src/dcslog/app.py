@@ -38,6 +38,7 @@ def _resources(run_worker: bool):
         from dcslog.db.readcache import ReadCache
         from dcslog.db.session import create_engine, create_sessionmaker, upgrade
         from dcslog.keys import Keyring, load_server_key
+        from dcslog.pacing import watch_loop
         from dcslog.state import ENGINE, KEYRING, SESSIONMAKER, SETTINGS, STORE
         from dcslog.storage import open_object_store
 
@@ -65,7 +66,9 @@ def _resources(run_worker: bool):
             # collections this process queues wake it when they commit (services.jobs.on_queued).
             worker = Worker(settings, create_sessionmaker(engine), app[STORE], app[KEYRING])
             worker_task = asyncio.create_task(worker.run())
+        watcher = asyncio.create_task(watch_loop())  # run-log scans give way while requests wait
         yield
+        watcher.cancel()
         if worker is not None and worker_task is not None:
             # Like `dcslog worker` on SIGTERM: no new jobs, running ones finish or are handed back.
             worker.stop()

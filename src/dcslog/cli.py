@@ -44,10 +44,19 @@ def _settings() -> Settings:
 
 
 def _upgrade(settings: Settings) -> None:
-    """The service creates its database (owner-only) when there is none, and migrates it."""
-    from dcslog.db.session import upgrade
+    """The service creates its database (owner-only) when there is none, and migrates it. Alembic
+    runs in a child process: its modules (~10 MB) would otherwise stay in a long-running server's
+    memory. The URL, which may hold a password, goes through a pipe, never the command line."""
+    import subprocess
 
-    upgrade(settings.effective_database_url)
+    from dcslog.db.session import head_revision, schema_revision
+
+    url = settings.effective_database_url
+    if schema_revision(url) == head_revision():
+        return
+    code = "import sys; from dcslog.db.session import upgrade; upgrade(sys.stdin.read())"
+    if subprocess.run([sys.executable, "-c", code], input=url, text=True).returncode != 0:
+        raise errors.DcsError("the database's schema could not be brought up to date (the migration's error is above)")
 
 
 def _print_result(result: Any, as_json: bool, columns: list[Column] | None = None) -> None:

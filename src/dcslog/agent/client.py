@@ -7,13 +7,14 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
-
-import httpx
 
 from dcslog.runlog.records import Checkpoint, Record, record_from_wire
 from dcslog.signing import sign_request
+
+if TYPE_CHECKING:
+    import httpx
 
 AGENT_ACCESS_KEY = "dcslog-agent"
 
@@ -34,6 +35,8 @@ def fetch_day(agent_url: str, key: str, log_file: str, day: date, out_fd: int, t
     A stream cut short (the agent or the network died) raises instead of
     returning a short count: the chunked encoding must end properly.
     """
+    import httpx  # imported on first use: a server whose nodes are all local never loads it
+
     query = urlencode({"log_file": log_file, "day": day.isoformat(), "tz": tz})
     url = f"{agent_url.rstrip('/')}/v1/runlog/day?{query}"
     headers = sign_request(AGENT_ACCESS_KEY, key, "GET", url)
@@ -69,6 +72,8 @@ def stream_records(agent_url: str, key: str, log_file: str, *, tz: str, start_ms
     and checkpoints, in order).
     ``on_scanned`` hears how many bytes the agent read. A stream that breaks before its end
     marker raises AgentStreamCut: a cut stream is never taken for the end of the window."""
+    import httpx
+
     query: dict[str, Any] = {"log_file": log_file, "tz": tz, "start_ms": start_ms}
     optional = {"end_ms": end_ms, "after": f"{after[0]}_{after[1]}" if after else None,
                 "sort_dir": "desc" if descending else None, "keyword": keyword,
@@ -98,6 +103,8 @@ def stream_records(agent_url: str, key: str, log_file: str, *, tz: str, start_ms
 def _client(ssl_cert_file: str | None, ssl_cert_dir: str | None) -> httpx.Client:
     """One pooled client for the agents' records (a follow asks every agent four times a second;
     a new client costs ~40 ms of TLS set-up), per trust store the environment names."""
+    import httpx
+
     return httpx.Client(verify=True, limits=httpx.Limits(max_keepalive_connections=32))
 
 
@@ -112,6 +119,8 @@ class _RecordStream:
         return self
 
     def __next__(self) -> Record | Checkpoint:
+        import httpx
+
         try:
             line = next(self._lines)
             while not line:

@@ -17,21 +17,19 @@ conditions already answered, and without a Range that ``If-Range`` voided.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
 import os
 import re
 import socket
-from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 from aiohttp import ETag, hdrs, web
 
 from dcslog import errors
+from dcslog.api.ndjson import NDJSON, NdjsonStream
 from dcslog.api.operations import Fail, Header, Reply, operation
 from dcslog.api.params import text
 from dcslog.api.schemas import integer, string
@@ -56,9 +54,7 @@ CONDITIONS = (hdrs.IF_MATCH, hdrs.IF_NONE_MATCH, hdrs.IF_MODIFIED_SINCE, hdrs.IF
 # aiohttp reads a suffix of zero bytes as "from byte 0" (-0 == 0): it selects nothing (RFC 9110 §14.1.3).
 EMPTY_SUFFIX = re.compile(r"bytes=-0+", re.IGNORECASE)
 CACHE_CONTROL = "private, no-store"
-NDJSON_CONTENT_TYPE = "application/x-ndjson; charset=UTF-8"
-#: Records sent per hop from the reading thread to the response (as the records export does).
-EXPORT_BATCH = 256
+NDJSON_CONTENT_TYPE = f"{NDJSON}; charset=UTF-8"
 
 
 class CorkedFileResponse(web.FileResponse):
@@ -264,46 +260,33 @@ async def _download_records(request: web.Request) -> web.StreamResponse:
     body, 200."""
     store = request.app[STORE]
     query = records.RecordQuery(0, records.MAX_MS)
-    stack = ExitStack()
-    try:
-        for _ in range(2):
-            async with request.app[SESSIONMAKER]() as session:
-                row, instance, plan = await redislog.records_for_download(session, request.app[KEYRING],
-                                                                          request.match_info["token"])
-            sources, items = await asyncio.to_thread(records.export, [plan], query, store, instance.timezone, stack)
-            if sources[0]["collected_days"]:
-                break
-            # The copy could not be opened: a refresh may have published new content and deleted
-            # this copy just now. Look again.
-            stack.close()
-        else:
-            raise errors.NotFound("The log file no longer exists.")
-        if (if_match := request.if_match) is not None and not any(tag.value == "*" for tag in if_match):
-            raise PreconditionFailed()
-        if (if_none_match := request.if_none_match) is not None and any(tag.value == "*" for tag in if_none_match):
-            return web.Response(status=304, headers={"Cache-Control": CACHE_CONTROL})
-        name = redislog.records_file_name(row.replication_ip, row.day)
-        response = web.StreamResponse(headers={
-            "Content-Type": NDJSON_CONTENT_TYPE, "Content-Disposition": f'attachment; filename="{name}"',
-            "Cache-Control": CACHE_CONTROL, "Accept-Ranges": "none",
-            # Sent with the headers, before the middleware could stamp it on a prepared answer.
-            "X-Request-Id": request[REQUEST_ID]})
-        # No Content-Length: aiohttp sends it chunked (HTTP/1.1) or to the close (HTTP/1.0).
-        await response.prepare(request)
-        if request.method != "HEAD":
-            while chunk := await asyncio.to_thread(_batch, items):
-                await response.write(chunk)
-        await response.write_eof()
-        return response
-    finally:
-        stack.close()
-
-
-def _batch(items: Iterator[dict[str, Any]]) -> bytes:
-    """Up to EXPORT_BATCH records as NDJSON lines; b"" once there are no more. Blocking."""
-    lines = []
-    for item in items:
-        lines.append(json.dumps(item, separators=(",", ":")).encode())
-        if len(lines) >= EXPORT_BATCH:
-            break
-    return b"\n".join(lines) + b"\n" if lines else b""
+    with ExitStack() as stack:
+        async with NdjsonStream() as stream:
+            for _ in range(2):
+                async with request.app[SESSIONMAKER]() as session:
+                    row, instance, plan = await redislog.records_for_download(session, request.app[KEYRING],
+                                                                              request.match_info["token"])
+                sources, items = await stream.call(records.export, [plan], query, store, instance.timezone, stack)
+                if sources[0]["collected_days"]:
+                    break
+                # The copy could not be opened: a refresh may have published new content and deleted
+                # this copy just now. Look again.
+                stack.close()
+            else:
+                raise errors.NotFound("The log file no longer exists.")
+            if (if_match := request.if_match) is not None and not any(tag.value == "*" for tag in if_match):
+                raise PreconditionFailed()
+            if (if_none_match := request.if_none_match) is not None and any(tag.value == "*" for tag in if_none_match):
+                return web.Response(status=304, headers={"Cache-Control": CACHE_CONTROL})
+            name = redislog.records_file_name(row.replication_ip, row.day)
+            response = web.StreamResponse(headers={
+                "Content-Type": NDJSON_CONTENT_TYPE, "Content-Disposition": f'attachment; filename="{name}"',
+                "Cache-Control": CACHE_CONTROL, "Accept-Ranges": "none",
+                # Sent with the headers, before the middleware could stamp it on a prepared answer.
+                "X-Request-Id": request[REQUEST_ID]})
+            # No Content-Length: aiohttp sends it chunked (HTTP/1.1) or to the close (HTTP/1.0).
+            await response.prepare(request)
+            if request.method != "HEAD":
+                await stream.send(response, items)
+            await response.write_eof()
+            return response

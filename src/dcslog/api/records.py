@@ -19,6 +19,7 @@ from aiohttp import web
 
 from dcslog import errors
 from dcslog.api.context import Context
+from dcslog.api.ndjson import NDJSON, NdjsonStream
 from dcslog.api.operations import Header, Reply, operation
 from dcslog.api.params import choice, integer, json_response, text
 from dcslog.httpserver import REQUEST_ID
@@ -26,11 +27,8 @@ from dcslog.runlog.grammar import LEVELS, ROLES
 from dcslog.services import records, redislog
 from dcslog.services.records import RecordQuery
 
-NDJSON = "application/x-ndjson"
 EPOCH_MS = re.compile(r"[0-9]{1,15}")
 NODE_IDS = re.compile(r"[0-9a-f-]{36}(,[0-9a-f-]{36}){0,127}")
-#: Records sent per hop from the reading thread to the response.
-EXPORT_BATCH = 256
 
 
 def _keyword(raw: str) -> str:
@@ -192,26 +190,14 @@ async def _answer(ctx: Context, plans: list[records.NodePlan], query: RecordQuer
 
 async def _export(request: web.Request, plans: list[records.NodePlan], query: RecordQuery, store: Any,
                   tz: str) -> web.StreamResponse:
-    stack = ExitStack()
-    try:
-        sources, items = await asyncio.to_thread(records.export, plans, query, store, tz, stack)
-        response = web.StreamResponse(headers={"Content-Type": f"{NDJSON};charset=UTF-8",
-                                               "X-Dcslog-Sources": json.dumps(sources, separators=(",", ":")),
-                                               "X-Request-Id": request[REQUEST_ID]})
-        response.enable_chunked_encoding()
-        await response.prepare(request)
-
-        def batch() -> bytes:
-            lines = []
-            for item in items:
-                lines.append(json.dumps(item, separators=(",", ":")).encode())
-                if len(lines) >= EXPORT_BATCH:
-                    break
-            return b"\n".join(lines) + b"\n" if lines else b""
-
-        while chunk := await asyncio.to_thread(batch):
-            await response.write(chunk)
-        await response.write_eof()
-        return response
-    finally:
-        stack.close()
+    with ExitStack() as stack:
+        async with NdjsonStream() as stream:
+            sources, items = await stream.call(records.export, plans, query, store, tz, stack)
+            response = web.StreamResponse(headers={"Content-Type": f"{NDJSON};charset=UTF-8",
+                                                   "X-Dcslog-Sources": json.dumps(sources, separators=(",", ":")),
+                                                   "X-Request-Id": request[REQUEST_ID]})
+            response.enable_chunked_encoding()
+            await response.prepare(request)
+            await stream.send(response, items)
+            await response.write_eof()
+            return response

@@ -12,14 +12,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
-
-import httpx
 
 from dcslog.client.config import ClientConfig
 from dcslog.command import EXIT_ERROR, EXIT_UNREACHABLE, CommandFailed
 from dcslog.signing import sign_request
+
+if TYPE_CHECKING:
+    import httpx
 
 USER_AGENT = "dcslog-client"
 # dcslog takes up to 1000 a page; DCS documents no maximum, so ask for a modest one and page.
@@ -92,6 +93,10 @@ class DcsApi:
     """One project on one endpoint. Use as a context manager, or call :meth:`close`."""
 
     def __init__(self, config: ClientConfig, timeout: float = 30.0, transport: httpx.BaseTransport | None = None):
+        # httpx is imported where it is used: `dcslog serve` builds the whole command line, client
+        # commands included, and should not carry httpx's (and its CLI's) modules in memory.
+        import httpx
+
         self.config = config
         self.http = httpx.Client(timeout=timeout, transport=transport, headers={"User-Agent": USER_AGENT},
                                  follow_redirects=False)
@@ -127,6 +132,8 @@ class DcsApi:
 
     def request(self, method: str, path: str, query: dict[str, Any] | None = None) -> httpx.Response:
         """Send ``method`` on ``/v2/{project_id}{path}``; returns the 2xx response or raises ApiError."""
+        import httpx
+
         url, headers = self._prepare(method, path, query)
         try:
             response = self.http.request(method, url, headers=headers)
@@ -198,6 +205,8 @@ class DcsApi:
         ignored and ``cursor`` is where it starts): ``(sources, records)``, the sources from the
         ``X-Dcslog-Sources`` header (None without one). Records are read as the caller iterates;
         a stream that breaks off raises EndpointUnreachable."""
+        import httpx
+
         path = f"/instances/{_path(instance_id)}/redislog/records"
         url, headers = self._prepare("GET", path, query, {"Accept": NDJSON})
         streaming = False

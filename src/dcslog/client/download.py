@@ -13,12 +13,14 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from dcslog.client.api import ApiError, EndpointUnreachable
 from dcslog.client.progress import ByteProgress
 from dcslog.command import EXIT_UNREACHABLE, EXIT_VERIFICATION_FAILED, CommandFailed
+
+if TYPE_CHECKING:
+    import httpx
 
 CHUNK = 1 << 16
 
@@ -76,6 +78,7 @@ def up_to_date(dest: Path, size: int | None, sha256: str | None) -> Downloaded |
 
 def download(http: httpx.Client, link: str, dest: Path, *, size: int | None = None, sha256: str | None = None,
              progress: Callable[..., ByteProgress] = ByteProgress) -> Downloaded:
+
     part = dest.with_name(dest.name + ".part")
     etag_file = dest.with_name(dest.name + ".part.etag")
     try:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.request import pathname2url
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import event, pool, text
 from sqlalchemy import inspect as inspect_database
@@ -20,7 +20,12 @@ from dcslog.db.inline import INLINE_READS, InlineReads
 from dcslog.db.readcache import READ_CACHE, ReadCache
 from dcslog.filemodes import private_sqlite_file
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# A migration's file is named after its revision: versions/NNNN_what_it_does.py, revision 'NNNN'.
+_MIGRATION_FILE = re.compile(r"(\d{4})_\w+\.py")
 
 
 def _is_sqlite(url: str) -> bool:
@@ -124,7 +129,15 @@ def sync_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def head_revision() -> str:
+    """The newest migration's revision, from the file names alone (Alembic is not loaded for it)."""
+    return max(m.group(1) for f in (MIGRATIONS_DIR / "versions").iterdir()
+               if (m := _MIGRATION_FILE.fullmatch(f.name)))
+
+
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["sqlalchemy_url"] = sync_url(url)
@@ -133,8 +146,15 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str) -> None:
     """Bring the schema to the newest migration (idempotent); creates the database (a SQLite
-    file, owner-only) if there is none. Admin commands check ``schema_revision`` first."""
+    file, owner-only) if there is none. Admin commands check ``schema_revision`` first.
+
+    A database already at the head is left without loading Alembic: its ~10 MB of modules would
+    stay in the server's memory for nothing (issue #14's RSS target)."""
     path = sqlite_file(url)
     if path is not None:
         private_sqlite_file(path)
+    if schema_revision(url) == head_revision():
+        return
+    from alembic import command
+
     command.upgrade(alembic_config(url), "head")

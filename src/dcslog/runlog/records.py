@@ -40,8 +40,9 @@ from stringzilla import count as _count
 from stringzilla import find as _find
 from stringzilla import rfind as _rfind
 
+from dcslog.pacing import PACER
 from dcslog.runlog.grammar import LEVELS, PREFIX_MAX, ROLES, Clock, Head, HeadReader, match_head
-from dcslog.runlog.search import FileSource, Source, next_entry
+from dcslog.runlog.search import FileSource, Source, is_head_of, next_entry
 from dcslog.runlog.sources import log_sources
 
 __all__ = ["CHUNK", "Checkpoint", "Filters", "Record", "Scan", "Segment", "first_time", "host_segments",
@@ -168,7 +169,7 @@ def host_segments(logfile: str, stack: ExitStack) -> list[Segment]:
     if not segments:
         raise FileNotFoundError(f"{logfile}: no run log or rotated run log")
     if len(segments) >= 2 and isinstance(segments[-2], FileSource) and isinstance(segments[-1], FileSource) \
-            and _is_head_of(segments[-2], segments[-1]):
+            and is_head_of(segments[-2], segments[-1]):
         segments.pop(-2)
     return segments
 
@@ -196,18 +197,6 @@ class _GzipSegment:
 
     def pread(self, offset: int, n: int) -> bytes:
         return self._open().pread(offset, n)
-
-
-def _is_head_of(older: FileSource, current: FileSource) -> bool:
-    if not 0 < older.size <= current.size:
-        return False
-    offset, piece = 0, 64 * 1024
-    while offset < older.size:
-        wanted = min(piece, older.size - offset)
-        if older.pread(offset, wanted) != current.pread(offset, wanted):
-            return False
-        offset, piece = offset + wanted, CHUNK
-    return True
 
 
 def first_time(segments: Sequence[Segment], clock: Clock) -> int | None:
@@ -325,6 +314,7 @@ def _blocks(segments: list[Segment], index: int, offset: int, scan: Scan, size: 
         tail: bytes | None = None
         tail_at = pos
         while pos < stop:
+            PACER.pause(scan.scanned)
             data = seg.pread(pos, min(want, stop - pos))
             if not data:
                 break
@@ -603,7 +593,7 @@ def _backward(segments: list[Segment], scan: Scan) -> Iterator[Record | Checkpoi
             if record is not None:
                 yield record
 
-    for head, raw in _entries_backward(segments, end_ms, clock):
+    for head, raw in _entries_backward(segments, end_ms, clock, scan):
         t = clock.epoch_ms(head)
         if t != group_ms:
             if group:
@@ -622,7 +612,8 @@ def _backward(segments: list[Segment], scan: Scan) -> Iterator[Record | Checkpoi
         yield from flush()
 
 
-def _entries_backward(segments: list[Segment], end_ms: int | None, clock: Clock) -> Iterator[tuple[Head, bytes]]:
+def _entries_backward(segments: list[Segment], end_ms: int | None, clock: Clock, scan: Scan
+                      ) -> Iterator[tuple[Head, bytes]]:
     """(head, raw) of the entries before ``end_ms`` (every entry if None), newest first, sliced
     from blocks read backwards (``_DESC_BLOCK`` bytes, more when one line is longer)."""
     tail = b""  # continuation lines at the start of a later segment: they end this segment's last entry
@@ -643,6 +634,7 @@ def _entries_backward(segments: list[Segment], end_ms: int | None, clock: Clock)
         end, step = upper, _DESC_BLOCK  # `end`: a line start (or the segment's end)
         while end > 0:
             start = max(0, end - step)
+            PACER.pause(scan.scanned)
             block = seg.pread(start, end - start)
             if not block:
                 break

@@ -34,7 +34,7 @@ from datetime import date, tzinfo
 from io import BufferedIOBase, RawIOBase
 
 from dcslog.runlog.grammar import FORMATS, PREFIX_MAX, Clock
-from dcslog.runlog.search import BufferSource, FileSource, day_bounds, last_dated, next_dated
+from dcslog.runlog.search import BufferSource, FileSource, day_bounds, is_head_of, last_dated, next_dated
 from dcslog.runlog.sources import log_sources
 
 __all__ = ["SourceChanged", "UnknownLogFormat", "day_range", "iter_day", "write_day"]
@@ -183,19 +183,9 @@ def _pieces(paths: list[str], day: date, clock: Clock) -> Iterator[_Range | byte
 
 
 def _is_head_of(older: _Opened, current: _Opened) -> bool:
-    """Whether the plain file ``older`` is byte for byte the start of the plain file ``current``.
-    Compared piece by piece, stopping at the first difference: after a completed rotation
-    the current log starts with other lines, so this costs one 64 KiB read of each."""
-    if older.gz or current.gz or not 0 < older.size <= current.size:
-        return False
-    a, b = older.file.fileno(), current.file.fileno()
-    offset, piece = 0, 64 * 1024
-    while offset < older.size:
-        wanted = min(piece, older.size - offset)
-        if os.pread(a, wanted, offset) != os.pread(b, wanted, offset):
-            return False
-        offset, piece = offset + wanted, _CHUNK
-    return True
+    """Whether the plain file ``older`` is byte for byte the start of the plain file ``current``."""
+    return not older.gz and not current.gz and is_head_of(FileSource(older.file.fileno(), older.size),
+                                                          FileSource(current.file.fileno(), current.size))
 
 
 def _open(f: RawIOBase, clock: Clock) -> _Opened:
