@@ -78,7 +78,6 @@ def up_to_date(dest: Path, size: int | None, sha256: str | None) -> Downloaded |
 
 def download(http: httpx.Client, link: str, dest: Path, *, size: int | None = None, sha256: str | None = None,
              progress: Callable[..., ByteProgress] = ByteProgress) -> Downloaded:
-
     part = dest.with_name(dest.name + ".part")
     etag_file = dest.with_name(dest.name + ".part.etag")
     try:
@@ -97,6 +96,8 @@ def _discard(*paths: Path) -> None:
 
 
 def _attempt(http, link, dest, part, etag_file, size, sha256, progress) -> Downloaded:
+    import httpx  # imported on first use: `dcslog serve` builds this command line too
+
     offset = part.stat().st_size if part.exists() else 0
     if size is not None and offset > size:
         _discard(part, etag_file)
