@@ -15,6 +15,7 @@ from dcslog.api.params import anchored
 from dcslog.runlog.grammar import FORMATS, LEVELS, ROLES
 from dcslog.services.common import PROJECT_ID
 from dcslog.services.jobs import COLLECT_RUN_LOG
+from dcslog.services.node_state import EVENT_TYPES
 from dcslog.statuses import FileStatus, TaskStatus
 
 UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -240,6 +241,24 @@ SCHEMAS: dict[str, Schema] = {
         "read": {"type": "boolean", "description": "whether the host's log was read"},
         "error": nullable(string(description="why it was not")),
         "collected_days": integer(minimum=0, description="collected days read for the window"),
+    }),
+    "Event": closed_object({
+        "id": string(format="uuid", pattern=UUID_PATTERN, description="stable: a change is recorded once, "
+                                                                       "under one id"),
+        "type": string(enum=list(EVENT_TYPES)),
+        "time": string(description="ISO 8601 in the instance's time zone, milliseconds"),
+        "replication_id": string(),
+        "replication_ip": string(description="the node's address when it happened"),
+        "group_name": string(),
+        "details": {"type": "object", "description": "message (what happened, in words) and the type's "
+                                                      "own fields", "additionalProperties": {"type": "string"},
+                    "required": ["message"]},
+        "time_ms": integer(minimum=0, description="extension: ms since the epoch"),
+        "replication_port": integer(minimum=0, description="extension: the node's port when it happened"),
+    }),
+    "ListEventsResponse": closed_object({
+        "total_num": integer(minimum=0),
+        "events": array(ref("Event")),
     }),
     "ListRecordsResponse": closed_object({
         "records": array(ref("Record")),

@@ -187,6 +187,12 @@ class DcsApi:
         return self._json(self.request("GET", f"/instances/{_path(instance_id)}/slowlog",
                                        {"start_time": start_time, "end_time": end_time, **query})) or {}
 
+    # -- dcslog extensions (docs/api.md) ----------------------------------------------------------
+
+    def list_events(self, instance_id: str, **query: Any) -> dict:
+        """One page of the instance's events, newest first: ``{total_num, events}``."""
+        return self._json(self.request("GET", f"/instances/{_path(instance_id)}/events", query)) or {}
+
     # -- dcslog extensions: run logs as records (docs/api.md) -------------------------------------
 
     def list_redislog_records(self, instance_id: str, query: dict[str, Any]) -> dict:

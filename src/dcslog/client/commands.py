@@ -1,4 +1,5 @@
-"""The client commands: ``dcslog groups``, ``dcslog logs …``, ``dcslog slowlog`` against any DCS endpoint.
+"""The client commands: ``dcslog groups``, ``dcslog logs …``, ``dcslog slowlog``, ``dcslog events`` against any
+DCS endpoint.
 
 ``dcslog logs search|tail`` read run logs as records (dcslog's extension, not DCS's); how a
 record is read, followed and printed is :mod:`dcslog.client.records`.
@@ -346,6 +347,35 @@ def cmd_slowlog(args, api: DcsApi) -> int:
     return EXIT_OK
 
 
+def cmd_events(args, api: DcsApi) -> int:
+    """The newest ``--limit`` events in the window, printed oldest first (as a log reads)."""
+    if args.since is not None and args.start is not None:
+        raise UsageError("--since and --from/--start are two ways to give the start: use one or the other")
+    start, end = args.since or args.start, args.end
+    types = ",".join(t.strip() for given in args.type or [] for t in given.split(",") if t.strip()) or None
+    query: dict[str, Any] = {"start_time": _ms(start) if start else None, "end_time": _ms(end) if end else None,
+                             "type": types}
+    events: list[dict] = []
+    total = 0
+    while len(events) < args.limit:
+        page = api.list_events(args.instance, offset=len(events), limit=min(PAGE, args.limit - len(events)),
+                               **query)
+        batch = page.get("events") or []
+        total = int(page.get("total_num") or 0)
+        events.extend(batch)
+        if not batch or len(events) >= total:
+            break
+    if args.json:
+        print_json({"total_num": total, "events": events})
+        return EXIT_OK
+    rows = [{"time": e.get("time"), "node": node_address(e), "group": e.get("group_name"), "type": e.get("type"),
+             "what": (e.get("details") or {}).get("message")} for e in reversed(events)]
+    print_table(rows, [("time", "TIME"), ("node", "NODE"), ("group", "GROUP"), ("type", "TYPE"),
+                       ("what", "DETAILS")])
+    print(f"{len(events)} of {total} events" + (" (the newest; --limit for more)" if total > len(events) else ""))
+    return EXIT_OK
+
+
 # -- records: search and tail (dcslog's extension, SPEC section 6) ------------------------------
 
 SEARCH_WINDOW = timedelta(hours=1)  # the endpoint's own default window
@@ -478,7 +508,7 @@ def _time_arg(value: str) -> datetime:
 
 
 def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``groups``, ``logs`` and ``slowlog`` to the ``dcslog`` command's subparsers; each runs
+    """Add ``groups``, ``logs``, ``slowlog`` and ``events`` to the ``dcslog`` command's subparsers; each runs
     through :func:`client_command`, never opening local settings or a database."""
     def command(subs, name: str, handler, help: str, records: bool = False) -> argparse.ArgumentParser:
         runner = client_command(handler)
@@ -535,6 +565,22 @@ def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
     slow.add_argument("--role", choices=("master", "slave"), help="only entries from nodes in this role")
     slow.add_argument("--replica", metavar="R", help="only this node (replication id, IP:PORT or IP)")
     slow.add_argument("--min-duration", type=float, metavar="MS", help="only entries at least this slow")
+
+    events = command(subparsers, "events", cmd_events,
+                     "what happened to the nodes: restarts, role changes, failovers, nodes down and up")
+    start = events.add_mutually_exclusive_group()
+    start.add_argument("--since", type=_time_arg, metavar="WHEN",
+                       help="from then: a duration ago (30m, 1h, 2d), an ISO time (UTC unless it says), epoch ms "
+                            "(default: every event kept)")
+    start.add_argument("--from", "--start", dest="start", type=_time_arg, metavar="WHEN",
+                       help="start, in the same forms")
+    events.add_argument("--to", "--end", dest="end", type=_time_arg, metavar="WHEN",
+                        help="end (excluded), in the same forms (default: now and on)")
+    events.add_argument("--type", action="append", metavar="TYPE",
+                        help="only this type: restart, role_change, failover, node_down, node_up (repeat, or "
+                             "comma-separate, for several)")
+    events.add_argument("--limit", type=_positive(int), default=100, metavar="N",
+                        help="the newest N events (default 100)")
 
     def records(p: argparse.ArgumentParser) -> None:
         p.add_argument("--replica", metavar="R", action="append",

@@ -216,3 +216,51 @@ class SlowlogCursor(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     harvest_claimed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)  # a harvester's round began
     updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class NodeState(Base):
+    """What the last harvest round saw of a node: whether it answered, and its run id, role and
+    master as last known (kept while it does not answer, so its return is compared with them).
+
+    ``version`` counts the changes recorded so far: a round that sees a change moves it on with a
+    conditional UPDATE from the value it read, and the change's events are named after the new
+    value, so two harvesters that see the same change record it once."""
+
+    __tablename__ = "node_states"
+    replication_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), index=True)
+    reachable: Mapped[bool]
+    run_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    role: Mapped[str | None] = mapped_column(String(8), nullable=True)  # master | slave
+    master: Mapped[str | None] = mapped_column(String(300), nullable=True)  # a replica's master_host:master_port
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)  # why the last round could not read it
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    observed_at: Mapped[datetime] = mapped_column(DateTime)  # the last round
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)  # the last round it answered
+    # The first of the rounds in a row that could not read it (None while it answers).
+    failing_since: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Event(Base):
+    """Something that happened to a node: derived from what changed between two harvest rounds
+    (restart, role_change, failover, node_down, node_up), or from a run-log entry (crash, sync).
+
+    ``id`` is the UUIDv5 of (instance, node, the change, type), the change being the node's
+    ``NodeState.version`` after it or the id of the run-log record that tells it: whoever derives
+    the same change inserts the same id, and the primary key keeps one."""
+
+    __tablename__ = "events"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"))
+    replication_id: Mapped[str] = mapped_column(String(36))
+    type: Mapped[str] = mapped_column(String(16))
+    time_ms: Mapped[int] = mapped_column(BigInteger)
+    seq: Mapped[int] = mapped_column(Integer, default=0)  # order among the node's events of one millisecond
+    replication_ip: Mapped[str] = mapped_column(String(255))  # the node's address and group when it happened
+    replication_port: Mapped[int] = mapped_column(Integer)
+    group_name: Mapped[str] = mapped_column(String(32))
+    details: Mapped[str] = mapped_column(Text)  # JSON object
+
+    __table_args__ = (
+        Index("ix_events_time", "instance_id", "time_ms"),
+    )

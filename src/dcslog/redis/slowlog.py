@@ -36,13 +36,39 @@ class SlowEntry:
 
 
 @dataclass
-class NodeSlowlog:
-    """What one read of a node returned."""
+class NodeIdentity:
+    """Who answered: INFO server and INFO replication, read first in every round."""
 
     run_id: str
     role: str  # master | slave
+    master: str | None  # a replica's master_host:master_port
+    uptime_s: int  # seconds since the process started
+
+
+@dataclass
+class NodeSlowlog:
+    """What one read of a node returned."""
+
+    identity: NodeIdentity
     entries: list[SlowEntry]  # newer than the cursor, oldest first (dcslog's own too: they move the cursor)
     lost: int  # entries the ring dropped (or a RESET cleared) since the cursor, as far as the ids tell
+
+    @property
+    def run_id(self) -> str:
+        return self.identity.run_id
+
+    @property
+    def role(self) -> str:  # master | slave
+        return self.identity.role
+
+
+class SlowlogUnreadable(Exception):
+    """The node answered INFO (it is up: ``identity``) but its SLOWLOG could not be read (an ACL, a
+    renamed command, a timeout on a huge ring)."""
+
+    def __init__(self, identity: NodeIdentity, cause: BaseException) -> None:
+        super().__init__(str(cause) or type(cause).__name__)
+        self.identity = identity
 
 
 def _parse_entry(raw: list) -> SlowEntry:
@@ -52,7 +78,7 @@ def _parse_entry(raw: list) -> SlowEntry:
                      str(raw[4]) if len(raw) > 4 else "", str(raw[5]) if len(raw) > 5 else "")
 
 
-async def _identity(client: Redis) -> tuple[str, str]:
+async def _identity(client: Redis) -> NodeIdentity:
     server = await client.execute_command("INFO", "server")
     replication = await client.execute_command("INFO", "replication")
     fields = {}
@@ -61,7 +87,10 @@ async def _identity(client: Redis) -> tuple[str, str]:
             key, sep, value = line.partition(":")
             if sep:
                 fields[key.strip()] = value.strip()
-    return fields.get("run_id", ""), "slave" if fields.get("role") == "slave" else "master"
+    role = "slave" if fields.get("role") == "slave" else "master"
+    master = f"{fields.get('master_host', '')}:{fields.get('master_port', '')}" if role == "slave" else None
+    uptime = fields.get("uptime_in_seconds", "")
+    return NodeIdentity(fields.get("run_id", ""), role, master, int(uptime) if uptime.isdigit() else 0)
 
 
 async def read_slowlog(connector: NodeConnector, host: str, port: int, run_id: str | None, last_id: int) -> NodeSlowlog:
@@ -71,16 +100,18 @@ async def read_slowlog(connector: NodeConnector, host: str, port: int, run_id: s
     numbered from 0. ``lost`` counts the ids between the cursor and the oldest
     entry still in the ring when the ring no longer reaches back to the cursor.
     On a node never read before (``run_id`` None) nothing counts as lost:
-    what came before dcslog is history, not loss.
+    what came before dcslog is history, not loss. A node that answers INFO but
+    not SLOWLOG raises ``SlowlogUnreadable``, which says who answered.
     """
     client = connector.client(host, port)
     # SLOWLOG GET replies are lists; keep redis-py from reshaping them.
     client.set_response_callback("SLOWLOG GET", lambda response, **options: response)
     client.set_response_callback("INFO", lambda response, **options: response)
+    identity: NodeIdentity | None = None
     try:
         async with asyncio.timeout(connector.timeout * 2):
-            node_run_id, role = await _identity(client)
-            same_run = run_id is not None and run_id == node_run_id
+            identity = await _identity(client)
+            same_run = run_id is not None and run_id == identity.run_id
             since = last_id if same_run else -1
             batch = FIRST_BATCH
             while True:
@@ -89,6 +120,10 @@ async def read_slowlog(connector: NodeConnector, host: str, port: int, run_id: s
                 if whole_ring or int(raw[-1][0]) <= since + 1:
                     break
                 batch *= 8
+    except Exception as exc:
+        if identity is not None:
+            raise SlowlogUnreadable(identity, exc) from exc
+        raise
     finally:
         await client.aclose()
     entries = [_parse_entry(r) for r in raw if int(r[0]) > since]
@@ -96,7 +131,7 @@ async def read_slowlog(connector: NodeConnector, host: str, port: int, run_id: s
     lost = 0
     if run_id is not None and entries and entries[0].redis_id > since + 1:
         lost = entries[0].redis_id - since - 1
-    return NodeSlowlog(node_run_id, role, entries, lost)
+    return NodeSlowlog(identity, entries, lost)
 
 
 def command_text(args: list[str]) -> str:

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dcslog import errors
 from dcslog.db import queries
-from dcslog.db.models import Instance, LogFile, Replication, SlowlogCursor, Task
+from dcslog.db.models import Instance, LogFile, NodeState, Replication, SlowlogCursor, Task
 from dcslog.keys import Keyring
 from dcslog.redis.addresses import node_entry
 from dcslog.redis.connection import DiscoveryError
@@ -241,8 +241,10 @@ async def _store_replications(session: AsyncSession, instance: Instance, topolog
         if replication_id not in seen:
             if prune or (row.address_error is not None and row.log_file is None):
                 await session.delete(row)
-                # Its slow-log cursor too, so the metrics stop reporting a node that is gone (entries stay).
-                await session.execute(delete(SlowlogCursor).where(SlowlogCursor.replication_id == replication_id))
+                # Its slow-log cursor and live state too, so the metrics stop reporting a node that is
+                # gone (entries and events stay).
+                for model in (SlowlogCursor, NodeState):
+                    await session.execute(delete(model).where(model.replication_id == replication_id))
             else:
                 row.status = "Inactive"
     await session.flush()

@@ -17,7 +17,15 @@ from dcslog.db import queries
 from dcslog.db.models import HOUR_MS, Base, Instance, Replication, SlowlogCursor, SlowlogEntry, SlowlogHourCount
 from dcslog.keys import Keyring
 from dcslog.redis.connection import CLIENT_NAME, DiscoveryError, NodeConnector
-from dcslog.redis.slowlog import NodeSlowlog, command_name, command_text, fingerprint, read_slowlog
+from dcslog.redis.slowlog import (
+    NodeSlowlog,
+    SlowlogUnreadable,
+    command_name,
+    command_text,
+    fingerprint,
+    read_slowlog,
+)
+from dcslog.services import node_state
 from dcslog.services.common import utcnow
 
 log = logging.getLogger(__name__)
@@ -52,6 +60,9 @@ async def harvest_instance(sessionmaker: async_sessionmaker[AsyncSession], keyri
     """Read every node of the instance concurrently, each node's entries stored as soon as its
     own read returns, so a node that hangs until the timeout delays nobody else's. Returns
     {replication_id: stored}. A node that cannot be read keeps its cursor and records why.
+    Each node's state (reachable, role, run id, master) and the events of what changed are
+    recorded with its entries, and the instance's status follows the round
+    (``services/node_state.py``).
 
     A harvester first claims each node's round (a conditional UPDATE of its cursor): a node
     claimed less than ``min_interval`` seconds ago is left to whoever claimed it, so several
@@ -102,6 +113,8 @@ async def harvest_instance(sessionmaker: async_sessionmaker[AsyncSession], keyri
             return await _store(sessionmaker, instance, node, cursor, result, connector)
 
     stored = await asyncio.gather(*(harvest_node(node) for node in nodes))
+    async with store_lock, sessionmaker() as session:
+        await node_state.settle_instance(session, instance.id)
     return {node.id: n for node, n in zip(nodes, stored, strict=True)}
 
 
@@ -112,10 +125,14 @@ async def _store(sessionmaker: async_sessionmaker[AsyncSession], instance: Insta
     async with sessionmaker() as session:
         if isinstance(result, Exception):
             reason = connector.scrub(str(result) or type(result).__name__)
+            # A node that answered INFO but not SLOWLOG is up: only its slow log failed.
+            seen = result.identity if isinstance(result, SlowlogUnreadable) else None
+            await node_state.record(session, instance, node, seen, reason, now)
             await session.execute(update(SlowlogCursor).where(SlowlogCursor.replication_id == node.id)
                                   .values(last_error=reason, updated_at=now))
             await session.commit()
             return 0
+        await node_state.record(session, instance, node, result.identity, None, now)
         shard_name = node.group_name if instance.cache_mode == "cluster" else ""
         # dcslog's own commands (this harvest's, discovery's) are not the user's slow commands;
         # the cursor still moves past them.

@@ -23,6 +23,7 @@ and is added to the names below.
 from __future__ import annotations
 
 from dcslog.db.queries.callers import caller_by_token_hash, credential, credentials
+from dcslog.db.queries.events import EventsPage, events_page, group_masters, node_state
 from dcslog.db.queries.instances import (
     GroupSizes,
     InstancesPage,
@@ -48,10 +49,10 @@ from dcslog.db.queries.slowlog import (
 from dcslog.db.queries.tasks import tasks_page
 
 __all__ = [
-    "FilesPage", "GroupSizes", "InstancesPage", "MetricsSnapshot", "NodeHarvest", "SlowlogPage",
-    "caller_by_token_hash", "collected_days", "credential", "credentials", "database_answers", "files_page",
-    "group_sizes",
-    "harvest_cursors", "harvest_status", "harvestable_nodes", "instance_by_id", "instance_in_project", "instances",
-    "instances_page", "is_node_of", "log_file", "metrics_snapshot", "nodes_at_hosts", "object_keys", "replications",
-    "replications_for_update", "slowlog_page", "tasks_page",
+    "EventsPage", "FilesPage", "GroupSizes", "InstancesPage", "MetricsSnapshot", "NodeHarvest", "SlowlogPage",
+    "caller_by_token_hash", "collected_days", "credential", "credentials", "database_answers", "events_page",
+    "files_page", "group_masters", "group_sizes", "harvest_cursors", "harvest_status", "harvestable_nodes",
+    "instance_by_id", "instance_in_project", "instances", "instances_page", "is_node_of", "log_file",
+    "metrics_snapshot", "node_state", "nodes_at_hosts", "object_keys", "replications", "replications_for_update",
+    "slowlog_page", "tasks_page",
 ]
