@@ -22,6 +22,7 @@ from huaweicloudsdkdcs.v2 import CreateRedislogDownloadLinkRequest, CreateRedisl
 
 from dcslog.keys import Keyring
 from tests.records_reference import RECORD_FIELDS, api_record, reference_records, rotate_files, write_multiday_log
+from tests.test_client_cli import configure_client, run, run_json
 from tests.test_redislog import day_lines, today_utc, wait_settled
 
 NDJSON = "application/x-ndjson"
@@ -145,6 +146,21 @@ def test_a_records_link_downloads_the_file_as_its_records(kolkata):
     today = kolkata["today"]
     assert counts == {today.isoformat(): 300, (today - timedelta(days=1)).isoformat(): 300,
                       (today - timedelta(days=2)).isoformat(): 0}
+
+
+def test_the_cli_makes_either_link(kolkata, monkeypatch, tmp_path, capsys):
+    """`dcslog logs link ID --format ndjson` (AK/SK-signed, the query under the signature) makes the
+    records link; without it, DCS's raw link, as before."""
+    configure_client(kolkata["server"], monkeypatch, tmp_path)
+    item = next(f for f in kolkata["files"] if f.time == kolkata["today"].isoformat())
+    raw = run_json(capsys, "logs", "link", "--instance", kolkata["instance_id"], item.id)
+    made = run_json(capsys, "logs", "link", "--instance", kolkata["instance_id"], item.id, "--format", "ndjson")
+    assert urlsplit(raw["link"]).query == "" and urlsplit(made["link"]).query == "format=ndjson"
+    content = httpx.get(raw["link"]).content
+    assert_same(ndjson(httpx.get(made["link"]).content), expected_records(content, kolkata["node"], KOLKATA))
+    with pytest.raises(SystemExit) as usage:
+        run(capsys, "logs", "link", "--instance", kolkata["instance_id"], item.id, "--format", "csv")
+    assert usage.value.code == 2 and "--format" in capsys.readouterr().err
 
 
 def test_head_range_and_conditions_on_a_records_link(kolkata):

@@ -180,8 +180,10 @@ class DcsApi:
             if not files or offset >= int(page.get("total_num") or 0):
                 return
 
-    def create_redislog_download_link(self, instance_id: str, file_id: str) -> dict:
-        return self._json(self.request("POST", f"/instances/{_path(instance_id)}/redislog/{_path(file_id)}/links"))
+    def create_redislog_download_link(self, instance_id: str, file_id: str, format: str | None = None) -> dict:
+        """DCS's link; with ``format="ndjson"`` (a dcslog extension), a link to the file's records."""
+        return self._json(self.request("POST", f"/instances/{_path(instance_id)}/redislog/{_path(file_id)}/links",
+                                       {"format": format}))
 
     def list_slowlog(self, instance_id: str, start_time: int, end_time: int, **query: Any) -> dict:
         return self._json(self.request("GET", f"/instances/{_path(instance_id)}/slowlog",

@@ -147,7 +147,8 @@ def cmd_logs_list(args, api: DcsApi) -> int:
 
 
 def cmd_logs_link(args, api: DcsApi) -> int:
-    body = api.create_redislog_download_link(args.instance, args.file_id)
+    body = api.create_redislog_download_link(args.instance, args.file_id,
+                                             None if args.format == "raw" else args.format)
     if args.json:
         print_json(body)
         return EXIT_OK
@@ -543,6 +544,9 @@ def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
     command(logs_sub, "list", cmd_logs_list, "list the collected run-log files")
     link = command(logs_sub, "link", cmd_logs_link, "make a 24-hour download link (needs no credentials)")
     link.add_argument("file_id", metavar="ID", help="the file's id (from `dcslog logs list`)")
+    link.add_argument("--format", choices=("raw", "ndjson"), default="raw",
+                      help="raw: the log file as collected (default); ndjson: its records, one JSON object a line "
+                           "(a dcslog extension)")
     dl = command(logs_sub, "download", cmd_logs_download, "download a file: resumable, size and checksum verified")
     dl.add_argument("file_id", metavar="ID", help="the file's id (from `dcslog logs list`)")
     dl.add_argument("-o", "--output", metavar="FILE", help="where to save it (default: its file name; a directory "
