@@ -268,12 +268,13 @@ def machine() -> str:
             f"aiohttp {aiohttp.__version__}, nginx {nginx}, wrk {wrk}")
 
 
-def wait_collected(base: str, instance_id: str, headers: dict, day: str, timeout: float = 300) -> dict:
+def wait_collected(base: str, instance_id: str, headers: dict, day: str, timeout: float = 300,
+                   project: str = PROJECT) -> dict:
     import httpx
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        r = httpx.get(f"{base}/v2/{PROJECT}/instances/{instance_id}/redislog", params={"log_type": "run"},
+        r = httpx.get(f"{base}/v2/{project}/instances/{instance_id}/redislog", params={"log_type": "run"},
                       headers=headers, timeout=30)
         if r.status_code == 200:
             item = next((i for i in r.json()["file_list"] if i["time"] == day), None)

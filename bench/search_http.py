@@ -89,6 +89,7 @@ from http_speed import (
     parse_wrk,
     stamp,
     start_dcslog,
+    wait_collected,
     write_log,
     wrk_args,
 )
@@ -176,24 +177,6 @@ def idle_cpu(pid: int, seconds: float = 2.0) -> float:
     before = cpu_seconds(pid)
     time.sleep(seconds)
     return cpu_seconds(pid) - before
-
-
-def wait_collected(base: str, instance_id: str, headers: dict, day: str, timeout: float = 300) -> dict:
-    """bench/http_speed.py's, for this script's project: the day's file once it is collected."""
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        r = httpx.get(f"{base}/v2/{PROJECT}/instances/{instance_id}/redislog", params={"log_type": "run"},
-                      headers=headers, timeout=30)
-        r.raise_for_status()
-        item = next((i for i in r.json()["file_list"] if i["time"] == day), None)
-        if item and item["status"] == "succeed":
-            return item
-        if item and item["status"] == "failed":
-            raise RuntimeError(f"collection failed: {item}")
-        time.sleep(0.2)
-    raise RuntimeError(f"collection of {day} on {instance_id} did not finish")
 
 
 def wait_port_open(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
@@ -663,9 +646,9 @@ def main() -> int:
                                "query_time": 3}, headers=headers)
                 assert r.status_code == 204, r.text
             yesterday = (today - timedelta(days=1)).isoformat()
-            mix_files = {i: wait_collected(base, i, headers, yesterday)["id"] for i in mix_ids}
+            mix_files = {i: wait_collected(base, i, headers, yesterday, project=PROJECT)["id"] for i in mix_ids}
             for i in mix_ids:
-                wait_collected(base, i, headers, today.isoformat())
+                wait_collected(base, i, headers, today.isoformat(), project=PROJECT)
         t = time.perf_counter()
         warm(big)
         print(f"machine: {machine()}")

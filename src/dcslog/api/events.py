@@ -9,19 +9,16 @@ from aiohttp import web
 
 from dcslog.api.context import Context
 from dcslog.api.operations import operation
-from dcslog.api.params import LIMIT, OFFSET, json_response, text
+from dcslog.api.params import LIMIT, OFFSET, epoch_ms, json_response, text
 from dcslog.services import events
 from dcslog.services.node_state import EVENT_TYPES
 
-EPOCH_MS = re.compile(r"[0-9]{1,15}")
 TYPES = re.compile(rf"({'|'.join(EVENT_TYPES)})(,({'|'.join(EVENT_TYPES)}))*")
 
-START_TIME = text("start_time", pattern=EPOCH_MS, convert=int,
-                  hint="start_time must be milliseconds since the epoch (UTC), e.g. 1764576000000.",
-                  description="ms since the epoch, UTC, included; default: the oldest event kept")
-END_TIME = text("end_time", pattern=EPOCH_MS, convert=int, not_before="start_time",
-                hint="end_time must be milliseconds since the epoch (UTC), e.g. 1764579600000.",
-                description="ms since the epoch, UTC, excluded; default: no end (before start_time → 400 DCS.4025)")
+START_TIME = epoch_ms("start_time", required=False,
+                      description="ms since the epoch, UTC, included; default: the oldest event kept")
+END_TIME = epoch_ms("end_time", required=False, not_before="start_time",
+                    description="ms since the epoch, UTC, excluded; default: no end (before start_time → 400 DCS.4025)")
 TYPE = text("type", pattern=TYPES, convert=lambda raw: sorted(set(raw.split(","))), arg="types",
             hint=f"type must be one or more of {', '.join(EVENT_TYPES)}, comma-separated.",
             description=f"only events of these types, comma-separated: {', '.join(EVENT_TYPES)} (default: all)")

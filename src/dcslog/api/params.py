@@ -174,10 +174,12 @@ def _matching(pattern: re.Pattern[str], convert: Callable[[str], Any] | None) ->
     return match
 
 
-def epoch_ms(name: str, *, description: str, not_before: str | None = None) -> Param:
-    """Required milliseconds since the epoch (UTC), as an int."""
-    return text(name, pattern=EPOCH_MS, convert=int, required=True, description=description, not_before=not_before,
-                hint=f"{name} is required: milliseconds since the epoch (UTC), e.g. 1764576000000.")
+def epoch_ms(name: str, *, description: str, not_before: str | None = None, required: bool = True) -> Param:
+    """Milliseconds since the epoch (UTC), as an int; required unless said otherwise."""
+    hint = f"{name} is required: milliseconds since the epoch (UTC), e.g. 1764576000000." if required \
+        else f"{name} must be milliseconds since the epoch (UTC), e.g. 1764576000000."
+    return text(name, pattern=EPOCH_MS, convert=int, required=required, description=description,
+                not_before=not_before, hint=hint)
 
 
 def _compact_utc(raw: str) -> datetime:

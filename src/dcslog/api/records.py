@@ -21,13 +21,12 @@ from dcslog import errors
 from dcslog.api.context import Context
 from dcslog.api.ndjson import NDJSON, NdjsonStream
 from dcslog.api.operations import Header, Reply, operation
-from dcslog.api.params import choice, integer, json_response, text
+from dcslog.api.params import choice, epoch_ms, integer, json_response, text
 from dcslog.httpserver import REQUEST_ID
 from dcslog.runlog.grammar import LEVELS, ROLES
 from dcslog.services import records, redislog
 from dcslog.services.records import RecordQuery
 
-EPOCH_MS = re.compile(r"[0-9]{1,15}")
 NODE_IDS = re.compile(r"[0-9a-f-]{36}(,[0-9a-f-]{36}){0,127}")
 
 
@@ -37,12 +36,9 @@ def _keyword(raw: str) -> str:
     return raw
 
 
-START_TIME = text("start_time", pattern=EPOCH_MS, convert=int,
-                  hint="start_time must be milliseconds since the epoch (UTC), e.g. 1764576000000.",
-                  description="ms since the epoch; default end_time minus one hour")
-END_TIME = text("end_time", pattern=EPOCH_MS, convert=int, not_before="start_time",
-                hint="end_time must be milliseconds since the epoch (UTC), e.g. 1764579600000.",
-                description="ms since the epoch, excluded; default now (before start_time → 400 DCS.4025)")
+START_TIME = epoch_ms("start_time", required=False, description="ms since the epoch; default end_time minus one hour")
+END_TIME = epoch_ms("end_time", required=False, not_before="start_time",
+                    description="ms since the epoch, excluded; default now (before start_time → 400 DCS.4025)")
 NODES = text("replication_id", pattern=NODE_IDS, convert=lambda raw: raw.split(","),
              hint="replication_id must be replication ids (ListGroupReplicationInfo), comma-separated.",
              description="nodes, comma-separated (default: every node of the instance)")
