@@ -84,10 +84,13 @@ def test_two_apis_two_workers_one_killed(cluster_env, redis_standalone, tmp_path
                                   params={"log_type": "run", "query_time": DAYS}, headers=headers)
             assert response.status_code == 204, response.text
 
-        for name in ("worker0", "worker1"):
+        def start_worker(name: str) -> subprocess.Popen:
             procs[name] = subprocess.Popen([*DCSLOG, "worker"], env=env, stdout=subprocess.DEVNULL,
                                            stderr=subprocess.DEVNULL)
-        victim = procs["worker0"]
+            return procs[name]
+        # The victim starts first, so that it surely holds a job (started together, the other worker
+        # could take or finish them all before it); the second starts once it is mid-collection.
+        victim = start_worker("worker0")
 
         db = psycopg.connect(env["DCSLOG_DATABASE_URL"].replace("postgresql+psycopg", "postgresql"), autocommit=True)
 
@@ -100,6 +103,7 @@ def test_two_apis_two_workers_one_killed(cluster_env, redis_standalone, tmp_path
                 (f"%:{victim.pid}:%",)).fetchone()
             return row[0] > 0
         wait_for(victim_mid_job, timeout=60, interval=0.01, what="the victim to be mid-collection")
+        start_worker("worker1")
         victim.send_signal(signal.SIGKILL)
         victim.wait()
 
