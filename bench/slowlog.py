@@ -26,8 +26,23 @@ the six nodes log 128 new entries in total (``DEBUG SLEEP`` above a raised
 out of the log), and one ``harvest_instance`` call is timed; every rep checks
 that exactly 128 rows were stored.
 
+Then slow-log top (``GET …/slowlog/top``) over the same rows, the same 7-day window
+(both edges inside an hour), grouped by fingerprint, command and node, sorted by total, limit 10:
+
+  floor   the best plain SQL for the same answer, through the sqlite3 module: the plan
+          slowlog_top uses (whole hours from slowlog_hour_groups, the two partial edge hours
+          aggregated from the entries, in one statement; then per group returned, its slowest
+          entry and its nearest-rank p99 by walking the group's duration index)
+  naive   one statement over the window's entries: GROUP BY, the p99 and the sample by
+          window functions (row_number / count over the group); a reference only (3 reps)
+  service ``services.slowlog_top.slowlog_top`` on a session as the API's
+  http    GET /v2/{project}/instances/{id}/slowlog/top
+
+and the first repetition checks that all four give the same groups, field by field.
+
 Exits 1 if a target is missed: duration-sorted first page of list_slowlog
-within 2x the SQL floor, under 50 ms for both list_slowlog and HTTP; harvest
+within 2x the SQL floor, under 50 ms for both list_slowlog and HTTP; slow-log top
+within 2x its SQL floor and under 200 ms (service and HTTP); harvest
 under 100 ms. (HTTP's ratio to the floor is printed, not checked: it adds a
 request's fixed cost, measured against nginx in docs/benchmarks-http.md.)
 Quote ratios from one run, not absolute times across runs.
@@ -61,6 +76,7 @@ from dcslog.config import Settings
 from dcslog.db.inline import InlineReads
 from dcslog.db.models import HOUR_MS, Replication, SlowlogCursor
 from dcslog.db.queries.slowlog import WIDE_WINDOW
+from dcslog.db.queries.slowlog_top import TopGroup
 from dcslog.db.session import create_engine, create_sessionmaker, upgrade
 from dcslog.keys import Keyring
 from dcslog.redis.connection import NodeConnector
@@ -68,6 +84,7 @@ from dcslog.redis.slowlog import command_name, fingerprint, read_slowlog
 from dcslog.services.instances import import_instance
 from dcslog.services.slowlog_harvest import harvest_instance
 from dcslog.services.slowlog_query import list_slowlog
+from dcslog.services.slowlog_top import slowlog_top, top_item
 from dcslog.testing.ports import free_port
 from dcslog.testing.redis_servers import NodeSet, start_replicated
 from dcslog.testing.server import running_app
@@ -151,10 +168,16 @@ def bulk_insert(db_path: Path, instance_id: str, nodes: list[Replication], entri
             con.executemany(sql, rows)
         if len(shapes) > 200_000:
             shapes.clear()
-    with con:  # the hourly counts the harvester keeps beside the entries
+    with con:  # the hourly counts and the rollups of slow-log top the harvester keeps beside the entries
         con.execute("INSERT INTO slowlog_hour_counts (instance_id, hour_ms, entries) "
                     "SELECT instance_id, start_time_ms - start_time_ms % 3600000, count(*) FROM slowlog_entries "
                     "WHERE instance_id = ? GROUP BY 1, 2", (instance_id,))
+        con.execute("INSERT INTO slowlog_hour_groups (instance_id, hour_ms, replication_id, command_name, fingerprint, "
+                    "entries, total_us, max_us, first_ms, last_ms) "
+                    "SELECT instance_id, start_time_ms - start_time_ms % 3600000, replication_id, command_name, "
+                    "fingerprint, count(*), sum(duration_us), max(duration_us), min(start_time_ms), "
+                    "max(start_time_ms) FROM slowlog_entries WHERE instance_id = ? GROUP BY 1, 2, 3, 4, 5",
+                    (instance_id,))
     con.execute("ANALYZE")
     con.close()
     return time.perf_counter() - t
@@ -220,6 +243,49 @@ def naive_query(con: sqlite3.Connection, instance_id: str, lo: int, hi: int, sor
     return total, [r[0] for r in rows]
 
 
+TOP_GROUP_BY = ("fingerprint", "command", "node")
+TOP_KEYS = {"fingerprint": "fingerprint", "command": "command_name", "node": "replication_id"}
+TOP_LIMIT = 10
+
+
+def top_floor(con: sqlite3.Connection, instance_id: str, lo: int, hi: int, group_by: str) -> list[TopGroup]:
+    """Slow-log top as plain SQL, by the plan slowlog_top uses (see the module docstring)."""
+    key = TOP_KEYS[group_by]
+    first_hour = lo + (-lo) % HOUR_MS
+    end_hour = (hi + 1) - (hi + 1) % HOUR_MS
+    edges = [(lo, hi), (1, 0)] if first_hour >= end_hour else [(lo, first_hour - 1), (end_hour, hi)]
+    edge = (f"SELECT {key}, count(*), sum(duration_us), max(duration_us), min(start_time_ms), max(start_time_ms) "
+            f"FROM slowlog_entries WHERE instance_id = ? AND start_time_ms BETWEEN ? AND ? GROUP BY {key}")
+    rows = con.execute(
+        f"SELECT key, sum(n), sum(total), max(top), min(first), max(last), count(*) OVER () FROM ("
+        f"SELECT {key} AS key, entries AS n, total_us AS total, max_us AS top, first_ms AS first, last_ms AS last "
+        f"FROM slowlog_hour_groups WHERE instance_id = ? AND hour_ms >= ? AND hour_ms < ? "
+        f"UNION ALL {edge} UNION ALL {edge}) GROUP BY key ORDER BY sum(total) DESC, key LIMIT ?",
+        (instance_id, first_hour, end_hour, instance_id, *edges[0], instance_id, *edges[1], TOP_LIMIT)).fetchall()
+    walk = f"FROM slowlog_entries WHERE instance_id = ? AND {key} = ? AND start_time_ms + 0 BETWEEN ? AND ?"
+    tail = (f"SELECT (SELECT id {walk} ORDER BY duration_us DESC, id DESC LIMIT 1), "
+            f"(SELECT duration_us {walk} ORDER BY duration_us DESC LIMIT 1 OFFSET ?)")
+    groups = []
+    for name, n, total, top, first, last, _ in rows:
+        sample, p99 = con.execute(tail, (instance_id, name, lo, hi, instance_id, name, lo, hi,
+                                         n - (99 * n + 99) // 100)).fetchone()
+        groups.append(TopGroup(name, n, total, top, first, last, p99, sample))
+    return groups
+
+
+def top_naive(con: sqlite3.Connection, instance_id: str, lo: int, hi: int, group_by: str) -> list[TopGroup]:
+    """The same answer in one statement over the window's entries, left to SQLite."""
+    key = TOP_KEYS[group_by]
+    rows = con.execute(
+        "SELECT key, count(*), sum(d), max(d), min(t), max(t), max(CASE WHEN rn = n - (99 * n + 99) / 100 + 1 "
+        "THEN d END), max(CASE WHEN rn = 1 THEN id END) FROM ("
+        f"SELECT {key} AS key, duration_us AS d, start_time_ms AS t, id, row_number() OVER (PARTITION BY {key} "
+        f"ORDER BY duration_us DESC, id DESC) AS rn, count(*) OVER (PARTITION BY {key}) AS n "
+        "FROM slowlog_entries WHERE instance_id = ? AND start_time_ms BETWEEN ? AND ?) "
+        "GROUP BY key ORDER BY sum(d) DESC, key LIMIT ?", (instance_id, lo, hi, TOP_LIMIT)).fetchall()
+    return [TopGroup(*row) for row in rows]
+
+
 def query_plans(con: sqlite3.Connection, instance_id: str, lo: int, hi: int) -> list[str]:
     def plan(sql: str, params: tuple) -> str:
         return "; ".join(r[-1] for r in con.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall())
@@ -232,6 +298,11 @@ def query_plans(con: sqlite3.Connection, instance_id: str, lo: int, hi: int) -> 
                                       "instance_id = ? AND hour_ms >= ? AND hour_ms < ?", (instance_id, lo, hi)),
         "naive, page by duration: " + plan(page.format(WHERE, ORDER["duration"]), params),
         "naive, count: " + plan(f"SELECT count(*) FROM slowlog_entries WHERE {WHERE}", (instance_id, lo, hi)),
+        "top floor, edges: " + plan("SELECT fingerprint, count(*), sum(duration_us) FROM slowlog_entries WHERE "
+                                    f"{WHERE} GROUP BY fingerprint", (instance_id, lo, hi)),
+        "top floor, p99 walk: " + plan("SELECT duration_us FROM slowlog_entries WHERE instance_id = ? AND "
+                                       "fingerprint = ? AND start_time_ms + 0 BETWEEN ? AND ? ORDER BY duration_us "
+                                       "DESC LIMIT 1 OFFSET 100", (instance_id, "GET ?", lo, hi)),
     ]
 
 
@@ -317,6 +388,7 @@ def main() -> int:
             return answer, time.perf_counter() - t
 
         times: dict[tuple[str, str], list[float]] = {(c[0], w): [] for c in CASES for w in WAYS}
+        times.update({(f"top by {g}", w): [] for g in TOP_GROUP_BY for w in WAYS})
         floor_parts: dict[str, list[tuple[float, float]]] = {c[0]: [] for c in CASES}
         with running_app(settings, run_worker=False) as base, \
                 httpx.Client(base_url=base, headers={"X-Auth-Token": token}, timeout=60) as http:
@@ -355,6 +427,44 @@ def main() -> int:
                     times[label, "service"].append(t_service)
                     times[label, "http"].append(t3 - t2)
                     floor_parts[label].append((t_count, t_page))
+
+            # 3b. Slow-log top: floor, naive SQL, service, HTTP, interleaved.
+            async def service_top(group_by: str):
+                t = time.perf_counter()
+                async with api_sessionmaker() as session:
+                    answer = await slowlog_top(session, instance, start_ms=lo, end_ms=hi, group_by=group_by,
+                                               sort_key="total", limit=TOP_LIMIT)
+                return answer, time.perf_counter() - t
+
+            top_path = f"/v2/{PROJECT}/instances/{instance.id}/slowlog/top"
+            for rep in range(args.reps + 1):  # rep 0 warms caches and checks the answers; not timed
+                for group_by in TOP_GROUP_BY:
+                    label = f"top by {group_by}"
+                    if rep <= NAIVE_REPS:
+                        t = time.perf_counter()
+                        naive = top_naive(floor_con, instance.id, lo, hi, group_by)
+                        if rep:
+                            times[label, "naive"].append(time.perf_counter() - t)
+                    t0 = time.perf_counter()
+                    floor = top_floor(floor_con, instance.id, lo, hi, group_by)
+                    t1 = time.perf_counter()
+                    answer, t_service = runner.run(service_top(group_by))
+                    t2 = time.perf_counter()
+                    response = http.get(top_path, params={"start_time": lo, "end_time": hi, "group_by": group_by})
+                    t3 = time.perf_counter()
+                    if rep == 0:
+                        if response.status_code != 200:
+                            sys.exit(f"HTTP {response.status_code}: {response.text}")
+                        expected = [top_item(g) for g in floor]
+                        if not (expected == [top_item(g) for g in naive] == answer["groups"]
+                                == response.json()["groups"]) or len(expected) != min(TOP_LIMIT, len(floor)):
+                            sys.exit(f"{label}: groups differ between SQL, naive SQL, service and HTTP")
+                        if sum(g.entries for g in floor) > args.entries or not floor:
+                            sys.exit(f"{label}: {sum(g.entries for g in floor)} entries in the groups")
+                        continue
+                    times[label, "floor"].append(t1 - t0)
+                    times[label, "service"].append(t_service)
+                    times[label, "http"].append(t3 - t2)
         floor_con.close()
 
         # 4. Harvest: steady state (cursors set), 128 new entries on the 6 nodes before each timed call.
@@ -425,6 +535,15 @@ def main() -> int:
         print(f"| {label:<46} | {ms(floor):>9} | {ms(count):>8} + {ms(page):>10} | {ms(med[label, 'service']):>12} | "
               f"{med[label, 'service'] / floor:>7.2f}x | {ms(med[label, 'http']):>9} | "
               f"{med[label, 'http'] / floor:>7.2f}x | {ms(med[label, 'naive']):>9} |")
+    print(f"\n| {'Slow-log top, 7 days, limit 10, by total':<46} | {'SQL floor':>9} | {'slowlog_top':>12} | "
+          f"{'vs floor':>8} | {'HTTP':>9} | {'vs floor':>8} | {'naive SQL':>9} |")
+    print(f"|{'-' * 48}|{'-' * 10}:|{'-' * 13}:|{'-' * 9}:|{'-' * 10}:|{'-' * 9}:|{'-' * 10}:|")
+    for group_by in TOP_GROUP_BY:
+        label = f"top by {group_by}"
+        floor = med[label, "floor"]
+        print(f"| {label:<46} | {ms(floor):>9} | {ms(med[label, 'service']):>12} | "
+              f"{med[label, 'service'] / floor:>7.2f}x | {ms(med[label, 'http']):>9} | "
+              f"{med[label, 'http'] / floor:>7.2f}x | {ms(med[label, 'naive']):>9} |")
     h, r = statistics.median(harvest_times), statistics.median(read_times)
     print(f"\n| {'Harvest (128 new entries on 6 nodes)':<46} | {'Median':>9} | {'min-max':>17} |")
     print(f"|{'-' * 48}|{'-' * 10}:|{'-' * 18}:|")
@@ -442,6 +561,12 @@ def main() -> int:
         checks.append((f"list_slowlog, {label}: {service / floor:.2f}x the SQL floor (<= 2x)", service <= 2 * floor))
         for way, name in (("service", "list_slowlog"), ("http", "HTTP")):
             checks.append((f"{name}, {label}: {ms(med[label, way])} (< 50 ms)", med[label, way] < 0.050))
+    for group_by in TOP_GROUP_BY:
+        label = f"top by {group_by}"
+        floor, service = med[label, "floor"], med[label, "service"]
+        checks.append((f"slowlog_top, {label}: {service / floor:.2f}x the SQL floor (<= 2x)", service <= 2 * floor))
+        for way, name in (("service", "slowlog_top"), ("http", "HTTP")):
+            checks.append((f"{name}, {label}: {ms(med[label, way])} (< 200 ms)", med[label, way] < 0.200))
     checks.append((f"harvest_instance, 128 entries on 6 nodes: {ms(h)} (< 100 ms)", h < 0.100))
     print()
     for text, ok in checks:

@@ -21,7 +21,9 @@ from dcslog import cli
 from dcslog.config import Settings
 from dcslog.db.session import create_engine, create_sessionmaker
 from dcslog.keys import Keyring, load_server_key
+from dcslog.services import auto_capture
 from dcslog.services.slowlog_harvest import harvest_all
+from dcslog.storage import open_object_store
 from dcslog.testing.ports import free_port
 from dcslog.testing.server import running_app
 
@@ -63,7 +65,8 @@ class DcslogServer:
             engine = create_engine(self.settings.effective_database_url)
             try:
                 return await harvest_all(create_sessionmaker(engine), Keyring(load_server_key(self.settings)),
-                                         self.settings.redis_timeout)
+                                         self.settings.redis_timeout, store=open_object_store(self.settings),
+                                         capture=auto_capture.policy(self.settings))
             finally:
                 await engine.dispose()
         return asyncio.run(run())

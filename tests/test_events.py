@@ -9,6 +9,7 @@ import contextlib
 import json
 import sqlite3
 import time
+from datetime import date
 
 import httpx
 import pytest
@@ -20,9 +21,12 @@ from dcslog.keys import Keyring, load_server_key
 from dcslog.services import slowlog_harvest
 from dcslog.testing.waiting import wait_for
 from tests.dcslog_fixtures import started_server
+from tests.runlog_reference import reference_day
 from tests.test_client_cli import configure_client, run
+from tests.test_redislog import download, wait_settled
 
 UUID_LENGTH = 36
+STATE_TYPES = "restart,role_change,failover,node_down,node_up"  # the events a round's state change makes
 
 
 def now_ms() -> int:
@@ -32,6 +36,7 @@ def now_ms() -> int:
 class Api:
     def __init__(self, server, instance_id: str, project_id: str = "proj-a"):
         self.token = server.cli("token", "create", "--project-id", project_id)["token"]
+        self.instance_id = instance_id
         self.base = f"{server.url}/v2/{project_id}/instances/{instance_id}"
         self.groups_url = f"{server.url}/v2/{project_id}/instance/{instance_id}/groups"
 
@@ -49,6 +54,12 @@ class Api:
         """address → status, as ListGroupReplicationInfo says."""
         body = httpx.get(self.groups_url, headers={"X-Auth-Token": self.token}).json()
         return {f"{r['replication_ip']}:{r['replication_port']}": r["status"]
+                for g in body["group_list"] for r in g["replication_list"]}
+
+    def roles(self) -> dict[str, str]:
+        """address → role, as ListGroupReplicationInfo says."""
+        body = httpx.get(self.groups_url, headers={"X-Auth-Token": self.token}).json()
+        return {f"{r['replication_ip']}:{r['replication_port']}": r["replication_role"]
                 for g in body["group_list"] for r in g["replication_list"]}
 
     def instance(self) -> dict:
@@ -161,7 +172,8 @@ def test_promoting_a_replica_and_repointing_the_old_master(dcslog_server, redis_
             client.execute_command("REPLICAOF", promoted.host, str(promoted.port))
     wait_for(lambda: promoted.info("replication")["connected_slaves"] == 2, what="both to follow the new master")
     dcslog_server.harvest()
-    events = api.events()
+    # Re-pointed, the old master syncs in full: its run log's `sync` events are another test's.
+    events = api.events(type=STATE_TYPES)
     assert kinds(events) == sorted([(promoted.address, "role_change"), (promoted.address, "failover"),
                                     (primary.address, "role_change")])
     by = {(f"{e['replication_ip']}:{e['replication_port']}", e["type"]): e["details"] for e in events}
@@ -171,8 +183,10 @@ def test_promoting_a_replica_and_repointing_the_old_master(dcslog_server, redis_
         "master", "slave")
     assert by[promoted.address, "failover"]["previous_master"] == primary.address
     assert api.instance()["status"] == "RUNNING"
+    # Roles follow the round too: ListGroupReplicationInfo shows the new master.
+    assert api.roles() == {promoted.address: "master", primary.address: "slave", other.address: "slave"}
     dcslog_server.harvest()
-    assert len(api.events()) == 3
+    assert len(api.events(type=STATE_TYPES)) == 3
     # The type filter, against what the test did.
     assert kinds(api.events(type="failover")) == [(promoted.address, "failover")]
     assert len(api.events(type="role_change,failover")) == 3
@@ -339,13 +353,22 @@ def test_a_cluster_failover_is_one_failover_in_its_shard(dcslog_server, tmp_path
         wait_for(lambda: promoted.info("replication")["role"] == "master"
                  and old_master.info("replication")["role"] == "slave", what="the failover")
         dcslog_server.harvest()
-        events = api.events()
+        events = api.events(type=STATE_TYPES)
         assert kinds(events) == sorted([(promoted.address, "role_change"), (promoted.address, "failover"),
                                         (old_master.address, "role_change")])
         assert {e["group_name"] for e in events} == {shard}
         failover = next(e for e in events if e["type"] == "failover")
         assert failover["details"]["previous_master"] == old_master.address
         assert api.instance()["status"] == "RUNNING"
+        # Captured by dcslog itself: the two nodes of the shard, each day's file whole as their logs hold it.
+        sdk = dcslog_server.sdk(role="viewer")
+        files = wait_settled(sdk, api.instance_id)
+        assert sorted((f.replication_ip, f.status) for f in files) == sorted(
+            [(promoted.host, "succeed"), (old_master.host, "succeed")])
+        for node in (promoted, old_master):
+            [file] = [f for f in files if f.replication_ip == node.host]
+            body = download(sdk, api.instance_id, file.id).content
+            assert body and reference_day([node.log_file], date.fromisoformat(file.time)).startswith(body)
 
 
 def test_a_node_that_answers_info_but_not_slowlog_is_up(dcslog_server, redis_standalone):

@@ -7,6 +7,7 @@ restart; and the service goes on answering other requests.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from huaweicloudsdkdcs.v2 import CreateRedislogRequest, ListInstancesRequest
+from huaweicloudsdkdcs.v2 import CreateRedislogRequest, ListGroupReplicationInfoRequest, ListInstancesRequest
 
 from dcslog.testing.ports import free_port
 from dcslog.testing.processes import stop_processes
@@ -58,6 +59,32 @@ def test_a_node_that_dies_mid_collection(dcslog_server, redis_standalone, tmp_pa
     # A dead node's log is still its log: collected whole.
     assert item.status == "succeed"
     assert download(client, imported["instance_id"], item.id).content == content
+
+
+def test_a_failover_during_a_collection(dcslog_server, redis_replicated, tmp_path):
+    """The replica whose day is being collected is promoted meanwhile, and a harvest round sees it
+    (events, roles, an automatic capture that may not join the running collection): every file
+    still ends with the day's exact bytes."""
+    primary, (replica, _) = redis_replicated.primary, redis_replicated.replicas
+    log = tmp_path / "replica.log"
+    content = big_day(today_utc(), 64)
+    log.write_bytes(content)
+    instance_id = dcslog_server.import_instance(primary.url, "proj-a", "failing-over", "--log-file",
+                                                f"{replica.address}={log}")["instance_id"]
+    client = dcslog_server.sdk()
+    dcslog_server.harvest()  # the first look
+    groups = client.list_group_replication_info(ListGroupReplicationInfoRequest(instance_id=instance_id))
+    [rid] = [r.replication_id for r in groups.group_list[0].replication_list if r.replication_ip == replica.host]
+    client.create_redislog(CreateRedislogRequest(instance_id=instance_id, log_type="run", replication_id=rid))
+    with contextlib.closing(replica.client()) as redis_client:
+        redis_client.execute_command("REPLICAOF", "NO", "ONE")
+    dcslog_server.harvest()
+    files = wait_settled(client, instance_id)
+    mine = [f for f in files if f.replication_ip == replica.host]
+    assert [f.status for f in mine] == ["succeed"]
+    assert download(client, instance_id, mine[0].id).content == content
+    # The automatic capture of the master it followed (its own log file) is whole too.
+    assert {f.status for f in files} == {"succeed"}
 
 
 def copytruncate_while_collecting(log: Path, staging: Path) -> threading.Thread:

@@ -199,8 +199,8 @@ def test_racing_harvests_store_once_and_count_everything_once(dcslog_server, red
             read_b = await read_slowlog(connector, node.host, node.port, cursor.run_id, cursor.last_id)
             # A stores 5-9, counts 3 lost, moves the cursor to 9; B stores 10-11 (5-9 are A's) and,
             # the cursor having moved since it read it, counts no loss.
-            assert await slowlog_harvest._store(sessionmaker, instance, replica, cursor, read_a, connector) == 5
-            assert await slowlog_harvest._store(sessionmaker, instance, replica, cursor, read_b, connector) == 2
+            assert await slowlog_harvest._store(sessionmaker, instance, replica, cursor, read_a, connector) == (5, [])
+            assert await slowlog_harvest._store(sessionmaker, instance, replica, cursor, read_b, connector) == (2, [])
         finally:
             await engine.dispose()
     asyncio.run(race())

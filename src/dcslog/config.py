@@ -58,6 +58,15 @@ class Settings(BaseSettings):
     slowlog_interval: float = Field(60, gt=0, description="Seconds between two slow-log harvests of every node.")
     slowlog_retention_days: float = Field(7, gt=0, description=(
         "Days a harvested slow-log entry is kept (by its start time)."))
+    slowlog_fingerprints_only: bool = Field(False, description=(
+        "Store slow-log entries without their arguments: the command's fingerprint (`SET ? ?`) is stored "
+        "and shown as its `command`, so keys and values never reach the database."))
+    auto_collect: bool = Field(True, description=(
+        "After a node's restart, crash, role change or failover, collect the affected nodes' run log for "
+        "the event's day by itself (a background task `AutoCollectRunLog` by user `dcslog`)."))
+    auto_collect_quiet_seconds: float = Field(600, ge=0, description=(
+        "A node's day collected automatically this many seconds ago or less is not collected again "
+        "automatically: a flapping node makes one collection per period, not one per event."))
     log_level: str = Field("INFO", description="Python logging level of the service's own log.")
     access_log: bool = Field(True, description=(
         "Log one line per HTTP request (method, path, status, time, request id)."))

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from dcslog.config import Settings
 from dcslog.db.session import create_engine, create_sessionmaker, is_postgresql, libpq_url
 from dcslog.keys import Keyring, load_server_key
-from dcslog.services import jobs
+from dcslog.services import auto_capture, jobs
 from dcslog.services.collection import run_collect_task
 from dcslog.services.retention import Retention
 from dcslog.services.slowlog_harvest import harvest_all
@@ -34,7 +34,7 @@ from dcslog.storage import ObjectStore, open_object_store
 log = logging.getLogger(__name__)
 
 # What runs a job of each kind (a task name): a new kind that the worker runs is one line here.
-RUNNERS: dict[str, jobs.Runner] = {jobs.COLLECT_RUN_LOG: run_collect_task}
+RUNNERS: dict[str, jobs.Runner] = {jobs.COLLECT_RUN_LOG: run_collect_task, jobs.AUTO_COLLECT_RUN_LOG: run_collect_task}
 
 
 async def run_worker(settings: Settings) -> None:
@@ -156,7 +156,9 @@ class Worker:
                 # Claims a node only if nobody did for most of an interval: with several workers,
                 # each node is still read about once per interval.
                 await harvest_all(self.sessionmaker, self.keyring, self.settings.redis_timeout,
-                                  min_interval=0.8 * self.settings.slowlog_interval)
+                                  min_interval=0.8 * self.settings.slowlog_interval,
+                                  fingerprints_only=self.settings.slowlog_fingerprints_only, store=self.store,
+                                  capture=auto_capture.policy(self.settings))
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - a failed round is retried at the next interval

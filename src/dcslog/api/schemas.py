@@ -14,7 +14,7 @@ from typing import Any
 from dcslog.api.params import anchored
 from dcslog.runlog.grammar import FORMATS, LEVELS, ROLES
 from dcslog.services.common import PROJECT_ID
-from dcslog.services.jobs import COLLECT_RUN_LOG
+from dcslog.services.jobs import AUTO_COLLECT_RUN_LOG, COLLECT_RUN_LOG
 from dcslog.services.node_state import EVENT_TYPES
 from dcslog.statuses import FileStatus, TaskStatus
 
@@ -178,6 +178,24 @@ SCHEMAS: dict[str, Schema] = {
         "slowlogs": array(ref("SlowlogItem")),
         "lost_entries": integer(minimum=0, description="extension: entries the nodes dropped before a harvest"),
     }),
+    "SlowlogTopGroup": closed_object({
+        "key": string(description="the fingerprint (SET ? ?), the command name (SET) or the node's replication_id"),
+        "count": integer(minimum=1),
+        "total_ms": {"type": "number", "minimum": 0, "description": "milliseconds, to the microsecond"},
+        "max_ms": {"type": "number", "minimum": 0},
+        "avg_ms": {"type": "number", "minimum": 0, "description": "total_ms / count, to the microsecond"},
+        "p99_ms": {"type": "number", "minimum": 0, "description": "nearest rank: the smallest duration that at "
+                                                                  "least 99 % of the group's entries do not exceed"},
+        "first_time": string(pattern=UTC_SECONDS, description="the group's first entry in the window"),
+        "last_time": string(pattern=UTC_SECONDS, description="its last"),
+        "sample_id": integer(description="a ListSlowlog id: the group's slowest entry in the window"),
+    }),
+    "ListSlowlogTopResponse": closed_object({
+        "total_num": integer(minimum=0, description="groups in the window"),
+        "groups": array(ref("SlowlogTopGroup")),
+        "start_time": integer(minimum=0, description="the window read, ms since the epoch (its defaults filled in)"),
+        "end_time": integer(minimum=0),
+    }),
     "HarvestNode": closed_object({
         "replication_id": string(),
         "replication_ip": string(),
@@ -203,7 +221,7 @@ SCHEMAS: dict[str, Schema] = {
     }),
     "BackgroundTask": closed_object({
         "id": string(),
-        "name": string(enum=[COLLECT_RUN_LOG]),
+        "name": string(enum=[COLLECT_RUN_LOG, AUTO_COLLECT_RUN_LOG]),
         "details": ref("TaskDetails"),
         "user_name": string(),
         "user_id": string(),
@@ -264,6 +282,26 @@ SCHEMAS: dict[str, Schema] = {
         "records": array(ref("Record")),
         "next_cursor": nullable(string(description="null once the window is read to its end")),
         "scanned_bytes": integer(minimum=0),
+        "sources": array(ref("RecordSources")),
+    }),
+    "TimelineItem": closed_object({
+        "kind": string(enum=["event", "runlog", "slowlog"]),
+        "time": string(description="ISO 8601 in the instance's time zone, milliseconds"),
+        "time_ms": integer(minimum=0),
+        "replication_id": string(),
+        "replication_ip": string(),
+        "replication_port": integer(minimum=0),
+        "group_name": nullable(string()),
+        "role": nullable(string(enum=list(ROLES), description="the node's role as the item tells it (none for "
+                                                              "an event)")),
+        "cursor": string(description="continue strictly after this item"),
+        "record": ref("Record"),
+        "slowlog": ref("SlowlogItem"),
+        "event": ref("Event"),
+    }, optional=("record", "slowlog", "event"), description="one of record, slowlog, event: the one its kind names"),
+    "ListTimelineResponse": closed_object({
+        "items": array(ref("TimelineItem")),
+        "next_cursor": nullable(string(description="null once the window is read to its end")),
         "sources": array(ref("RecordSources")),
     }),
 }

@@ -191,9 +191,21 @@ class DcsApi:
 
     # -- dcslog extensions (docs/api.md) ----------------------------------------------------------
 
+    def list_slowlog_top(self, instance_id: str, **query: Any) -> dict:
+        """The window's slow log grouped: ``{total_num, groups, start_time, end_time}``."""
+        return self._json(self.request("GET", f"/instances/{_path(instance_id)}/slowlog/top", query)) or {}
+
     def list_events(self, instance_id: str, **query: Any) -> dict:
         """One page of the instance's events, newest first: ``{total_num, events}``."""
         return self._json(self.request("GET", f"/instances/{_path(instance_id)}/events", query)) or {}
+
+    def list_timeline(self, instance_id: str, query: dict[str, Any]) -> dict:
+        """One page of the cluster timeline: ``{items, next_cursor, sources}``. A page may hold fewer
+        than ``limit`` items, none even, while ``next_cursor`` is not null (as records' pages)."""
+        body = self._json(self.request("GET", f"/instances/{_path(instance_id)}/timeline", query))
+        if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+            raise ApiError(200, None, "the endpoint answered a timeline query without an items list")
+        return body
 
     # -- dcslog extensions: run logs as records (docs/api.md) -------------------------------------
 

@@ -32,6 +32,7 @@ from dcslog.client.config import load_config
 from dcslog.client.download import Downloaded, VerificationFailed, download, up_to_date
 from dcslog.client.progress import StatusBoard, human_size
 from dcslog.client.records import LEVELS, ROLES, Follower, RecordPrinter, RecordReader, node_labels, wants_colour
+from dcslog.client.timeline import TimelinePrinter, TimelineReader
 from dcslog.command import (
     EXIT_COLLECTION_FAILED,
     EXIT_INTERRUPTED,
@@ -348,6 +349,29 @@ def cmd_slowlog(args, api: DcsApi) -> int:
     return EXIT_OK
 
 
+def cmd_slowlog_top(args, api: DcsApi) -> int:
+    """The window's slow commands grouped by fingerprint, command or node, the largest first."""
+    if args.since is not None and args.start is not None:
+        raise UsageError("--since and --from/--start are two ways to give the start: use one or the other")
+    start = args.since or args.start
+    body = api.list_slowlog_top(args.instance, start_time=_ms(start) if start else None,
+                                end_time=_ms(args.end) if args.end else None, group_by=args.group_by,
+                                sort_key=args.sort, limit=args.limit)
+    if args.json:
+        print_json(body)
+        return EXIT_OK
+    groups = body.get("groups") or []
+    labels = node_labels(_nodes(api.list_group_replication_info(args.instance))) if args.group_by == "node" else {}
+    rows = [{**g, "key": labels.get(str(g.get("key")), g.get("key"))} for g in groups]
+    print_table(rows, [("key", args.group_by.upper()), ("count", "COUNT"), ("total_ms", "TOTAL_MS"),
+                       ("avg_ms", "AVG_MS"), ("p99_ms", "P99_MS"), ("max_ms", "MAX_MS"),
+                       ("last_time", "LAST_TIME"), ("sample_id", "SAMPLE_ID")])
+    window = [datetime.fromtimestamp(int(body.get(k) or 0) / 1000, UTC) for k in ("start_time", "end_time")]
+    print(f"{len(groups)} of {int(body.get('total_num') or 0)} groups by {args.sort}, "
+          f"{window[0]:%Y-%m-%d %H:%M:%S} – {window[1]:%Y-%m-%d %H:%M:%S} UTC")
+    return EXIT_OK
+
+
 def cmd_events(args, api: DcsApi) -> int:
     """The newest ``--limit`` events in the window, printed oldest first (as a log reads)."""
     if args.since is not None and args.start is not None:
@@ -448,6 +472,24 @@ def cmd_logs_tail(args, api: DcsApi) -> int:
         _warn_unread(printer, reader.sources.news())
 
 
+def cmd_timeline(args, api: DcsApi) -> int:
+    """Every item of the window (or the first ``--limit``), in the timeline's order, one a line."""
+    nodes = _nodes(api.list_group_replication_info(args.instance))
+    ids = _replication_ids(nodes, args.instance, args.replica)
+    start, end = _window(args, SEARCH_WINDOW)
+    kinds = ",".join(k.strip() for given in args.kind or [] for k in given.split(",") if k.strip()) or None
+    query = {"start_time": _ms(start), "end_time": _ms(end), "replication_id": ",".join(ids) or None,
+             "kind": kinds, "level": args.level}
+    printer = TimelinePrinter(node_labels(nodes), json_lines=args.json,
+                              colour=not args.json and wants_colour(sys.stdout))
+    reader = TimelineReader(api, args.instance)
+    printer.print(reader.items(query, args.limit))
+    _warn_unread(printer, reader.sources.unread.values())
+    if reader.more:
+        err(f"note: stopped at --limit {args.limit}; more items follow (a larger --limit, or 0 for all)")
+    return EXIT_OK
+
+
 def _records_output(runner: Runner) -> Runner:
     """``logs search|tail``: with ``--json`` stdout is NDJSON, so an error (Ctrl-C included) is
     printed as one more line, ``{"error": {…}}``, rather than an indented object; and a reader
@@ -509,13 +551,14 @@ def _time_arg(value: str) -> datetime:
 
 
 def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``groups``, ``logs``, ``slowlog`` and ``events`` to the ``dcslog`` command's subparsers; each runs
-    through :func:`client_command`, never opening local settings or a database."""
-    def command(subs, name: str, handler, help: str, records: bool = False) -> argparse.ArgumentParser:
+    """Add ``groups``, ``logs``, ``slowlog``, ``events`` and ``timeline`` to the ``dcslog`` command's subparsers;
+    each runs through :func:`client_command`, never opening local settings or a database."""
+    def command(subs, name: str, handler, help: str, records: bool = False,
+                instance: bool = True) -> argparse.ArgumentParser:
         runner = client_command(handler)
         p = (add_command(subs, name, help, _records_output(runner), interrupted="interrupted") if records
              else add_command(subs, name, help, runner, interrupted=INTERRUPTED))
-        p.add_argument("--instance", required=True, metavar="INSTANCE_ID", help="the DCS instance id")
+        p.add_argument("--instance", required=instance, metavar="INSTANCE_ID", help="the DCS instance id")
         p.add_argument("--profile", metavar="NAME",
                        help="section of the profile file to use (default: $DCSLOG_PROFILE or 'default')")
         p.add_argument("--http-timeout", type=_positive(float), default=30.0, metavar="SECONDS",
@@ -555,7 +598,34 @@ def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
     collecting(get, wait_flag=False)
     get.add_argument("-o", "--output", metavar="DIR", default=".", help="directory for the files (default .)")
 
-    slow = command(subparsers, "slowlog", cmd_slowlog, "show slow commands of every node")
+    # `dcslog slowlog top --instance I` hands --instance to `top`: argparse would then find the parent's
+    # missing, so the parent checks its own (`dcslog slowlog`) when it runs.
+    slow = command(subparsers, "slowlog", cmd_slowlog, "show slow commands of every node (or `top`: grouped)",
+                   instance=False)
+    list_slowlog = slow.get_default("run")
+
+    def run_slowlog(args: argparse.Namespace) -> int:
+        if args.instance is None:
+            slow.error("the following arguments are required: --instance")
+        return list_slowlog(args)
+    slow.set_defaults(run=run_slowlog)
+    top = command(slow.add_subparsers(metavar="top", title="grouped"), "top", cmd_slowlog_top,
+                  "the slow commands of a window grouped by fingerprint, command or node: count, total, "
+                  "average, p99, max")
+    top_start = top.add_mutually_exclusive_group()
+    top_start.add_argument("--since", type=_time_arg, metavar="WHEN",
+                           help="from then: a duration ago (30m, 1h, 2d), an ISO time (UTC unless it says), epoch ms "
+                                "(default: an hour before the end)")
+    top_start.add_argument("--from", "--start", dest="start", type=_time_arg, metavar="WHEN",
+                           help="start, in the same forms")
+    top.add_argument("--to", "--end", dest="end", type=_time_arg, metavar="WHEN",
+                     help="end (included), in the same forms (default now)")
+    top.add_argument("--group-by", choices=("fingerprint", "command", "node"), default="fingerprint",
+                     help="fingerprint: the command without its values (default); command: its name; node")
+    top.add_argument("--sort", choices=("total", "count", "max"), default="total",
+                     help="largest total time (default), count or slowest first")
+    top.add_argument("--limit", type=_positive(int), default=10, metavar="N", help="groups to show (default 10, "
+                                                                                   "at most 100)")
     slow.add_argument("--since", type=_time_arg, default="1h", metavar="WHEN",
                       help="start: a duration ago (30m, 1h, 2d), an ISO time (UTC unless it says), epoch ms "
                            "(default 1h)")
@@ -581,8 +651,8 @@ def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
     events.add_argument("--to", "--end", dest="end", type=_time_arg, metavar="WHEN",
                         help="end (excluded), in the same forms (default: now and on)")
     events.add_argument("--type", action="append", metavar="TYPE",
-                        help="only this type: restart, role_change, failover, node_down, node_up (repeat, or "
-                             "comma-separate, for several)")
+                        help="only this type: restart, role_change, failover, node_down, node_up, crash, sync "
+                             "(repeat, or comma-separate, for several)")
     events.add_argument("--limit", type=_positive(int), default=100, metavar="N",
                         help="the newest N events (default 100)")
 
@@ -606,6 +676,26 @@ def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("--limit", type=_not_negative, default=100, metavar="N",
                         help="records to show (default 100; 0: all, streamed)")
     search.add_argument("--desc", action="store_true", help="newest first")
+
+    timeline = command(subparsers, "timeline", cmd_timeline,
+                       "what happened on the nodes, in one time order: run-log lines, slow commands, events",
+                       records=True)
+    timeline.add_argument("--node", "--replica", dest="replica", metavar="R", action="append",
+                          help="only this node: replication id, IP:PORT or IP (repeat for several; default every "
+                               "node)")
+    window = timeline.add_mutually_exclusive_group()
+    window.add_argument("--since", type=_time_arg, metavar="WHEN",
+                        help="from then to now: a duration ago (30m, 1h, 2d), an ISO time (UTC unless it says), "
+                             "epoch ms (default 1h)")
+    window.add_argument("--from", "--start", dest="start", type=_time_arg, metavar="WHEN",
+                        help="start, in the same forms")
+    timeline.add_argument("--to", "--end", dest="end", type=_time_arg, metavar="WHEN",
+                          help="end (excluded), in the same forms (default now)")
+    timeline.add_argument("--kind", action="append", metavar="KIND",
+                          help="only this kind: runlog, slowlog, event (repeat, or comma-separate, for several)")
+    timeline.add_argument("--level", choices=LEVELS, help="only run-log lines at this level or above")
+    timeline.add_argument("--limit", type=_not_negative, default=0, metavar="N",
+                          help="items to show (default 0: every item of the window, page after page)")
 
     tail = command(logs_sub, "tail", cmd_logs_tail, "the last records of the nodes' run logs; -f: and follow them",
                    records=True)

@@ -186,6 +186,13 @@ class SlowlogEntry(Base):
         Index("ix_slowlog_entries_time", "instance_id", "start_time_ms"),
         # id right after duration: the duration sort's tie-break comes out of the index in order.
         Index("ix_slowlog_entries_duration_id", "instance_id", "duration_us", "id", "start_time_ms"),
+        # Slow-log top's p99 and sample: one group's entries, slowest first, the window checked in the index.
+        Index("ix_slowlog_entries_fingerprint_duration", "instance_id", "fingerprint", "duration_us", "id",
+              "start_time_ms"),
+        Index("ix_slowlog_entries_command_duration", "instance_id", "command_name", "duration_us", "id",
+              "start_time_ms"),
+        Index("ix_slowlog_entries_node_duration", "instance_id", "replication_id", "duration_us", "id",
+              "start_time_ms"),
     )
 
 
@@ -200,6 +207,25 @@ class SlowlogHourCount(Base):
     instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), primary_key=True)
     hour_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # start of the hour, ms since the epoch
     entries: Mapped[int] = mapped_column(BigInteger)
+
+
+class SlowlogHourGroup(Base):
+    """Slow-log top's rollup: per instance, hour of start time, node and command shape, how many
+    entries, their total and largest duration and their first and last start, kept with the
+    entries (same transaction) and swept with them, so a top over days reads a few rows per hour
+    instead of every entry (docs/design.md, "Slow-log top")."""
+
+    __tablename__ = "slowlog_hour_groups"
+    instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), primary_key=True)
+    hour_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # start of the hour, ms since the epoch
+    replication_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    command_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(Text, primary_key=True)
+    entries: Mapped[int] = mapped_column(BigInteger)
+    total_us: Mapped[int] = mapped_column(BigInteger)
+    max_us: Mapped[int] = mapped_column(BigInteger)
+    first_ms: Mapped[int] = mapped_column(BigInteger)  # earliest start_time_ms of those entries
+    last_ms: Mapped[int] = mapped_column(BigInteger)  # latest
 
 
 class SlowlogCursor(Base):
@@ -239,6 +265,9 @@ class NodeState(Base):
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)  # the last round it answered
     # The first of the rounds in a row that could not read it (None while it answers).
     failing_since: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # Where the next round reads its run log on for the events it tells (crash, sync): the key
+    # "{time_ms}_{seq}" of a record (``services/runlog_events.py``); None: not read yet.
+    runlog_position: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
 
 class Event(Base):

@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 
 # Job kinds: the task's DCS name.
 COLLECT_RUN_LOG = "CollectRunLog"  # a user's CreateRedislog
+AUTO_COLLECT_RUN_LOG = "AutoCollectRunLog"  # dcslog's own, after an event (services/auto_capture.py)
 
 MAX_ATTEMPTS = 3
 # PostgreSQL channel on which a transaction that queued jobs wakes every worker.

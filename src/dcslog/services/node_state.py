@@ -15,7 +15,8 @@ Events (``Event.type``):
 * ``role_change`` — its role is not the one last seen;
 * ``failover`` — a replica became a master: its group's master changed (once per promotion, on the
   promoted node; the demoted master has its own ``role_change``);
-* ``crash``, ``sync`` — from run-log entries (not derived here yet).
+* ``crash``, ``sync`` — told by run-log entries (``services/runlog_events.py``), which the
+  harvester reads each round too and records here (``record_told``).
 
 A node's first observation records no event: what happened before dcslog looked is history.
 """
@@ -36,6 +37,8 @@ from dcslog.db.models import Event, Instance, NodeState, Replication
 from dcslog.redis.slowlog import NodeIdentity
 from dcslog.redis.topology import ACTIVE, INACTIVE
 from dcslog.services.common import derived_id, utcnow
+from dcslog.services.records import Key
+from dcslog.services.runlog_events import Told, position_text
 
 EVENT_TYPES = ("restart", "role_change", "failover", "node_down", "node_up", "crash", "sync")
 RUNNING, ERROR = "RUNNING", "ERROR"
@@ -45,6 +48,16 @@ RUNNING, ERROR = "RUNNING", "ERROR"
 class Change:
     """One event a round derived: its type, when it happened (ms) and what to say about it."""
 
+    type: str
+    time_ms: int
+    details: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """An event a round recorded, under its id."""
+
+    id: str
     type: str
     time_ms: int
     details: dict[str, str]
@@ -97,7 +110,7 @@ def event_id(instance_id: str, replication_id: str, change: str, type_: str) -> 
 
 
 async def record(session: AsyncSession, instance: Instance, node: Replication, seen: NodeIdentity | None,
-                 error: str | None, now: datetime) -> list[Change]:
+                 error: str | None, now: datetime) -> list[Recorded]:
     """Record this round's view of ``node`` (``seen``, or None and why not) in ``session`` (the
     caller commits), with the events of what changed since the last round and the node's
     ``status``. Returns the events recorded: none when another harvester recorded this change
@@ -115,8 +128,12 @@ async def record(session: AsyncSession, instance: Instance, node: Replication, s
     elif before is not None and not first_failure and before.failing_since is not None:
         observed["failing_since"] = before.failing_since
     status = ACTIVE if reachable else INACTIVE
-    await session.execute(update(Replication).where(Replication.id == node.id, Replication.status != status)
-                          .values(status=status))
+    # Its status, and its role as it answered (a failover shows in ListGroupReplicationInfo at
+    # once): written only when one changes.
+    shown, changed = {"status": status}, Replication.status != status
+    if seen is not None:
+        shown["role"], changed = seen.role, changed | (Replication.role != seen.role)
+    await session.execute(update(Replication).where(Replication.id == node.id, changed).values(**shown))
     if before is None:
         await session.execute(_insert_if_absent(session, NodeState, "replication_id").values(
             replication_id=node.id, instance_id=instance.id, version=0, **observed))
@@ -127,13 +144,34 @@ async def record(session: AsyncSession, instance: Instance, node: Replication, s
         NodeState.replication_id == node.id, NodeState.version == before.version).values(version=version, **observed))
     if cast(CursorResult[Any], moved).rowcount == 0 or not found:
         return []
+    recorded = [Recorded(event_id(instance.id, node.id, str(version), change.type), change.type, change.time_ms,
+                         change.details) for change in found]
     await session.execute(_insert_if_absent(session, Event, "id").values([{
-        "id": event_id(instance.id, node.id, str(version), change.type), "instance_id": instance.id,
-        "replication_id": node.id, "type": change.type, "time_ms": change.time_ms, "seq": seq,
-        "replication_ip": node.host, "replication_port": node.port, "group_name": node.group_name,
-        "details": json.dumps(change.details),
-    } for seq, change in enumerate(found)]))
-    return found
+        "id": event.id, "instance_id": instance.id, "replication_id": node.id, "type": event.type,
+        "time_ms": event.time_ms, "seq": seq, "replication_ip": node.host, "replication_port": node.port,
+        "group_name": node.group_name, "details": json.dumps(event.details),
+    } for seq, event in enumerate(recorded)]))
+    return recorded
+
+
+async def record_told(session: AsyncSession, instance: Instance, node: Replication, told: list[Told],
+                      position: Key) -> list[Recorded]:
+    """Record the events ``node``'s run log told (once each: their ids come from the records that
+    tell them) and where its next read starts, in ``session`` (the caller commits; ``record``
+    has created the node's state). Returns the events recorded here, not before (RETURNING
+    names the rows this insert really added)."""
+    inserted: set[str] = set()
+    if told:
+        inserted = set((await session.execute(_insert_if_absent(session, Event, "id").values([{
+            "id": event_id(instance.id, node.id, t.record_id, t.type), "instance_id": instance.id,
+            "replication_id": node.id, "type": t.type, "time_ms": t.time_ms, "seq": t.seq,
+            "replication_ip": node.host, "replication_port": node.port, "group_name": node.group_name,
+            "details": json.dumps(t.details),
+        } for t in told]).returning(Event.id))).scalars())
+    await session.execute(update(NodeState).where(NodeState.replication_id == node.id)
+                          .values(runlog_position=position_text(position)))
+    return [Recorded(event_id(instance.id, node.id, t.record_id, t.type), t.type, t.time_ms, t.details)
+            for t in told if event_id(instance.id, node.id, t.record_id, t.type) in inserted]
 
 
 async def settle_instance(session: AsyncSession, instance_id: str) -> None:

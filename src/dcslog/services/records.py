@@ -50,7 +50,7 @@ MAX_MS = 10**15 - 1  # the largest time a query takes: year 33658
 #: Bytes one page may read before it answers with what it has (and a cursor to go on).
 PAGE_BUDGET = 256 << 20
 CURSOR = re.compile(r"([0-9]{1,15})_(-1|[0-9]{1,9})_([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
-_SEQ_MAX = 2**31  # above any seq: "after every entry of that millisecond"
+SEQ_MAX = 2**31  # above any seq: "after every entry of that millisecond"
 Key = tuple[int, int]
 
 
@@ -101,7 +101,7 @@ class RecordQuery:
         # (continue after it); descending, all of it is still to come (continue below its end).
         # A node sorting after: the other way round.
         if replication_id < c.replication_id:
-            return c.time_ms, _SEQ_MAX
+            return c.time_ms, SEQ_MAX
         return c.time_ms, 0 if self.descending else -1
 
 

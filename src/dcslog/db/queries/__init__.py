@@ -23,7 +23,7 @@ and is added to the names below.
 from __future__ import annotations
 
 from dcslog.db.queries.callers import caller_by_token_hash, credential, credentials
-from dcslog.db.queries.events import EventsPage, events_page, group_masters, node_state
+from dcslog.db.queries.events import EventsPage, events_page, group_masters, node_state, runlog_positions
 from dcslog.db.queries.instances import (
     GroupSizes,
     InstancesPage,
@@ -46,13 +46,16 @@ from dcslog.db.queries.slowlog import (
     is_node_of,
     slowlog_page,
 )
+from dcslog.db.queries.slowlog_top import TopGroup, TopPage, slowlog_top
 from dcslog.db.queries.tasks import tasks_page
+from dcslog.db.queries.timeline import timeline_events, timeline_slowlog
 
 __all__ = [
+    "TopGroup", "TopPage", "slowlog_top",
     "EventsPage", "FilesPage", "GroupSizes", "InstancesPage", "MetricsSnapshot", "NodeHarvest", "SlowlogPage",
     "caller_by_token_hash", "collected_days", "credential", "credentials", "database_answers", "events_page",
     "files_page", "group_masters", "group_sizes", "harvest_cursors", "harvest_status", "harvestable_nodes",
     "instance_by_id", "instance_in_project", "instances", "instances_page", "is_node_of", "log_file",
     "metrics_snapshot", "node_state", "nodes_at_hosts", "object_keys", "replications", "replications_for_update",
-    "slowlog_page", "tasks_page",
+    "runlog_positions", "slowlog_page", "tasks_page", "timeline_events", "timeline_slowlog",
 ]

@@ -54,3 +54,10 @@ async def events_page(session: AsyncSession, instance_id: str, *, start_ms: int,
                               .offset(offset).limit(limit)))
         return EventsPage(int(total), rows)
     return await read(session, page)
+
+
+async def runlog_positions(session: AsyncSession, replication_ids: list[str]) -> dict[str, str | None]:
+    """{replication id: where its run log is read on for events} of the nodes observed before."""
+    rows = await session.execute(select(NodeState.replication_id, NodeState.runlog_position)
+                                 .where(NodeState.replication_id.in_(replication_ids)))
+    return {rid: position for rid, position in rows}
