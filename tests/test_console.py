@@ -111,7 +111,8 @@ def test_console_page_and_assets_are_served_with_types_and_cache_headers(dcslog_
     assert slash.status_code == 308 and slash.headers["location"] == "/console"
 
     expected_types = {"console.js": "text/javascript; charset=utf-8", "dcs-sign.js": "text/javascript; charset=utf-8",
-                      "sse.js": "text/javascript; charset=utf-8", "console.css": "text/css; charset=utf-8",
+                      "sse.js": "text/javascript; charset=utf-8", "time-axis.js": "text/javascript; charset=utf-8",
+                      "console.css": "text/css; charset=utf-8",
                       "icon.svg": "image/svg+xml"}
     referenced = dict(re.findall(r'"/console/static/([\w.-]+)\?v=([0-9a-f]{16})"', page.text))
     assert set(referenced) == set(expected_types)

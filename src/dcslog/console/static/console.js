@@ -12,7 +12,7 @@
   var POLL_MS = 2000;
   var RUN_LOG_PAGE = 20;
   var INSTANCE_PAGE = 50;
-  var TABS = ["run-logs", "slow-queries", "search"];
+  var TABS = ["run-logs", "slow-queries", "search", "timeline", "top"];
   var main = document.getElementById("main");
   var generation = 0; // bumped on every view change: late responses and timers of an old view do nothing
   var current = null; // {view, instanceId, ...} of what is on screen
@@ -327,7 +327,8 @@
         tbody.replaceChildren.apply(tbody, instances.map(function (instance) {
           return h("tr", null,
             h("td", null, h("a", { href: "#/instances/" + encodeURIComponent(instance.instance_id), text: instance.name })),
-            h("td", null, badge(instance.status)),
+            h("td", null, badge(instance.status),
+              instance.error_msg ? h("div", { className: "cell-note", text: instance.error_msg }) : null),
             h("td", { text: instance.cache_mode }),
             h("td", { className: "mono", text: instance.ip + ":" + instance.port }),
             h("td", { text: instance.engine + " " + instance.engine_version }),
@@ -361,7 +362,10 @@
       groups: base + "/instance/" + seg(id) + "/groups",
       redislog: base + "/instances/" + seg(id) + "/redislog",
       slowlog: base + "/instances/" + seg(id) + "/slowlog",
-      records: base + "/instances/" + seg(id) + "/redislog/records"
+      records: base + "/instances/" + seg(id) + "/redislog/records",
+      events: base + "/instances/" + seg(id) + "/events",
+      timeline: base + "/instances/" + seg(id) + "/timeline",
+      top: base + "/instances/" + seg(id) + "/slowlog/top"
     };
     // One ListGroupReplicationInfo call feeds both the Run Logs replica picker and the Search node filter.
     state.groups = call("GET", state.paths.groups);
@@ -378,31 +382,12 @@
       });
     });
 
-    call("GET", state.paths.instance).then(function (result) {
-      if (mine !== generation) return;
-      var instance = result.body;
-      document.title = instance.name + " · dcslog console";
-      $all('[data-field="name"]', main).forEach(function (el) { el.textContent = instance.name; });
-      var status = $('[data-field="status"]', main);
-      status.replaceWith(badge(instance.status));
-      var facts = {
-        cache_mode: { single: "Single node", ha: "Primary/replica", cluster: "Cluster" }[instance.cache_mode] || instance.cache_mode,
-        address: instance.ip + ":" + instance.port,
-        engine_version: instance.engine + " " + instance.engine_version,
-        sharding_count: String(instance.sharding_count) + " × " + instance.replica_count + " nodes",
-        memory: instance.used_memory + " MB used" + (instance.max_memory ? " of " + instance.max_memory + " MB" : ""),
-        timezone: instance.timezone || "UTC",
-        instance_id: instance.instance_id
-      };
-      Object.keys(facts).forEach(function (name) { $('[data-field="' + name + '"]', main).textContent = facts[name]; });
-      if (instance.error_msg) showError($('[data-alert="instance"]', main), { code: "ERROR", message: instance.error_msg });
-    }, function (error) {
-      if (mine === generation) showError($('[data-alert="instance"]', main), error);
-    });
-
+    setUpNodeState(state, mine);
     setUpRunLogs(state, mine);
     setUpSlowQueries(state, mine);
     setUpSearch(state, mine);
+    setUpTimeline(state, mine);
+    setUpTop(state, mine);
     selectTab(target.tab, true);
   }
 
@@ -424,6 +409,11 @@
       current.search.loaded = true;
       current.search.run();
     }
+    if (name === "timeline") current.timeline.opened();
+    if (name === "top" && !current.top.loaded) {
+      current.top.loaded = true;
+      current.top.run();
+    }
     if (initial) main.focus({ preventScroll: true });
   }
 
@@ -441,9 +431,7 @@
     function fillReplicas() {
       var group = groups[shard.selectedIndex] || { replication_list: [] };
       replica.replaceChildren.apply(replica, group.replication_list.map(function (node) {
-        var address = node.replication_ip + (node.replication_port ? ":" + node.replication_port : "");
-        return h("option", { value: node.replication_id,
-                             text: address + " · " + node.replication_role + (node.status === "Active" ? "" : " · " + node.status) });
+        return h("option", { value: node.replication_id, text: nodeAddress(node) + " · " + nodeState(node) });
       }));
       // A replica's log is usually what is wanted: preselect the first one, if any.
       var slave = group.replication_list.findIndex(function (node) { return node.replication_role === "slave"; });
@@ -460,6 +448,16 @@
       fillReplicas();
     }, function (error) {
       if (mine === generation) showError(alert, error);
+    });
+    // A refresh of the live state updates what each option says, not which one is chosen.
+    state.onNodes.push(function (latest) {
+      groups = latest;
+      latest.forEach(function (group) {
+        group.replication_list.forEach(function (node) {
+          var option = $('option[value="' + CSS.escape(node.replication_id) + '"]', replica);
+          if (option) option.textContent = nodeAddress(node) + " · " + nodeState(node);
+        });
+      });
     });
 
     form.addEventListener("submit", function (event) {
@@ -679,16 +677,25 @@
       options.replaceChildren.apply(options, groups.map(function (group) {
         return h("div", { className: "multi-group" }, many ? h("div", { className: "multi-group-name", text: group.group_name }) : null,
           h("div", null, group.replication_list.map(function (node) {
-            var address = node.replication_ip + (node.replication_port ? ":" + node.replication_port : "");
+            var address = nodeAddress(node);
             nodes[node.replication_id] = { address: address, role: node.replication_role, group: group.group_name };
             return h("label", null, h("input", { type: "checkbox", name: "node", value: node.replication_id }),
-              " " + address + " ", h("span", { className: "muted", text: node.replication_role +
-                (node.status === "Active" ? "" : " · " + node.status) }));
+              " " + address + " ", h("span", { className: "muted", "data-node-state": node.replication_id,
+                                               text: nodeState(node) }));
           }).reduce(function (fragment, label) { fragment.appendChild(label); return fragment; },
                     document.createDocumentFragment())));
       }));
       describeNodes();
     }, function () { /* the Run Logs tab shows this error */ });
+    state.onNodes.push(function (latest) {
+      latest.forEach(function (group) {
+        group.replication_list.forEach(function (node) {
+          var label = $('[data-node-state="' + CSS.escape(node.replication_id) + '"]', options);
+          if (label) label.textContent = nodeState(node);
+          if (nodes[node.replication_id]) nodes[node.replication_id].role = node.replication_role;
+        });
+      });
+    });
 
     function chosenNodes() {
       return $all('input[name="node"]:checked', options).map(function (box) { return box.value; });
@@ -1088,6 +1095,593 @@
     }
   }
 
+  // ---- live node state: the instance's status and each node's, as the last harvest rounds saw them ----
+
+  var STATE_REFRESH_MS = 30000; // while the instance page is open and the browser tab is visible
+  var STATE_REFRESH_MAX = 120;  // an hour of automatic refreshes; Refresh starts them again
+  var ROLE_NAMES = { master: "master", slave: "replica" };
+
+  function nodeAddress(node) {
+    return node.replication_ip + (node.replication_port ? ":" + node.replication_port : "");
+  }
+
+  /* "master", "slave · Inactive": how the pickers name a node's state. */
+  function nodeState(node) {
+    return node.replication_role + (node.status === "Active" ? "" : " · " + node.status);
+  }
+
+  function fragment(items) {
+    var out = document.createDocumentFragment();
+    items.forEach(function (item) { out.appendChild(item); });
+    return out;
+  }
+
+  function setUpNodeState(state, mine) {
+    var status = $('[data-status="nodes"]', main);
+    var holder = $("#node-groups");
+    var alert = $('[data-alert="instance"]', main);
+    var button = $('[data-action="refresh-state"]', main);
+    var live = { timer: null, automatic: 0, seq: 0, refused: false };
+    state.onNodes = []; // called with the group list after every refresh (pickers, timeline lanes)
+    state.nodeGroups = [];
+
+    function showInstance(instance) {
+      document.title = instance.name + " · dcslog console";
+      $all('[data-field="name"]', main).forEach(function (el) { el.textContent = instance.name; });
+      var shown = badge(instance.status);
+      shown.dataset.field = "status";
+      $('[data-field="status"]', main).replaceWith(shown);
+      var facts = {
+        cache_mode: { single: "Single node", ha: "Primary/replica", cluster: "Cluster" }[instance.cache_mode] || instance.cache_mode,
+        address: instance.ip + ":" + instance.port,
+        engine_version: instance.engine + " " + instance.engine_version,
+        sharding_count: String(instance.sharding_count) + " × " + instance.replica_count + " nodes",
+        memory: instance.used_memory + " MB used" + (instance.max_memory ? " of " + instance.max_memory + " MB" : ""),
+        timezone: instance.timezone || "UTC",
+        instance_id: instance.instance_id
+      };
+      Object.keys(facts).forEach(function (name) { $('[data-field="' + name + '"]', main).textContent = facts[name]; });
+      showError(alert, instance.error_msg ? { code: instance.status, message: instance.error_msg } : null);
+    }
+
+    function nodeItem(node) {
+      var up = node.status === "Active";
+      var role = node.replication_role;
+      var item = h("li", { className: "node " + (up ? "node-up" : "node-down"), "data-node": node.replication_id,
+                           "data-status": node.status, "data-role": role },
+        h("span", { className: "dot", "aria-hidden": "true" }),
+        h("span", { className: "mono node-address", text: nodeAddress(node) }),
+        h("span", { className: "role role-" + role, title: role, text: ROLE_NAMES[role] || role }),
+        badge(node.status));
+      // Why discovery does not take it for this node (nothing answers there, or another node does).
+      if (!up && node.address_error) item.appendChild(h("span", { className: "cell-note", text: node.address_error }));
+      return item;
+    }
+
+    function showNodes(groups) {
+      var many = groups.length > 1;
+      holder.replaceChildren(fragment(groups.map(function (group) {
+        return h("div", { className: "node-group" }, many ? h("h3", { text: group.group_name }) : null,
+          h("ul", { className: "node-list", "aria-label": group.group_name },
+            fragment(group.replication_list.map(nodeItem))));
+      })));
+    }
+
+    /* ShowInstance and ListGroupReplicationInfo again; the first time, the groups the tabs asked for. */
+    function refresh(groupsCall) {
+      clearTimeout(live.timer);
+      var seq = ++live.seq;
+      setUnavailable(button, true);
+      Promise.all([call("GET", state.paths.instance), groupsCall || call("GET", state.paths.groups)]).then(function (answers) {
+        if (mine !== generation || seq !== live.seq) return;
+        showInstance(answers[0].body);
+        state.nodeGroups = answers[1].body.group_list || [];
+        showNodes(state.nodeGroups);
+        state.onNodes.forEach(function (listener) { listener(state.nodeGroups); });
+        status.textContent = "As the last harvest rounds saw them, at " + localTime(new Date()) +
+          (live.automatic < STATE_REFRESH_MAX ? "; refreshed every " + STATE_REFRESH_MS / 1000 + " s." :
+           ". Automatic refresh paused after an hour: Refresh to resume.");
+      }, function (error) {
+        if (mine !== generation || seq !== live.seq) return;
+        showError(alert, error);
+        status.textContent = "";
+        live.refused = error.status >= 400 && error.status < 500; // asking again will not help
+      }).then(function () {
+        if (mine !== generation || seq !== live.seq) return;
+        setUnavailable(button, false);
+        schedule();
+      });
+    }
+
+    function schedule() {
+      clearTimeout(live.timer);
+      if (live.automatic >= STATE_REFRESH_MAX || live.refused) return;
+      live.timer = setTimeout(function () {
+        if (mine !== generation) return;
+        if (document.hidden) return schedule(); // nobody is looking: ask again later
+        live.automatic++;
+        refresh(null);
+      }, STATE_REFRESH_MS);
+    }
+
+    button.addEventListener("click", function () {
+      if (unavailable(button)) return;
+      live.automatic = 0;
+      live.refused = false;
+      refresh(null);
+    });
+    refresh(state.groups);
+  }
+
+  // ---- time ranges: "last hour" … "last 7 days", or custom From and To ----
+
+  /* The range picker of a form with a `range` select and `from`/`to` inputs in [data-custom] fields.
+   * Returns window(): {from, to} in ms (to: now, or the custom end), or null when a custom time is missing. */
+  function rangePicker(form) {
+    var el = form.elements;
+    el.range.addEventListener("change", function () {
+      var custom = el.range.value === "custom";
+      if (custom && !el.from.value) {
+        var now = Date.now();
+        el.from.value = inputValue(new Date(now - 3600000));
+        el.to.value = inputValue(new Date(Math.ceil(now / 1000) * 1000));
+      }
+      $all("[data-custom]", form).forEach(function (field) { field.hidden = !custom; });
+    });
+    return function () {
+      if (el.range.value !== "custom") {
+        var now = Date.now();
+        return { from: now - Number(el.range.value), to: now + 1 }; // include this millisecond
+      }
+      var from = new Date(el.from.value).getTime();
+      var to = new Date(el.to.value).getTime();
+      if (isNaN(from) || isNaN(to)) return null;
+      return { from: from, to: to };
+    };
+  }
+
+  /* 2026-12-06 10:01:02.345 in this browser's time zone. */
+  function localTimeMs(ms) {
+    return localTime(new Date(ms)) + "." + pad(ms % 1000, 3);
+  }
+
+  // ---- Timeline tab: events on a time axis per node, what happened around a moment, the events list ----
+
+  var EVENT_PAGE = 1000;     // events asked per request (the endpoint's largest page)
+  var EVENT_MAX = 5000;      // events drawn at most: the newest of the range
+  var EVENT_ROWS = 50;       // rows per page of the events table
+  var MOMENT_PAGE = 200;     // timeline items per request
+  var MOMENT_AUTO_PAGES = 5; // pages read in a row while they come back short (a page may be empty) or
+                             // the moment is not reached yet
+  var MOMENT_MAX_ROWS = 5000;
+  var KIND_NAMES = { runlog: "log", slowlog: "slow", event: "event" };
+
+  function setUpTimeline(state, mine) {
+    var form = $("#timeline-form");
+    var momentForm = $("#moment-form");
+    var svg = $("#timeline-axis");
+    var axisWrap = $("#timeline-axis-wrap");
+    var legend = $("#timeline-legend");
+    var status = $('[data-status="timeline"]', main);
+    var alert = $('[data-alert="timeline"]', main);
+    var tbody = $("#events-table tbody");
+    var list = $("#moment-items");
+    var listWrap = $("#moment-wrap");
+    var momentStatus = $('[data-status="moment"]', main);
+    var momentAlert = $('[data-alert="moment"]', main);
+    var momentNotice = $('[data-notice="moment-sources"]', main);
+    var more = $('[data-more="moment"]', main);
+    var moreButton = $('[data-action="moment-more"]', more);
+    var windowOf = rangePicker(form);
+    var t = {
+      loaded: false, seq: 0, range: null, events: [], total: 0, hidden: {}, offset: 0,
+      moment: null, momentSeq: 0, query: null, cursor: null, ids: new Set(), shown: 0, markPlaced: false,
+      run: show,
+      opened: function () {
+        if (!t.loaded) {
+          t.loaded = true;
+          show();
+        } else {
+          draw(); // the panel was hidden: its width may have changed meanwhile
+        }
+      }
+    };
+    state.timeline = t;
+    $("#timeline-hint").textContent = "Click a marker, or a point on a node's lane, to see what happened around that moment " +
+      "(markers take the focus with Tab; Enter chooses). Red bands: the node did not answer. " + zoneLabel();
+
+    // -- lanes: one per node of the instance, and one per node that has left it but has events in the range --
+
+    function lanes() {
+      var out = [];
+      var known = {};
+      state.nodeGroups.forEach(function (group) {
+        group.replication_list.forEach(function (node) {
+          known[node.replication_id] = true;
+          out.push({ id: node.replication_id, label: nodeAddress(node), status: node.status,
+                     detail: group.group_name + " · " + (ROLE_NAMES[node.replication_role] || node.replication_role) +
+                             " · " + node.status });
+        });
+      });
+      t.events.forEach(function (event) {
+        if (known[event.replication_id]) return;
+        known[event.replication_id] = true;
+        out.push({ id: event.replication_id, status: null, detail: (event.group_name || "") + " · no longer in the instance",
+                   label: event.replication_ip + (event.replication_port ? ":" + event.replication_port : "") });
+      });
+      return out;
+    }
+
+    function laneName(replicationId) {
+      var lane = lanes().find(function (l) { return l.id === replicationId; });
+      return lane ? lane.label : replicationId;
+    }
+
+    function draw() {
+      if (!t.range || $("#panel-timeline").hidden) return;
+      // A redraw (a refresh of the nodes' state, a resize) keeps the keyboard focus on the same marker.
+      var focused = svg.contains(document.activeElement) ? document.activeElement.getAttribute("data-event") : null;
+      DcsTimeAxis.draw(svg, {
+        from: t.range.from, to: t.range.to, width: axisWrap.clientWidth || 1100, lanes: lanes(), hidden: t.hidden,
+        events: t.events.map(function (event) {
+          return { id: event.id, type: event.type, time_ms: event.time_ms, lane: event.replication_id,
+                   message: event.details && event.details.message };
+        }),
+        moment: t.moment, span: Number(momentForm.elements.span.value), timeText: localTimeMs,
+        onChoose: function (ms) { choose(ms); }
+      });
+      var again = focused && $('[data-event="' + CSS.escape(focused) + '"]', svg);
+      if (again) again.focus({ preventScroll: true });
+    }
+    state.onNodes.push(function () { draw(); });
+    var resizing = null;
+    t.resized = function () {
+      cancelAnimationFrame(resizing);
+      resizing = requestAnimationFrame(draw);
+    };
+
+    // -- the legend: each type's marker and count; unticking one hides it from the axis and the table --
+
+    function showLegend() {
+      var counts = {};
+      t.events.forEach(function (event) { counts[event.type] = (counts[event.type] || 0) + 1; });
+      var keep = $("legend", legend);
+      legend.replaceChildren(keep, fragment(DcsTimeAxis.TYPES.map(function (type) {
+        var box = h("input", { type: "checkbox", name: "event-type", value: type, checked: !t.hidden[type] });
+        box.addEventListener("change", function () {
+          t.hidden[type] = !box.checked;
+          t.offset = 0;
+          draw();
+          showTable();
+        });
+        return h("label", { className: "legend-item", "data-type": type }, box, DcsTimeAxis.swatch(svg, type),
+                 " " + DcsTimeAxis.LABELS[type] + " ", h("span", { className: "legend-count", text: String(counts[type] || 0) }));
+      })));
+    }
+
+    // -- the events table, newest first, paged here (the axis has them all already) --
+
+    function showTable() {
+      var rows = t.events.filter(function (event) { return !t.hidden[event.type]; });
+      var page = rows.slice(t.offset, t.offset + EVENT_ROWS);
+      tbody.replaceChildren(fragment(page.map(function (event) {
+        var when = h("button", { type: "button", className: "btn-link", "aria-label": "Show around " + localTimeMs(event.time_ms),
+                                 title: event.time + " (the instance's time)", text: localTimeMs(event.time_ms) });
+        when.addEventListener("click", function () { choose(event.time_ms); });
+        return h("tr", { "data-event": event.id, "data-type": event.type },
+          h("td", { className: "nowrap" }, when),
+          h("td", { className: "mono", text: event.replication_ip + (event.replication_port ? ":" + event.replication_port : "") }),
+          h("td", { className: "nowrap", text: event.group_name || "" }),
+          h("td", null, h("span", { className: "ev-type ev-" + event.type }, DcsTimeAxis.swatch(svg, event.type),
+                          " " + (DcsTimeAxis.LABELS[event.type] || event.type))),
+          h("td", { className: "ev-message", text: (event.details && event.details.message) || "" }));
+      })));
+      $('[data-empty="events"]', main).hidden = rows.length > 0;
+      setPager($('[data-pager="events"]', main), t.offset, EVENT_ROWS, rows.length, function (at) {
+        t.offset = at;
+        showTable();
+      });
+    }
+
+    // -- loading a range: every event of it (up to EVENT_MAX, the newest), then the picture --
+
+    function show() {
+      var range = windowOf();
+      if (!range) {
+        showError(alert, { code: "Invalid", message: "Enter a start and an end time." });
+        return;
+      }
+      var seq = ++t.seq;
+      var got = [];
+      status.textContent = "Loading events…";
+      function page(offset) {
+        return call("GET", state.paths.events, [["start_time", range.from], ["end_time", range.to],
+                                                ["offset", offset], ["limit", EVENT_PAGE]]).then(function (result) {
+          if (mine !== generation || seq !== t.seq) return;
+          var body = result.body;
+          got = got.concat(body.events);
+          if (body.events.length && got.length < body.total_num && got.length < EVENT_MAX) return page(got.length);
+          showError(alert, null);
+          t.range = range;
+          t.events = got;
+          t.total = body.total_num;
+          t.offset = 0;
+          status.textContent = body.total_num + (body.total_num === 1 ? " event" : " events") + " from " +
+            localTime(new Date(range.from)) + " to " + localTime(new Date(range.to)) +
+            (got.length < body.total_num ? "; the newest " + got.length + " are shown." : ".");
+          if (t.moment !== null && (t.moment < range.from || t.moment > range.to)) t.moment = null;
+          showLegend();
+          draw();
+          showTable();
+        });
+      }
+      page(0).catch(function (error) {
+        if (mine !== generation || seq !== t.seq) return;
+        status.textContent = "";
+        showError(alert, error);
+      });
+    }
+
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      show();
+    });
+
+    // -- around a moment: the timeline endpoint's items from moment - span to moment + span --
+
+    function choose(ms) {
+      t.moment = ms;
+      momentForm.elements.at.value = inputValue(new Date(ms));
+      draw();
+      loadMoment();
+    }
+
+    function kinds() {
+      return $all('input[name="kind"]:checked', momentForm).map(function (box) { return box.value; });
+    }
+
+    function loadMoment() {
+      var chosen = kinds();
+      if (!chosen.length) {
+        showError(momentAlert, { code: "Missing", message: "Tick at least one of Run log, Slow commands and Events." });
+        return;
+      }
+      var span = Number(momentForm.elements.span.value);
+      list.replaceChildren();
+      t.ids = new Set();
+      t.shown = 0;
+      t.markPlaced = false;
+      listWrap.hidden = true;
+      more.hidden = true;
+      momentNotice.hidden = true;
+      $('[data-empty="moment"]', main).hidden = true;
+      showError(momentAlert, null);
+      t.query = [["start_time", t.moment - span], ["end_time", t.moment + span + 1], ["limit", MOMENT_PAGE]]
+        .concat(chosen.length < 3 ? [["kind", chosen.join(",")]] : []);
+      t.cursor = null;
+      t.firstSeq = t.momentSeq;
+      momentMore();
+    }
+
+    function momentMark() {
+      t.markPlaced = true;
+      return h("li", { className: "moment-mark", "data-moment": t.moment },
+        h("span", { text: "▼ " + localTimeMs(t.moment) + ", the moment chosen" }));
+    }
+
+    function itemRow(item) {
+      var kind = item.kind;
+      var head = h("div", { className: "rec-head" },
+        h("time", { className: "rec-time", datetime: item.time, title: item.time + " (the instance's time)",
+                    text: localTimeMs(item.time_ms) }),
+        h("span", { className: "rec-node", title: (item.group_name || "") + " · node " + item.replication_id,
+                    text: item.replication_ip + (item.replication_port ? ":" + item.replication_port : "") }),
+        h("span", { className: "tl-kind tl-kind-" + kind, text: KIND_NAMES[kind] || kind }));
+      var row = h("li", { className: "rec tl-item tl-" + kind, "data-kind": kind, "data-time-ms": item.time_ms,
+                          "data-cursor": item.cursor }, head);
+      if (kind === "runlog") {
+        var record = item.record;
+        row.classList.add("rec-" + record.level);
+        row.dataset.id = record.id;
+        head.appendChild(h("abbr", { className: "rec-role", title: record.role, text: ROLE_LETTERS[record.role] || "?" }));
+        head.appendChild(h("abbr", { className: "rec-level", title: record.level, text: LEVEL_MARKS[record.level] || "?" }));
+        head.appendChild(h("span", { className: "rec-msg", text: record.message }));
+        var lines = record.lines || [];
+        if (lines.length) {
+          var block = h("pre", { className: "rec-lines", text: lines.join("\n") });
+          row.appendChild(lines.length > LINES_SHOWN ?
+            h("details", { className: "rec-more" }, h("summary", { text: lines.length + " continuation lines" }), block) : block);
+        }
+      } else if (kind === "slowlog") {
+        var entry = item.slowlog;
+        row.dataset.id = String(entry.id);
+        head.appendChild(h("span", { className: "tl-duration", text: entry.duration + " ms" }));
+        head.appendChild(h("span", { className: "rec-msg tl-command", text: entry.command }));
+      } else {
+        var event = item.event;
+        row.dataset.id = event.id;
+        row.dataset.type = event.type;
+        head.appendChild(h("span", { className: "ev-type ev-" + event.type }, DcsTimeAxis.swatch(svg, event.type),
+                           " " + (DcsTimeAxis.LABELS[event.type] || event.type)));
+        head.appendChild(h("span", { className: "rec-msg", text: (event.details && event.details.message) || "" }));
+      }
+      return row;
+    }
+
+    function append(items) {
+      var out = document.createDocumentFragment();
+      var added = 0;
+      items.forEach(function (item) {
+        if (t.ids.has(item.cursor)) return;
+        t.ids.add(item.cursor);
+        if (!t.markPlaced && item.time_ms >= t.moment) out.appendChild(momentMark());
+        out.appendChild(itemRow(item));
+        added++;
+      });
+      list.appendChild(out);
+      t.shown += added;
+      while (list.children.length > MOMENT_MAX_ROWS) list.firstElementChild.remove();
+      listWrap.hidden = list.children.length === 0;
+      return added;
+    }
+
+    function showUnread(sources) {
+      var unread = sources.filter(function (source) { return !source.read; });
+      momentNotice.hidden = unread.length === 0;
+      momentNotice.replaceChildren(unread.length ? fragment([
+        h("strong", { text: "Partial answer: the run log of " + (unread.length === 1 ? "1 node was" : unread.length + " nodes were") +
+                            " not read." }),
+        h("ul", null, fragment(unread.map(function (source) {
+          return h("li", null, h("span", { className: "mono", text: laneName(source.replication_id) }),
+                   ": " + (source.error || "not read"));
+        })))]) : fragment([]));
+    }
+
+    function momentMore() {
+      var seq = ++t.momentSeq;
+      var got = 0;
+      var pages = 0;
+      setUnavailable(moreButton, true);
+      momentStatus.textContent = t.shown ? "Loading more…" : "Loading what happened around " + localTimeMs(t.moment) + "…";
+      function next() {
+        return call("GET", state.paths.timeline, t.query.concat(t.cursor ? [["cursor", t.cursor]] : [])).then(function (result) {
+          if (mine !== generation || seq !== t.momentSeq) return;
+          var body = result.body;
+          pages++;
+          got += append(body.items);
+          showUnread(body.sources || []);
+          t.cursor = body.next_cursor;
+          var before = !t.markPlaced;
+          if (t.cursor && (got < MOMENT_PAGE || before) && pages < MOMENT_AUTO_PAGES) return next();
+          if (!t.cursor && !t.markPlaced && t.shown) list.appendChild(momentMark());
+          // Open at the moment, with what led up to it above (scroll up for it).
+          var mark = $(".moment-mark", list);
+          if (mark && seq === 1 + t.firstSeq) listWrap.scrollTop = Math.max(0, mark.offsetTop - listWrap.clientHeight / 3);
+          setUnavailable(moreButton, false);
+          more.hidden = !t.cursor;
+          $('[data-empty="moment"]', main).hidden = t.shown > 0 || !!t.cursor;
+          var span = Number(momentForm.elements.span.value);
+          momentStatus.textContent = t.shown + (t.shown === 1 ? " item" : " items") + " from " + localTimeMs(t.moment - span) +
+            " to " + localTimeMs(t.moment + span) + (t.cursor ? " so far; More for the next ones." : ".");
+        });
+      }
+      next().catch(function (error) {
+        if (mine !== generation || seq !== t.momentSeq) return;
+        momentStatus.textContent = "";
+        showError(momentAlert, error);
+        setUnavailable(moreButton, false);
+        more.hidden = !t.cursor;
+      });
+    }
+
+    momentForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var at = new Date(momentForm.elements.at.value).getTime();
+      if (isNaN(at)) {
+        showError(momentAlert, { code: "Missing", message: "Enter the moment, or click a point on the axis." });
+        momentForm.elements.at.focus();
+        return;
+      }
+      t.moment = at;
+      draw();
+      loadMoment();
+    });
+    moreButton.addEventListener("click", function () {
+      if (!unavailable(moreButton) && t.cursor) momentMore();
+    });
+  }
+
+  // ---- Top Commands tab: the slow log of a range, grouped ----
+
+  var TOP_KEYS = { fingerprint: "Fingerprint", command: "Command", node: "Node" };
+  var TOP_SORTS = { total: ["total_ms", "Total"], count: ["count", "Count"], max: ["max_ms", "Max"] };
+
+  function setUpTop(state, mine) {
+    var form = $("#top-form");
+    var el = form.elements;
+    var status = $('[data-status="top"]', main);
+    var alert = $('[data-alert="top"]', main);
+    var tbody = $("#top-table tbody");
+    var windowOf = rangePicker(form);
+    var top = state.top = { loaded: false, seq: 0, run: load };
+    $('[data-field="top-zone"]', main).textContent = zoneLabel() + " Figures are in milliseconds.";
+
+    function nodeName(replicationId) {
+      var found = null;
+      state.nodeGroups.forEach(function (group) {
+        group.replication_list.forEach(function (node) { if (node.replication_id === replicationId) found = node; });
+      });
+      return found ? nodeAddress(found) + " (" + (ROLE_NAMES[found.replication_role] || found.replication_role) + ")" : replicationId;
+    }
+
+    function number(ms) {
+      return Number(ms).toFixed(3);
+    }
+
+    function load() {
+      var range = windowOf();
+      if (!range) {
+        showError(alert, { code: "Invalid", message: "Enter a start and an end time." });
+        return;
+      }
+      var asked = { range: range, groupBy: el.group_by.value, sort: TOP_SORTS[el.sort_key.value] };
+      var seq = ++top.seq;
+      status.textContent = "Loading…";
+      call("GET", state.paths.top, [["start_time", range.from], ["end_time", range.to], ["group_by", asked.groupBy],
+                                    ["sort_key", el.sort_key.value], ["limit", el.limit.value]]).then(function (result) {
+        if (mine !== generation || seq !== top.seq) return;
+        showError(alert, null);
+        top.shown = { asked: asked, body: result.body };
+        render();
+      }, function (error) {
+        if (mine !== generation || seq !== top.seq) return;
+        status.textContent = "";
+        showError(alert, error);
+      });
+    }
+
+    /* The answer on screen (again when the nodes' names arrive or change: a node group is named by them). */
+    function render() {
+      var range = top.shown.asked.range;
+      var groupBy = top.shown.asked.groupBy;
+      var sort = top.shown.asked.sort;
+      var body = top.shown.body;
+      var largest = Math.max.apply(null, body.groups.map(function (group) { return group[sort[0]]; }).concat([0]));
+      $('[data-field="top-key"]', main).textContent = TOP_KEYS[groupBy];
+      $('[data-field="top-bar"]', main).textContent = sort[1];
+      tbody.replaceChildren(fragment(body.groups.map(function (group) {
+        var key = groupBy === "node" ? nodeName(group.key) : group.key;
+        var fill = h("span", { className: "bar-fill" });
+        // The CSSOM, not a style attribute: the page's Content-Security-Policy allows no inline styles.
+        fill.style.width = (largest > 0 ? group[sort[0]] / largest * 100 : 0).toFixed(1) + "%";
+        return h("tr", { "data-key": group.key },
+          h("td", { className: "mono command top-key", title: group.key + " · sample: ListSlowlog id " + group.sample_id, text: key }),
+          h("td", { className: "num", "data-col": "count", text: String(group.count) }),
+          h("td", { className: "num", "data-col": "total_ms", text: number(group.total_ms) }),
+          h("td", { className: "num", "data-col": "avg_ms", text: number(group.avg_ms) }),
+          h("td", { className: "num", "data-col": "p99_ms", text: number(group.p99_ms) }),
+          h("td", { className: "num", "data-col": "max_ms", text: number(group.max_ms) }),
+          h("td", { className: "bar-col", "aria-hidden": "true" }, h("span", { className: "bar" }, fill)),
+          h("td", { className: "nowrap", title: group.first_time, text: localTime(new Date(group.first_time)) }),
+          h("td", { className: "nowrap", title: group.last_time, text: localTime(new Date(group.last_time)) }));
+      })));
+      $('[data-empty="top"]', main).hidden = body.groups.length > 0;
+      status.textContent = body.total_num + (body.total_num === 1 ? " group" : " groups") + " from " +
+        localTime(new Date(range.from)) + " to " + localTime(new Date(range.to)) +
+        (body.groups.length < body.total_num ? "; the first " + body.groups.length + " by " + sort[1].toLowerCase() + "." : ".");
+    }
+    state.onNodes.push(function () {
+      if (top.shown && top.shown.asked.groupBy === "node") render();
+    });
+
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      load();
+    });
+    // A different grouping or order answers at once; the range waits for Show (a custom one needs both times).
+    [el.group_by, el.sort_key, el.limit].forEach(function (select) { select.addEventListener("change", load); });
+  }
+
   // ---- start ----
 
   $("#sign-out").addEventListener("click", signOut);
@@ -1096,5 +1690,8 @@
     main.focus();
   });
   window.addEventListener("hashchange", route);
+  window.addEventListener("resize", function () {
+    if (current && current.timeline) current.timeline.resized(); // the axis is as wide as the page
+  });
   route();
 })();
