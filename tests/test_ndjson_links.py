@@ -227,8 +227,8 @@ def test_the_format_is_under_the_signature(kolkata):
         payload = t.split(".")[0]
         return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     signed = claims_of(token)
-    assert signed == {"f": item.id, "e": signed["e"], "t": "ndjson"}
-    assert set(claims_of(raw_token)) == {"f", "e"}  # a raw link's payload is what it was before formats
+    assert signed == {"f": item.id, "e": signed["e"], "t": "ndjson", "i": signed["i"]}  # "i": its link id (§8)
+    assert set(claims_of(raw_token)) == {"f", "e", "i"}  # a raw link's payload has no format (as before formats)
     mac, raw_mac = token.split(".")[1], raw_token.split(".")[1]
     unformatted = reencode({"f": item.id, "e": signed["e"]})
     envelope_403(httpx.get(f"{base}/{unformatted}.{mac}"), "the format dropped from the payload")

@@ -102,26 +102,38 @@ def cmd_db_upgrade(args, settings: Settings) -> dict:
 def cmd_credentials_create(args, settings: Settings) -> dict:
     async def work(session, keyring):
         return await credential_service.create_credential(session, keyring, project_id=args.project_id,
-                                                          role=args.role)
+                                                          role=args.role, name=args.name)
     return asyncio.run(_with_session(settings, work))
 
 
 def cmd_credentials_list(args, settings: Settings) -> list[dict]:
     async def work(session, keyring):
-        return await credential_service.list_credentials(session, args.project_id)
+        return await credential_service.list_credentials(session, args.project_id, show_all=args.all)
     return asyncio.run(_with_session(settings, work))
 
 
-def cmd_credentials_delete(args, settings: Settings) -> dict:
+def cmd_credentials_revoke(args, settings: Settings) -> dict:
     async def work(session, keyring):
-        return await credential_service.delete_credential(session, args.access_key)
+        return await credential_service.revoke_credential(session, args.access_key, args.project_id)
     return asyncio.run(_with_session(settings, work))
 
 
 def cmd_token_create(args, settings: Settings) -> dict:
     async def work(session, keyring):
         return await credential_service.create_token(session, project_id=args.project_id, role=args.role,
-                                                     ttl=settings.token_ttl)
+                                                     ttl=settings.token_ttl, name=args.name)
+    return asyncio.run(_with_session(settings, work))
+
+
+def cmd_token_list(args, settings: Settings) -> list[dict]:
+    async def work(session, keyring):
+        return await credential_service.list_tokens(session, args.project_id, show_all=args.all)
+    return asyncio.run(_with_session(settings, work))
+
+
+def cmd_token_revoke(args, settings: Settings) -> dict:
+    async def work(session, keyring):
+        return await credential_service.revoke_token(session, args.token_id, args.project_id)
     return asyncio.run(_with_session(settings, work))
 
 

@@ -1,5 +1,10 @@
 """Who is calling: the credential behind an AK/SK signature (checked by ``signing``) or an
-``X-Auth-Token``, looked up in the database, as a ``roles.Caller``."""
+``X-Auth-Token``, looked up in the database, as a ``roles.Caller``.
+
+A revoked credential or token (``revoked_at`` set, ``services.credentials``) is refused with
+DCS.1001 like an unknown one. Its row is read through the read cache as every caller is, and
+that is what makes a revocation take effect at once on every API process: the cache answers
+only while the database is unchanged, and a revocation is a commit (``db/readcache.py``)."""
 
 from __future__ import annotations
 
@@ -33,9 +38,12 @@ async def _authenticate_token(token: str, session: AsyncSession, now: datetime) 
     row = await queries.caller_by_token_hash(session, token_hash)
     if row is None:
         raise errors.Unauthorized("Invalid token.")
+    if row.revoked_at is not None:  # before the expiry: revoked is final, expired might be thought renewable
+        raise errors.Unauthorized("The token has been revoked.")
     if row.expires_at <= now:
         raise errors.ExpiredCredentials("The token has expired.")
-    return Caller(project_id=row.project_id, role=row.role, user_id="token")
+    # Its id, not the token: what it does (a task's user_id, a link revoked) is told by the id.
+    return Caller(project_id=row.project_id, role=row.role, user_id=row.id)
 
 
 async def _authenticate_signature(request: SignedRequest, authorization: str, session: AsyncSession,
@@ -51,4 +59,7 @@ async def _authenticate_signature(request: SignedRequest, authorization: str, se
     verify_signature(request, (signed_headers, signature), secret_key, clock_skew, now)
     if credential is None:
         raise errors.Unauthorized("Invalid signature.")
+    if credential.revoked_at is not None:
+        # Said only to whoever signed with its secret key: the holder, who may as well know why.
+        raise errors.Unauthorized("The access key has been revoked.")
     return Caller(project_id=credential.project_id, role=credential.role, user_id=access_key)

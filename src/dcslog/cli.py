@@ -158,6 +158,22 @@ def _project_id(value: str) -> str:
     return value
 
 
+CREDENTIAL_COLUMNS: list[Column] = ["access_key", "name", "role", "project_id", "created_at", "revoked_at"]
+TOKEN_COLUMNS: list[Column] = ["id", "name", "role", "project_id", "created_at", "expires_at", "revoked_at"]
+NAME_MAX = 128  # services.credentials.NAME_MAX, which checks it again
+
+
+def _credential_name(value: str) -> str:
+    if not value.strip() or len(value.strip()) > NAME_MAX or not value.isprintable():
+        raise argparse.ArgumentTypeError(f"a name is 1-{NAME_MAX} printable characters")
+    return value.strip()
+
+
+def _name_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--name", type=_credential_name,
+                        help="what it is for, or who holds it (shown by list; never a secret)")
+
+
 INSTANCE_COLUMNS: list[Column] = ["instance_id", "name", "project_id", "status", "cache_mode", "ip", "port",
                                   "engine_version"]
 
@@ -218,15 +234,28 @@ def build_parser() -> argparse.ArgumentParser:
     create = _admin_command(creds, "create", "create an AK/SK pair", _admin("cmd_credentials_create"),
                             project_required=True)
     create.add_argument("--role", choices=ROLES, default="admin")
-    _admin_command(creds, "list", "list access keys (never secrets)",
-                   _admin("cmd_credentials_list", ["access_key", "project_id", "role", "created_at"]))
-    delete = _admin_command(creds, "delete", "delete a credential", _admin("cmd_credentials_delete"),
-                            project_required=None)
+    _name_option(create)
+    listing = _admin_command(creds, "list", "list access keys (never secrets)",
+                             _admin("cmd_credentials_list", CREDENTIAL_COLUMNS))
+    listing.add_argument("--all", action="store_true", help="revoked ones too")
+    revoke = _admin_command(creds, "revoke", "revoke a credential: every API process refuses it from its next "
+                                             "request on", _admin("cmd_credentials_revoke"), project_required=True)
+    revoke.add_argument("access_key")
+    # The command's name before credentials were revoked rather than deleted; it revokes too.
+    delete = _admin_command(creds, "delete", "the former name of `credentials revoke`",
+                            _admin("cmd_credentials_revoke"))
     delete.add_argument("access_key")
 
     token = add_group(sub, "token", "X-Auth-Token tokens")
     create = _admin_command(token, "create", "create a token", _admin("cmd_token_create"), project_required=True)
     create.add_argument("--role", choices=ROLES, default="admin")
+    _name_option(create)
+    listing = _admin_command(token, "list", "list tokens (their ids, never the tokens)",
+                             _admin("cmd_token_list", TOKEN_COLUMNS))
+    listing.add_argument("--all", action="store_true", help="revoked and expired ones too")
+    revoke = _admin_command(token, "revoke", "revoke a token by its id: every API process refuses it from its "
+                                             "next request on", _admin("cmd_token_revoke"), project_required=True)
+    revoke.add_argument("token_id", metavar="ID", help="the token's id (`token list`), not the token")
 
     inst = add_group(sub, "instances", "Redis deployments")
     imp = _admin_command(inst, "import", "register a Redis deployment",

@@ -11,7 +11,7 @@ ROLES = ("viewer", "operator", "admin")
 class Caller:
     project_id: str
     role: str
-    user_id: str  # the access key, or "token"
+    user_id: str  # the access key, or the token's id (tok-…, never the token)
 
     def can(self, needed_role: str) -> bool:
         return ROLES.index(self.role) >= ROLES.index(needed_role)

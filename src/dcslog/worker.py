@@ -6,10 +6,10 @@ deletes, in ``services/retention.py``. This module only decides *when*: it claim
 ``DCSLOG_WORKER_CONCURRENCY`` at once (woken by this process's requests, by ``NOTIFY`` on
 PostgreSQL, or by the poll), renews each running job's lease every third of
 ``DCSLOG_JOB_LEASE`` (a heartbeat on the event loop, so a cut of any length in a thread keeps
-it), looks for dead processes' runs before each round of claims, sweeps every
-``DCSLOG_SWEEP_INTERVAL`` and harvests slow logs every ``DCSLOG_SLOWLOG_INTERVAL``. A stopping
-worker (SIGTERM) claims nothing new, lets its jobs finish for up to ``STOP_GRACE`` seconds, and
-hands back the leases of those that did not.
+it) and writes its progress every ``jobs.PROGRESS_INTERVAL``, looks for dead processes' runs
+before each round of claims, sweeps every ``DCSLOG_SWEEP_INTERVAL`` and harvests slow logs every
+``DCSLOG_SLOWLOG_INTERVAL``. A stopping worker (SIGTERM) claims nothing new, lets its jobs finish
+for up to ``STOP_GRACE`` seconds, and hands back the leases of those that did not.
 """
 
 from __future__ import annotations
@@ -249,11 +249,12 @@ class Worker:
         """Run one claimed job, its lease renewed meanwhile; or give it up if it was run too often."""
         if await jobs.give_up_if_exhausted(self.sessionmaker, lease):
             return
-        heartbeat = asyncio.create_task(self._heartbeat(lease))
+        helpers = [asyncio.create_task(self._heartbeat(lease)), asyncio.create_task(self._report_progress(lease))]
         try:
             await RUNNERS[lease.kind](self.sessionmaker, self.store, self.keyring, lease)
         finally:
-            heartbeat.cancel()
+            for helper in helpers:
+                helper.cancel()
 
     async def _heartbeat(self, lease: jobs.Lease) -> None:
         """Renew the lease every third of it; when it is gone (another worker holds the job, or
@@ -282,3 +283,20 @@ class Worker:
                 log.warning("lease of task %s was taken over: stopping this run", lease.task_id)
             lease.abandon.set()
             return
+
+    async def _report_progress(self, lease: jobs.Lease) -> None:
+        """Write the run's progress every ``jobs.PROGRESS_INTERVAL`` (``jobs.report_progress``): a
+        bounded rate, however many blocks the cut writes. A report that finds the lease gone (the
+        task was deleted: DeleteBackgroundTask) sets ``lease.abandon`` at once, rather than at the
+        next renewal; a failed report is only logged (renewals decide about database outages)."""
+        while True:
+            await asyncio.sleep(jobs.PROGRESS_INTERVAL)
+            try:
+                held = await jobs.report_progress(self.sessionmaker, lease)
+            except Exception:  # noqa: BLE001 - progress is best effort; the next report tries again
+                log.debug("could not report the progress of task %s", lease.task_id, exc_info=True)
+                continue
+            if not held:
+                log.info("task %s was deleted or taken over: stopping this run", lease.task_id)
+                lease.abandon.set()
+                return

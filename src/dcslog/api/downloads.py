@@ -1,4 +1,5 @@
-"""The download behind a link: no credentials, the signed token is the authority.
+"""The download behind a link: no credentials, the signed token is the authority (unless the link
+was revoked since: ``redislog.file_for_download`` asks the database, through the read cache).
 
 A link serves the file as collected, or, made with ``format=ndjson`` (its token says so,
 under the MAC, and its URL ends in ``?format=ndjson``), the file's records, converted as
@@ -201,7 +202,7 @@ FILE_HEADERS = {
                206: Reply(string(), "Part of the file", "text/plain", {**FILE_HEADERS, "Content-Range": {
                    "required": True, "schema": string(pattern="^bytes [0-9]+-[0-9]+/[0-9]+$")}}),
                304: Reply(None, "Not modified (If-None-Match / If-Modified-Since)")},
-           errors=[Fail(403, "The link is invalid, tampered with or expired", ("DCS.2004",)),
+           errors=[Fail(403, "The link is invalid, tampered with, expired or revoked", ("DCS.2004",)),
                    Fail(404, "The file is gone (retention) or being collected again", ("DCS.4001",)),
                    Fail(412, "If-Match / If-Unmodified-Since failed", ("DCS.4800",)),
                    Fail(416, "Range not satisfiable", ("DCS.4800",), headers={

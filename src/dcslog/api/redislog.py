@@ -1,4 +1,5 @@
-"""DCS run-log endpoints: CreateRedislog, ListRedislog, CreateRedislogDownloadLink."""
+"""DCS run-log endpoints: CreateRedislog, ListRedislog, CreateRedislogDownloadLink, and the revocation
+of links (extensions: DeleteRedislogDownloadLink, DeleteRedislogDownloadLinks)."""
 
 from __future__ import annotations
 
@@ -54,3 +55,27 @@ async def create_redislog_download_link(ctx: Context, file_id: str, link_format:
         public_url=ctx.settings.link_base(ctx.request.scheme, ctx.request.headers.get("Host")),
         link_ttl=ctx.settings.link_ttl, link_format=link_format)
     return json_response(link)
+
+
+LINK_ID = text("link_id", location="path", description="the link_id CreateRedislogDownloadLink answered")
+
+
+# Revoking is a change of state that reaches everyone holding a link to the file, whoever made it:
+# not a viewer's (SPEC §3: the read role), but the operator's, who may change files (collect).
+@operation("DELETE", "/v2/{project_id}/instances/{instance_id}/redislog/{id}/links/{link_id}", role="operator",
+           summary="Revoke one download link of a file (dcslog extension): 403 from then on, on every API process",
+           params=[FILE_ID, LINK_ID], ok={204: Reply(None, "Revoked (no body); revoking it again is no error")},
+           errors=["DCS.4002", "DCS.4061"])
+async def delete_redislog_download_link(ctx: Context, file_id: str, link_id: str) -> web.Response:
+    await redislog.delete_redislog_download_link(ctx.session, ctx.keyring, ctx.store, ctx.caller, ctx.instance,
+                                                 file_id, link_id)
+    return web.Response(status=204)
+
+
+@operation("DELETE", "/v2/{project_id}/instances/{instance_id}/redislog/{id}/links", role="operator",
+           summary="Revoke every download link of a file made so far (dcslog extension)",
+           params=[FILE_ID], ok={204: Reply(None, "Revoked (no body); links made afterwards work")},
+           errors=["DCS.4002", "DCS.4061"])
+async def delete_redislog_download_links(ctx: Context, file_id: str) -> web.Response:
+    await redislog.delete_redislog_download_links(ctx.session, ctx.store, ctx.instance, file_id)
+    return web.Response(status=204)

@@ -16,6 +16,7 @@ from dcslog.runlog.grammar import FORMATS, LEVELS, ROLES
 from dcslog.services.common import PROJECT_ID
 from dcslog.services.jobs import AUTO_COLLECT_RUN_LOG, COLLECT_RUN_LOG
 from dcslog.services.node_state import EVENT_TYPES
+from dcslog.services.tasks import STEP_STATUSES, SUB_STEP_NAME
 from dcslog.statuses import FileStatus, TaskStatus
 
 UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -154,6 +155,8 @@ SCHEMAS: dict[str, Schema] = {
         "backup_id": string(),
         "link": string(format="uri"),
         "expires_at": string(pattern=UTC_SECONDS, description="extension: when the link stops working"),
+        "link_id": string(pattern="^[0-9a-f]{32}$", description="extension: names the link to revoke it "
+                          "(DELETE …/redislog/{id}/links/{link_id})"),
     }),
     "SlowlogItem": closed_object({
         "id": integer(),
@@ -236,6 +239,30 @@ SCHEMAS: dict[str, Schema] = {
         "task_count": string(pattern="^[0-9]+$", description="a string, as in DCS"),
         "tasks": array(ref("BackgroundTask")),
     }),
+    "SubStepDetail": closed_object({
+        "sub_step_id": string(),
+        "sub_step_name": string(enum=[SUB_STEP_NAME]),
+        "sub_step_status": string(enum=list(STEP_STATUSES)),
+        "begin_time": nullable(string(pattern=DCS_TIME)),
+        "end_time": nullable(string(pattern=DCS_TIME)),
+        "detail": string(description="bytes published, bytes cut so far, or why it failed"),
+        "error_code": nullable(string()),
+    }),
+    "StepDetail": closed_object({
+        "step_id": string(description="the file's id (RunlogItem id)"),
+        "step_name": string(),
+        "step_status": string(enum=list(STEP_STATUSES)),
+        "begin_time": nullable(string(pattern=DCS_TIME)),
+        "end_time": nullable(string(pattern=DCS_TIME)),
+        "error_code": nullable(string()),
+        "sub_step_details": array(ref("SubStepDetail")),
+    }),
+    "ShowBackgroundTaskProgressResponse": closed_object({
+        "progress": integer(minimum=0, maximum=100, description="percent; 100 once the task ended"),
+        "remain_time": integer(minimum=-1, description="seconds left (estimate); 0 once ended; -1 unknown"),
+        "step_details": array(ref("StepDetail")),
+    }),
+    "DeleteBackgroundTaskResponse": closed_object({"message": string()}),
     "Health": closed_object({"status": string(enum=["ok"])}),
     "Record": closed_object({
         "id": string(description="stable: the same entry always has the same id"),

@@ -21,10 +21,14 @@ class Credential(Base):
     project_id: Mapped[str] = mapped_column(String(64), index=True)
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    name: Mapped[str | None] = mapped_column(String(128), nullable=True)  # None: made before names existed
+    # Revoked rows are kept (who held what, for the audit trail); they authenticate nothing.
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class Token(Base):
-    """An X-Auth-Token, stored only as its SHA-256."""
+    """An X-Auth-Token, stored only as its SHA-256; ``id`` names it (lists, revocation) and is
+    random, so it tells nothing of the token."""
 
     __tablename__ = "tokens"
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -32,6 +36,9 @@ class Token(Base):
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime)
     expires_at: Mapped[datetime] = mapped_column(DateTime)
+    id: Mapped[str] = mapped_column(String(40), unique=True, index=True)
+    name: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class Instance(Base):
@@ -105,6 +112,12 @@ class Task(Base):
     lease_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # claims so far
     handed_back: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # of them, stopped gracefully
+    # ShowBackgroundTaskProgress, as the run holding the lease last reported it (services/jobs.py,
+    # "Progress"): percent (never lower than before), bytes cut so far, its estimate of the seconds left.
+    progress: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    cut_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    remain_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: no estimate yet
+    progress_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
 
@@ -148,11 +161,26 @@ class LogFile(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
     expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    # Signed into every link of the file; revoking all its links moves it on, and a link of an
+    # earlier generation is refused (services/redislog.py, "Revocable links").
+    link_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (
         UniqueConstraint("instance_id", "replication_id", "day", name="uq_log_files_replica_day"),
         Index("ix_log_files_listing", "instance_id", "day"),
     )
+
+
+class RevokedLink(Base):
+    """A download link revoked on its own (links are not recorded when made: a signed token is its
+    own authority). Rows go with their file, and when all its links are revoked at once (the
+    file's ``link_generation`` then refuses them all)."""
+
+    __tablename__ = "revoked_links"
+    link_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    file_id: Mapped[str] = mapped_column(ForeignKey("log_files.id", ondelete="CASCADE"), index=True)
+    revoked_at: Mapped[datetime] = mapped_column(DateTime)
+    revoked_by: Mapped[str] = mapped_column(String(128))  # the caller's user id (access key, or token)
 
 
 class SlowlogEntry(Base):

@@ -11,12 +11,15 @@ whenever any other connection, in this process or another, commits to the
 database. Reading it takes microseconds and never waits for a lock (the probe
 connection has no busy timeout: a busy database just means "don't know", and
 the look-up goes to the database). Every entry is stamped with the version it
-was loaded under and used only while the version is the same, so a deleted
-credential, a removed instance or a file being collected again is seen by the
-very next request, exactly as without the cache.
+was loaded under and used only while the version is the same, so a revoked
+credential or token, a removed instance or a file being collected again is
+seen by the very next request, exactly as without the cache. (That is what
+revocation relies on to take effect at once on every API process; a TTL would
+not do.)
 
 PostgreSQL offers no signal as cheap, so there the cache is off and every
-request queries (psycopg's async driver has no thread hops to amortise).
+request queries (psycopg's async driver has no thread hops to amortise): a
+revocation, like any commit, is seen by the next request of every process.
 
 The API's sessions carry the cache in ``session.info`` (``create_sessionmaker(engine,
 read_cache)``); look-ups go through ``cached(session, key, load)``, which loads

@@ -16,6 +16,7 @@ neither overwrite nor settle what that worker records.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import hashlib
 import json
@@ -34,7 +35,8 @@ from dcslog.db.models import Instance, Replication, Task
 from dcslog.keys import Keyring
 from dcslog.observability import COLLECTED_BYTES, COLLECTION_SECONDS, COLLECTIONS
 from dcslog.redis.addresses import node_entry
-from dcslog.runlog.slicer import SourceChanged, UnknownLogFormat, write_day
+from dcslog.runlog.slicer import SourceChanged, UnknownLogFormat, day_range, write_day
+from dcslog.runlog.sources import log_sources
 from dcslog.services import jobs
 from dcslog.statuses import FileStatus, TaskStatus
 from dcslog.storage import ObjectStore
@@ -50,23 +52,26 @@ class Abandoned(Exception):
 
 
 def cut_day_retrying(store: ObjectStore, write: Callable[[int], int], key: str,
-                     abandon: threading.Event) -> tuple[int, str]:
+                     abandon: threading.Event, progress: jobs.JobProgress | None = None) -> tuple[int, str]:
     """``cut_day``, once more if the log was rotated by copytruncate under the first try
     (slicing again finds the day's start in the rotated copy), or an agent's stream broke."""
     try:
-        return cut_day(store, write, key, abandon)
+        return cut_day(store, write, key, abandon, progress)
     except (SourceChanged, AgentStreamCut) as exc:
         log.info("day cut short (%s); slicing %s again", exc, key)
-        return cut_day(store, write, key, abandon)
+        return cut_day(store, write, key, abandon, progress)
 
 
 def cut_day(store: ObjectStore, write: Callable[[int], int], key: str,
-            abandon: threading.Event | None = None) -> tuple[int, str]:
+            abandon: threading.Event | None = None, progress: jobs.JobProgress | None = None) -> tuple[int, str]:
     """``write(fd)`` one day into a staged file, hash it, fsync it, publish it under ``key``
-    (unless ``abandon`` was set meanwhile). Returns (size, sha256)."""
+    (unless ``abandon`` was set meanwhile). Returns (size, sha256). ``progress`` is told the
+    staged file, whose size is the bytes cut so far."""
     if abandon is not None and abandon.is_set():  # e.g. before the second try of cut_day_retrying
         raise Abandoned(key)
     fd, staged = store.staging.stage()
+    if progress is not None:
+        progress.stage(staged)
     try:
         try:
             size = write(fd)
@@ -87,6 +92,9 @@ def cut_day(store: ObjectStore, write: Callable[[int], int], key: str,
     except BaseException:
         store.staging.discard(staged)
         raise
+    finally:
+        if progress is not None:
+            progress.stage(None)
 
 
 def describe_failure(exc: BaseException, log_file: str) -> str:
@@ -104,6 +112,23 @@ def describe_failure(exc: BaseException, log_file: str) -> str:
     if isinstance(exc, OSError):
         return f"Cannot read or store log file {log_file}: {exc.strerror or exc}."
     return f"Collection failed: {type(exc).__name__}."
+
+
+def estimate_day(log_file: str, day: date, timezone: str) -> int | None:
+    """About how many bytes ``day`` holds in ``log_file`` and its rotated files, for progress: its
+    range in each plain source (a few small reads each); gzip sources count 0 (finding the day
+    means decompressing them). None when it cannot be told (no such file, a log we cannot read):
+    the cut itself then says why."""
+    tz = ZoneInfo(timezone)
+    total = 0
+    try:
+        for path in log_sources(log_file):
+            with contextlib.suppress(ValueError):  # gzip-compressed: not estimated
+                start, end = day_range(path, day, tz)
+                total += end - start
+    except Exception:  # noqa: BLE001 - an estimate; the cut reports what is wrong
+        return None
+    return total
 
 
 def _day_writer(replication: Replication, log_file: str, instance: Instance,
@@ -134,8 +159,11 @@ async def run_collect_task(sessionmaker: async_sessionmaker[AsyncSession], store
             return
         replication = await session.get(Replication, task.replication_id)
         files = await jobs.unsettled_files(session, task_id)
+        settled_files, settled_bytes = await jobs.settled_bytes(session, task_id)
+        floor = task.progress
 
     failure: str | None = None
+    estimates: dict[str, int | None] = {}
     if replication is None:
         failure = "The replica no longer belongs to the instance."
     elif replication.log_file is None:
@@ -143,6 +171,12 @@ async def run_collect_task(sessionmaker: async_sessionmaker[AsyncSession], store
     else:
         log_file = replication.log_file
         writer = _day_writer(replication, log_file, instance, keyring)
+        if not node_entry(json.loads(instance.agents), replication.host, replication.port):  # read here
+            estimates = await asyncio.to_thread(
+                lambda: {row.id: estimate_day(log_file, date.fromisoformat(row.day), instance.timezone)
+                         for row in files})
+    lease.progress.begin(files=settled_files + len(files), settled_files=settled_files, settled_bytes=settled_bytes,
+                         estimates=estimates or dict.fromkeys((row.id for row in files), None), floor=floor)
 
     for row in files:
         if lease.abandon.is_set():
@@ -153,12 +187,14 @@ async def run_collect_task(sessionmaker: async_sessionmaker[AsyncSession], store
         for earlier in range(1, lease.attempt):
             await asyncio.to_thread(store.delete, object_key(row.instance_id, row.id, task_id, earlier))
         new_key = None
+        lease.progress.start_file(row.id)
         if failure is None:
             new_key = object_key(row.instance_id, row.id, task_id, lease.attempt)
             started = time.perf_counter()
             try:
                 size, sha256 = await asyncio.to_thread(
-                    cut_day_retrying, store, writer(date.fromisoformat(row.day)), new_key, lease.abandon)
+                    cut_day_retrying, store, writer(date.fromisoformat(row.day)), new_key, lease.abandon,
+                    lease.progress)
             except Abandoned:
                 log.info("task %s: %s %s cut but not published (lease lost or worker stopping)",
                          task_id, row.replication_ip, row.day)
@@ -175,6 +211,8 @@ async def run_collect_task(sessionmaker: async_sessionmaker[AsyncSession], store
             values = jobs.failed_collection(failure)
         COLLECTIONS.labels(FileStatus.FAILED if new_key is None else FileStatus.SUCCEED).inc()
         recorded = await jobs.record(sessionmaker, lease, row.id, values)
+        if recorded:
+            lease.progress.settled(row.id, size if new_key is not None else 0)
         if new_key is not None:
             if not recorded:  # lease lost: what we published is nobody's
                 await asyncio.to_thread(store.delete, new_key)

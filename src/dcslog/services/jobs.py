@@ -22,6 +22,13 @@ rows it settles, in status ``creating`` (``FileStatus``) until it does. The work
 * **Settle** (``record``, ``settle``): a file's outcome (``published`` or
   ``failed_collection``) is recorded only while the run holds the lease; the task's final
   status comes from all its files' records, so a job split across runs reports every failed day.
+* **Progress** (``JobProgress``, ``report_progress``): the run counts the bytes it has cut; the
+  worker writes the task's percent, bytes and estimated seconds left every ``PROGRESS_INTERVAL``
+  (one guarded UPDATE), and a report that finds the lease gone stops the run, as a renewal does.
+* **Cancel** (``delete_task``, DeleteBackgroundTask): in one transaction the task's unsettled
+  files are failed as ``failed_collection`` says (reason ``CANCELLED``) and its row — its lease
+  with it — is deleted; its run, if any, finds the lease gone at its next report or renewal and
+  stops, recording and leaving nothing.
 
 Job kinds are task names (``COLLECT_RUN_LOG``); ``worker.RUNNERS`` says which function runs
 each. ``docs/design.md`` ("How to add a job kind") says where a new kind plugs in.
@@ -33,15 +40,17 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import socket
 import threading
+import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Result, case, event, exists, func, or_, select, text, update
+from sqlalchemy import ColumnElement, CursorResult, Result, case, delete, event, exists, func, or_, select, text, update
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -64,6 +73,10 @@ COLLECT_RUN_LOG = "CollectRunLog"  # a user's CreateRedislog
 AUTO_COLLECT_RUN_LOG = "AutoCollectRunLog"  # dcslog's own, after an event (services/auto_capture.py)
 
 MAX_ATTEMPTS = 3
+# Seconds between two progress reports of a running job: each is one small UPDATE of its task row.
+PROGRESS_INTERVAL = 1.0
+# Why the unsettled files of a deleted task stopped being collected (their error_msg).
+CANCELLED = "Cancelled: the task was deleted before it finished."
 # PostgreSQL channel on which a transaction that queued jobs wakes every worker.
 CHANNEL = "dcslog_jobs"
 # lease_owner is VARCHAR(64), which PostgreSQL enforces: a cloud host's long FQDN must not
@@ -221,6 +234,7 @@ class Lease:
     attempt: int  # claims of the job so far, this one included: names this run's objects
     handed_back: int = 0  # of those, runs a stopping worker handed back
     abandon: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
+    progress: JobProgress = field(default_factory=lambda: JobProgress(), compare=False, repr=False)
 
     @property
     def exhausted(self) -> bool:
@@ -327,6 +341,133 @@ class Leaseholder:
         return freed
 
 
+# --- Progress -----------------------------------------------------------------------------------
+
+class JobProgress:
+    """How far a run is, as the run tells it and the worker's reporter reads it (``report_progress``).
+
+    The run says which files it has (``begin``: the task's days, those settled by earlier runs,
+    an estimate of each unsettled day's bytes), which staged file it is cutting (``stage``: the
+    slicer or the agent writes it, so its size is the bytes cut of that day so far — read with
+    ``stat`` by the reporter, never counted per block) and what each file came to (``settled``).
+    Written from the cut's thread and read on the event loop: plain attributes, each write whole;
+    an estimate tolerates a read between two of them.
+
+    ``percent``: bytes cut over the estimated total (``settled`` bytes plus each unsettled day's
+    estimate, or the bytes cut of it when more) when any day has an estimate, else settled files
+    over files; never lower than any percent reported before (``floor``, the task's), and 99 at
+    most until the task settles (then 100). ``remain_seconds``: what is left at this run's rate so
+    far, None before the run has cut anything (or settled a file, when counting files).
+    """
+
+    def __init__(self) -> None:
+        self.files = 0  # the task's files (days)
+        self.settled_files = 0  # of them, settled (by this run or earlier ones)
+        self.settled_bytes = 0  # their bytes
+        self.estimates: dict[str, int] = {}  # unsettled file id -> estimated bytes (0: unknown)
+        self.by_bytes = False  # any estimate known: percent counts bytes, else files
+        self.floor = 0  # the percent reported before this run
+        self.current: str | None = None  # the file being cut
+        self._staged: str | None = None  # its staged file
+        self._staged_bytes = 0  # that file's size when last looked at
+        self._started = time.monotonic()
+        self._bytes_at_start = 0
+        self._files_at_start = 0
+
+    def begin(self, *, files: int, settled_files: int, settled_bytes: int, estimates: dict[str, int | None],
+              floor: int) -> None:
+        """The run starts: the task's ``files``, those already settled and their bytes, an estimate
+        of each unsettled file's bytes (None: unknown), and the task's percent so far."""
+        self.files, self.settled_files, self.settled_bytes, self.floor = files, settled_files, settled_bytes, floor
+        self.estimates = {file_id: estimate or 0 for file_id, estimate in estimates.items()}
+        self.by_bytes = any(self.estimates.values())
+        self._started = time.monotonic()
+        self._bytes_at_start, self._files_at_start = settled_bytes, settled_files
+
+    def start_file(self, file_id: str) -> None:
+        self.current, self._staged, self._staged_bytes = file_id, None, 0
+
+    def stage(self, path: str | None) -> None:
+        """The current file is being cut into ``path`` (None: that staged file is done with)."""
+        if path is not None:
+            self._staged_bytes = 0  # a second try starts over
+        self._staged = path
+
+    def settled(self, file_id: str, size: int) -> None:
+        """``file_id`` is settled with ``size`` bytes (0 when it failed)."""
+        self.settled_files += 1
+        self.settled_bytes += size
+        self.estimates.pop(file_id, None)
+        self.current, self._staged, self._staged_bytes = None, None, 0
+
+    def _cutting_bytes(self) -> int:
+        staged = self._staged
+        if staged is not None:
+            with contextlib.suppress(OSError):  # published (renamed) or discarded meanwhile: as last seen
+                self._staged_bytes = os.stat(staged).st_size
+        return self._staged_bytes
+
+    def snapshot(self) -> tuple[int, int, int | None]:
+        """(percent, bytes cut so far, estimated seconds left or None), as described above."""
+        cutting = self._cutting_bytes() if self.current is not None else 0
+        cut = self.settled_bytes + cutting
+        elapsed = time.monotonic() - self._started
+        if self.by_bytes:
+            left = sum(estimate for file_id, estimate in self.estimates.items() if file_id != self.current)
+            if self.current is not None:
+                left += max(self.estimates.get(self.current, 0) - cutting, 0)
+            total = cut + left
+            percent = 100 * cut // total if total else 0
+            done = cut - self._bytes_at_start
+            remain = math.ceil(left * elapsed / done) if done > 0 else None
+        else:
+            percent = 100 * self.settled_files // self.files if self.files else 0
+            done = self.settled_files - self._files_at_start
+            remain = math.ceil((self.files - self.settled_files) * elapsed / done) if done > 0 else None
+        self.floor = max(self.floor, min(percent, 99))
+        return self.floor, cut, remain
+
+
+async def report_progress(sessionmaker: Sessions, lease: Lease) -> bool:
+    """Write the run's progress (``JobProgress.snapshot``) on its task, only while the run holds
+    the lease: one UPDATE, the percent never lowered. False: the lease is gone (the task was
+    deleted, settled, or taken over) and nothing was written."""
+    percent, cut, remain = lease.progress.snapshot()
+    async with sessionmaker() as session:
+        written = await session.execute(update(Task).where(Task.id == lease.task_id, Task.lease_owner == lease.owner)
+                                        .values(progress=case((Task.progress < percent, percent),
+                                                              else_=Task.progress),
+                                                cut_bytes=cut, remain_seconds=remain, progress_at=utcnow()))
+        await session.commit()
+    return _rowcount(written) == 1
+
+
+async def settled_bytes(session: AsyncSession, task_id: str) -> tuple[int, int]:
+    """How many of the task's files are settled, and the bytes of those it published: what earlier
+    runs of the task did (``JobProgress.begin``)."""
+    row = (await session.execute(select(
+        func.count(), func.coalesce(func.sum(case((LogFile.content_task_id == task_id, LogFile.size), else_=0)), 0))
+        .where(LogFile.task_id == task_id, LogFile.status != FileStatus.CREATING))).one()
+    return int(row[0]), int(row[1])
+
+
+# --- Cancel -------------------------------------------------------------------------------------
+
+async def delete_task(session: AsyncSession, task_id: str) -> bool:
+    """Delete the task in the session's transaction (the caller commits it, with whatever else
+    belongs to the action: its audit record). A running one is cancelled: its files not
+    settled yet are failed as ``failed_collection`` says, with reason ``CANCELLED`` (back to their
+    previous copy, if they had one), in the same transaction as the row — and its lease — goes.
+    Its run, if one is cutting, finds the lease gone at its next report (``report_progress``) or
+    renewal and stops: it publishes nothing more, and whatever it published and could not record
+    it deletes (``record`` is guarded by the lease). Files the task settled stay, with their own
+    retention. False: no such task (deleted meanwhile)."""
+    await session.execute(update(LogFile).where(LogFile.task_id == task_id, LogFile.status == FileStatus.CREATING)
+                          .values(**failed_collection(CANCELLED)))
+    deleted = await session.execute(delete(Task).where(Task.id == task_id))
+    return _rowcount(deleted) == 1
+
+
 # --- Give up and settle -------------------------------------------------------------------------
 
 async def give_up_if_exhausted(sessionmaker: Sessions, lease: Lease) -> bool:
@@ -341,7 +482,8 @@ async def give_up_if_exhausted(sessionmaker: Sessions, lease: Lease) -> bool:
                                                     LogFile.status == FileStatus.CREATING)
                               .values(**failed_collection(reason)))
         await session.execute(update(Task).where(Task.id == lease.task_id).values(
-            status=TaskStatus.FAILED, error_msg=reason, lease_owner=None, lease_until=None, updated_at=utcnow()))
+            status=TaskStatus.FAILED, error_msg=reason, lease_owner=None, lease_until=None, updated_at=utcnow(),
+            **_finished_progress()))
         await session.commit()
     return True
 
@@ -398,8 +540,16 @@ async def settle(sessionmaker: Sessions, lease: Lease) -> None:
         await session.execute(update(Task).where(Task.id == lease.task_id, Task.lease_owner == lease.owner).values(
             status=TaskStatus.FAILED if failed else TaskStatus.SUCCEED,
             error_msg="; ".join(f"{', '.join(days)}: {reason}" for reason, days in days_by_reason.items()) or None,
-            lease_owner=None, lease_until=None, updated_at=utcnow()))
+            lease_owner=None, lease_until=None, updated_at=utcnow(), **_finished_progress(lease.progress)))
         await session.commit()
+
+
+def _finished_progress(progress: JobProgress | None = None) -> dict[str, Any]:
+    """``UPDATE tasks`` values of a task that ended, succeed or failed: nothing is left to do."""
+    values: dict[str, Any] = {"progress": 100, "remain_seconds": 0, "progress_at": utcnow()}
+    if progress is not None:
+        values["cut_bytes"] = progress.settled_bytes
+    return values
 
 
 # What runs a job of a kind (``worker.RUNNERS``): the run records each of its files with

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, datetime, timedelta
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dcslog import errors
 from dcslog.db import queries
-from dcslog.db.models import Instance, LogFile, Replication, Task
+from dcslog.db.models import Instance, LogFile, Replication, RevokedLink, Task
 from dcslog.keys import RAW, Keyring
 from dcslog.roles import Caller
 from dcslog.services import jobs, records
 from dcslog.services.common import utcnow
 from dcslog.statuses import FileStatus
 from dcslog.storage import ObjectStore
+from dcslog.storage.local import LocalObjectStore
+from dcslog.storage.objectkeys import rekeyed
 
 QUERY_TIMES = (0, 1, 3, 7)
 #: What a download link serves: the file as stored (DCS's), or its records, one JSON object a line.
@@ -166,26 +171,42 @@ async def create_redislog_download_link(session: AsyncSession, keyring: Keyring,
     by_store = link_format == RAW
     ttl = min(link_ttl, store.max_link_seconds or link_ttl) if by_store else link_ttl
     expires_at = min(now + timedelta(seconds=ttl), content_expires_at)
+    # Nothing is written: the id is bound to the file and format by a MAC (revocation knows it by that).
+    link_id = keyring.new_link_id(row.id, link_format)
     link = store.link(object_key, file_name(row.replication_ip, row.day), expires_at) if by_store else None
     if link is None:  # dcslog serves the file itself (local store, or converted) behind its own signed link
         # The format is in the token, under the MAC; the query only says it to whoever reads the URL.
-        token = keyring.sign_link(row.id, int((expires_at - datetime(1970, 1, 1)).total_seconds()), link_format)
+        token = keyring.sign_link(row.id, int((expires_at - datetime(1970, 1, 1)).total_seconds()), link_format,
+                                  link_id=link_id, generation=row.link_generation)
         link = f"{public_url}/downloads/{token}" + ("" if by_store else f"?format={link_format}")
     return {"id": row.id, "backup_id": row.content_task_id, "link": link,
-            "expires_at": expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")}
+            "expires_at": expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"), "link_id": link_id}
 
 
 async def file_for_download(session: AsyncSession, keyring: Keyring, token: str, link_format: str = RAW) -> LogFile:
     """The file a link names, if the link is authentic, unexpired, signed for ``link_format`` (the
     format the download asks for), and the file still has a complete copy: its content, or while
     it is being refreshed, its previous content."""
-    file_id = keyring.verify_link(token, link_format=link_format)
-    if file_id is None:
+    claims = keyring.read_link(token, link_format=link_format)
+    if claims is None:
         raise errors.LinkForbidden()
-    row = await queries.log_file(session, file_id)
+    row = await queries.log_file(session, claims.file_id)
+    if row is not None and await _revoked(session, row, claims.link_id, claims.generation):
+        raise errors.LinkForbidden("The download link has been revoked.")
     if row is None or _content(row, utcnow()) is None:
         raise errors.NotFound("The log file no longer exists.")
     return row
+
+
+async def _revoked(session: AsyncSession, row: LogFile, link_id: str | None, generation: int) -> bool:
+    """Whether the link was revoked: all the file's links since it was made (the file is at a later
+    generation), or this one (by its id; links made before ids existed have none). Both are read
+    as every look-up of a download is (``queries``): on SQLite from the read cache, exact while no
+    process has committed since; on PostgreSQL from the database. So every API process refuses a
+    revoked link from the request after the revocation commits."""
+    if generation != row.link_generation:
+        return True
+    return link_id is not None and link_id in await queries.revoked_link_ids(session, row.id)
 
 
 async def records_for_download(session: AsyncSession, keyring: Keyring, token: str
@@ -198,3 +219,69 @@ async def records_for_download(session: AsyncSession, keyring: Keyring, token: s
     if instance is None or row.object_key is None:
         raise errors.NotFound("The log file no longer exists.")
     return row, instance, await records.plan_file(session, instance, row, row.object_key)
+
+
+# --- Revocable links (SPEC §8) ---------------------------------------------------------------------
+
+
+async def delete_redislog_download_link(session: AsyncSession, keyring: Keyring, store: ObjectStore, caller: Caller,
+                                        instance: Instance, file_id: str, link_id: str) -> None:
+    """Revoke one link of the file (``link_id`` as CreateRedislogDownloadLink answered it): 404
+    for an unknown file, or an id dcslog made for no link of this file. Revoking it again is no
+    error. A link dcslog serves is refused from then on (403 on every API process); a raw link on
+    a store that presigns its own (S3) cannot be told from the file's other raw links, so the object
+    is re-keyed, which ends all of them (``_rekey``)."""
+    row = await _log_file(session, instance, file_id)
+    link_format = keyring.link_format_of(row.id, link_id, LINK_FORMATS)
+    if link_format is None:
+        raise errors.NotFound("The log file has no link with that link_id.")
+    session.add(RevokedLink(link_id=link_id, file_id=row.id, revoked_at=utcnow(), revoked_by=caller.user_id))
+    try:
+        await session.commit()
+    except IntegrityError:  # revoked already (or the file went meanwhile: then its links went with it)
+        await session.rollback()
+    if link_format == RAW:
+        await _rekey(session, store, row.id)
+
+
+async def delete_redislog_download_links(session: AsyncSession, store: ObjectStore, instance: Instance,
+                                         file_id: str) -> None:
+    """Revoke every link of the file made so far: its link generation moves on, so every token
+    signed with an earlier one is refused (403), and the one-by-one revocations it supersedes go;
+    on a store that presigns its own links (S3) the object is re-keyed as well. Links made
+    afterwards work."""
+    row = await _log_file(session, instance, file_id)
+    await session.execute(update(LogFile).where(LogFile.id == row.id)
+                          .values(link_generation=LogFile.link_generation + 1))
+    await session.execute(delete(RevokedLink).where(RevokedLink.file_id == row.id))
+    await session.commit()
+    await _rekey(session, store, row.id)
+
+
+async def _rekey(session: AsyncSession, store: ObjectStore, file_id: str) -> None:
+    """End the store's presigned links to the file's content: copy the object to a new key
+    (``objectkeys.rekeyed``), point the file at it (only if it still points at the old one), and
+    delete the old one — links presigned for it then get the store's answer for a missing object
+    (404 NoSuchKey on MinIO and Ceph, and on AWS when the credentials may list the bucket, else 403
+    AccessDenied there; moto_server answers 403). Nothing to do where dcslog serves the bytes
+    itself (a local directory).
+
+    Races: if a refresh published new content meanwhile, or another revocation re-keyed first,
+    the file no longer points at the old key, the copy is nobody's and is deleted; the old key is
+    deleted either way (whoever replaced it deletes it too; deleting a missing key is no error).
+    A copy left by a crash between the copy and the update is the retention sweep's (an object no
+    record points to, ``Retention.delete_unrecorded``)."""
+    if isinstance(store, LocalObjectStore):
+        return
+    old_key = await queries.stored_key(session, file_id)
+    await session.rollback()  # no transaction held open during the copy
+    if old_key is None:
+        return
+    new_key = rekeyed(old_key)
+    await asyncio.to_thread(store.copy, old_key, new_key)
+    moved = cast(CursorResult[Any], await session.execute(
+        update(LogFile).where(LogFile.id == file_id, LogFile.object_key == old_key).values(object_key=new_key)))
+    await session.commit()
+    if moved.rowcount != 1:
+        await asyncio.to_thread(store.delete, new_key)
+    await asyncio.to_thread(store.delete, old_key)

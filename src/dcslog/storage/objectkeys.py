@@ -5,20 +5,26 @@ every run of a collection publishes under a key of its own, so a run that lost i
 never overwrite the bytes another run recorded, and the bytes of each (file, task, attempt) can
 be found again without a record. Collection builds keys here, the retention sweep recognises and
 takes them apart here, and the stores recognise their own here: nothing else splits a key.
+
+The same bytes moved to a new key, so that the store's presigned links to the old one stop
+(revoking links on S3), are ``{instance_id}/{file_id}/{task_id}-{attempt}.{16 hex digits}.log``
+(``rekeyed``): random, so the new key cannot be guessed from the old one.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 from typing import NamedTuple
 
 # Ids are UUIDs (services.common.new_id).
 _UUID = "[0-9a-f-]{36}"
-_KEY = re.compile(f"(?P<instance_id>{_UUID})/(?P<file_id>{_UUID})/(?P<task_id>{_UUID})-(?P<attempt>[0-9]+)\\.log")
+_KEY = re.compile(f"(?P<instance_id>{_UUID})/(?P<file_id>{_UUID})/(?P<task_id>{_UUID})-(?P<attempt>[0-9]+)"
+                  "(?:\\.[0-9a-f]{16})?\\.log")
 
 
 class ObjectKey(NamedTuple):
-    """What a key says: whose bytes they are."""
+    """What a key says: whose bytes they are (a re-keyed copy's are its original's)."""
 
     instance_id: str
     file_id: str
@@ -38,6 +44,14 @@ def parse(key: str) -> ObjectKey | None:
     if match is None:
         return None
     return ObjectKey(match["instance_id"], match["file_id"], match["task_id"], int(match["attempt"]))
+
+
+def rekeyed(key: str) -> str:
+    """A new key for the bytes under ``key`` (a key of this layout): the same file, task and attempt."""
+    parts = parse(key)
+    if parts is None:
+        raise ValueError(f"not a dcslog object key: {key!r}")
+    return f"{parts.instance_id}/{parts.file_id}/{parts.task_id}-{parts.attempt}.{secrets.token_hex(8)}.log"
 
 
 def is_object_key(key: str) -> bool:

@@ -22,7 +22,14 @@ and is added to the names below.
 
 from __future__ import annotations
 
-from dcslog.db.queries.callers import caller_by_token_hash, credential, credentials
+from dcslog.db.queries.callers import (
+    caller_by_token_hash,
+    credential,
+    credential_for_update,
+    credentials,
+    token_for_update,
+    tokens,
+)
 from dcslog.db.queries.events import EventsPage, events_page, group_masters, node_state, runlog_positions
 from dcslog.db.queries.instances import (
     GroupSizes,
@@ -36,6 +43,7 @@ from dcslog.db.queries.instances import (
     replications,
     replications_for_update,
 )
+from dcslog.db.queries.links import revoked_link_ids, stored_key
 from dcslog.db.queries.logfiles import FilesPage, collected_days, files_page, log_file, object_keys
 from dcslog.db.queries.operations import MetricsSnapshot, NodeHarvest, database_answers, metrics_snapshot
 from dcslog.db.queries.slowlog import (
@@ -47,15 +55,18 @@ from dcslog.db.queries.slowlog import (
     slowlog_page,
 )
 from dcslog.db.queries.slowlog_top import TopGroup, TopPage, slowlog_top
-from dcslog.db.queries.tasks import tasks_page
+from dcslog.db.queries.tasks import task_days, task_in_instance, tasks_page
 from dcslog.db.queries.timeline import timeline_events, timeline_slowlog
 
 __all__ = [
     "TopGroup", "TopPage", "slowlog_top",
     "EventsPage", "FilesPage", "GroupSizes", "InstancesPage", "MetricsSnapshot", "NodeHarvest", "SlowlogPage",
-    "caller_by_token_hash", "collected_days", "credential", "credentials", "database_answers", "events_page",
+    "caller_by_token_hash", "collected_days", "credential", "credential_for_update", "credentials",
+    "database_answers", "events_page",
     "files_page", "group_masters", "group_sizes", "harvest_cursors", "harvest_status", "harvestable_nodes",
     "instance_by_id", "instance_in_project", "instances", "instances_page", "is_node_of", "log_file",
     "metrics_snapshot", "node_state", "nodes_at_hosts", "object_keys", "replications", "replications_for_update",
-    "runlog_positions", "slowlog_page", "tasks_page", "timeline_events", "timeline_slowlog",
+    "runlog_positions", "slowlog_page", "task_days", "task_in_instance", "tasks_page", "timeline_events",
+    "timeline_slowlog", "token_for_update",
+    "tokens", "revoked_link_ids", "stored_key",
 ]
