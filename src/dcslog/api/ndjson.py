@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from dcslog.httpserver import give_back_freed_memory
+
 NDJSON = "application/x-ndjson"
 #: Records sent per hop from the reading thread to the response.
 BATCH = 256
@@ -34,6 +36,7 @@ class NdjsonStream:
     async def __aexit__(self, *exc: object) -> None:
         # A client that left: the batch in hand finishes, then the thread ends; nothing waits for it.
         self._thread.shutdown(wait=False, cancel_futures=True)
+        give_back_freed_memory()  # the scan's blocks, freed once it ended (docs/design.md, "Memory")
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)

@@ -22,7 +22,7 @@ from dcslog.api.context import Context
 from dcslog.api.ndjson import NDJSON, NdjsonStream
 from dcslog.api.operations import Header, Reply, operation
 from dcslog.api.params import choice, epoch_ms, integer, json_response, text
-from dcslog.httpserver import REQUEST_ID
+from dcslog.httpserver import REQUEST_ID, give_back_freed_memory
 from dcslog.runlog.grammar import LEVELS, ROLES
 from dcslog.services import records, redislog
 from dcslog.services.records import RecordQuery
@@ -133,6 +133,14 @@ async def _follow(ctx: Context, start_time: int | None, end_time: int | None, re
                                            "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
                                            "X-Request-Id": request[REQUEST_ID]})
     await response.prepare(request)
+    try:
+        return await _send_follow(request, response, follower, end)
+    finally:
+        give_back_freed_memory()  # what the polls freed (docs/design.md, "Memory")
+
+
+async def _send_follow(request: web.Request, response: web.StreamResponse, follower: records.Follower, end: int
+                       ) -> web.StreamResponse:
     sent_sources = None
     quiet_since = time.monotonic()
     while True:
@@ -180,8 +188,16 @@ async def _answer(ctx: Context, plans: list[records.NodePlan], query: RecordQuer
     store, tz = ctx.store, ctx.instance.timezone
     if NDJSON in ctx.request.headers.get("Accept", ""):
         return await _export(ctx.request, plans, query, store, tz)
-    page = await asyncio.to_thread(records.read_page, plans, query, store, tz, limit)
+    page = await asyncio.to_thread(_read_page, plans, query, store, tz, limit)
     return json_response(page)
+
+
+def _read_page(plans: list[records.NodePlan], query: RecordQuery, store: Any, tz: str, limit: int
+               ) -> dict[str, Any]:
+    try:
+        return records.read_page(plans, query, store, tz, limit)
+    finally:
+        give_back_freed_memory()  # the scan's blocks (docs/design.md, "Memory")
 
 
 async def _export(request: web.Request, plans: list[records.NodePlan], query: RecordQuery, store: Any,

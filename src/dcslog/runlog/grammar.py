@@ -263,6 +263,11 @@ class HeadReader:
             return Head("legacy", int(pid), role, tail[0], minute, seconds + milli, None, colon + tail[1])
         return self._learn(buf, pos)
 
+    def forget(self) -> None:
+        """Let go of the last buffer ``head`` read (kept for ``same_time``): a scan calls it once
+        done with a block, so that the block is freed before the next one is read."""
+        self._at, self._at_buf = -1, b""
+
     def _learn(self, buf: bytes, pos: int) -> Head | None:
         head = match_head(buf, pos)
         if head is not None and head.format == "legacy":

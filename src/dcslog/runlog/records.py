@@ -39,6 +39,7 @@ from contextlib import ExitStack
 from stringzilla import count as _count
 from stringzilla import find as _find
 from stringzilla import rfind as _rfind
+from stringzilla import translate as _translate
 
 from dcslog.pacing import PACER
 from dcslog.runlog.grammar import LEVELS, PREFIX_MAX, ROLES, Clock, Head, HeadReader, match_head
@@ -55,6 +56,7 @@ _DESC_BLOCK = 64 * 1024
 #: Read size when counting back the entries of a millisecond before a scan's first one.
 _SMALL_BLOCK = 1024
 _GZIP_MAGIC = b"\x1f\x8b"
+_LOWER = bytes(range(256)).lower()  # ASCII letters without case, as `bytes.lower`
 _LEVEL_RANK = {level: rank for rank, level in enumerate(LEVELS)}
 Key = tuple[int, int]
 
@@ -245,7 +247,12 @@ def _forward(segments: list[Segment], scan: Scan) -> Iterator[Record | Checkpoin
     the entries holding it are parsed (found by a SIMD search of the block); with a minimum level,
     only the lines holding one of its markers, in a block where they are sparse; otherwise every
     entry. ``seq`` is counted within the block (and from the block before it at its start). After
-    each block, a checkpoint: the key of its last entry."""
+    each block, a checkpoint: the key of its last entry.
+
+    Block sizes: searched blocks are large, so that the search runs long between two reads (4 MiB
+    with a keyword, 1 MiB with a level); a block whose every entry is parsed is held for as long
+    as the parsing takes (0.1–0.25 s a MiB), beside which its read costs nothing, so it is small
+    (256 KiB): that is what an export holds."""
     clock, filters = scan.clock, scan.filters
     low = _lower_key(scan)
     # The first segment whose last entry is not before the lower bound: a run of same-millisecond
@@ -259,16 +266,32 @@ def _forward(segments: list[Segment], scan: Scan) -> Iterator[Record | Checkpoin
         tuple(m for level in LEVELS[filters.min_rank:] for m in _MARKERS[level])
     run: _Run | None = None
     last: Key | None
-    for data, cut, index, pos in _blocks(segments, start_index, offset, scan, 4 * CHUNK if keyword else CHUNK):
+    size = 4 * CHUNK if keyword is not None else CHUNK if markers else CHUNK // 4
+    folded = bytearray()  # case=insensitive: the block lower-cased, searched in its place
+    for data, cut, index, pos in _blocks(segments, start_index, offset, scan, size):
         if run is None:
             run = _Run(segments, clock, index, pos)
         scan.scanned += cut
         if keyword is not None:
-            last = yield from _keyword_block(data, cut, keyword, scan, low, run)
+            hay: bytes | bytearray = data
+            if filters.insensitive:
+                # One buffer a scan, written over (`bytes.lower` made a new 4 MiB copy per block,
+                # 13x slower, and two blocks freed together at the top of glibc's heap pass its
+                # trim threshold: the heap was given back and faulted in again every few blocks).
+                if len(folded) < len(data):
+                    folded = bytearray(len(data))
+                hay = _translate(data, _LOWER, out=folded)
+            last = yield from _keyword_block(data, hay, cut, keyword, scan, low, run)
+            hay = b""
         elif markers and _sparse(data, cut, markers):
             last = yield from _marked_block(data, cut, markers, scan, low, run)
         else:
             last = yield from _every_entry(data, cut, scan, low, run)
+        # The block is let go before the next is read (see _blocks): one block in memory, not two
+        # or three (the reader kept the last block it read a head from: a sparse keyword's blocks
+        # have none for long stretches).
+        del data
+        run.heads.forget()
         if last is _END:
             return  # an entry at or after the window's end
         if last is None:
@@ -314,6 +337,7 @@ def _blocks(segments: list[Segment], index: int, offset: int, scan: Scan, size: 
         tail: bytes | None = None
         tail_at = pos
         while pos < stop:
+            data = b""  # the block before, gone before this one is read (its consumer let it go too)
             PACER.pause(scan.scanned)
             data = seg.pread(pos, min(want, stop - pos))
             if not data:
@@ -485,18 +509,18 @@ def _marked_block(data: bytes, cut: int, markers: tuple[bytes, ...], scan: Scan,
     return _last_key(data, cut, (known_at, known_ms, known_seq), run)
 
 
-def _keyword_block(data: bytes, cut: int, keyword: bytes, scan: Scan, low: Key, run: _Run
+def _keyword_block(data: bytes, hay: bytes | bytearray, cut: int, keyword: bytes, scan: Scan, low: Key, run: _Run
                    ) -> Generator[Record, None, Key | None]:
     """The records of the block ``data[:cut]`` that hold ``keyword``: the block is searched for it
     (SIMD: CPython's ``bytes.find`` reaches a third of grep's speed here, stringzilla more than
     grep's; docs/benchmarks.md) and only the entries holding it are parsed, with the line before
-    each (its ``seq``). Returns the key of the block's last entry (None if none), _END when an
-    entry is at or after the window's end."""
+    each (its ``seq``). ``hay`` is what is searched: ``data``, or ``data`` lower-cased for a
+    keyword without case (perhaps longer: nothing after ``cut`` is searched). Returns the key of
+    the block's last entry (None if none), _END when an entry is at or after the window's end."""
     end_ms, filters = scan.end_ms, scan.filters
     min_rank, role, rank = filters.min_rank, filters.role, _LEVEL_RANK
     heads = run.heads
     first, (low_t, low_seq) = _ENTRY_FIRST, low
-    hay = data.lower() if filters.insensitive else data
     known = (-1, 0, 0)  # (start, time, seq) of the last entry whose seq is known
     i = _find(hay, keyword, 0, cut)
     while i >= 0:

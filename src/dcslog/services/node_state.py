@@ -29,10 +29,9 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, delete, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dcslog.db import queries
+from dcslog.db import queries, upsert
 from dcslog.db.models import Event, Instance, NodeState, Replication
 from dcslog.redis.slowlog import NodeIdentity
 from dcslog.redis.topology import ACTIVE, INACTIVE
@@ -100,8 +99,7 @@ def changes(before: NodeState, seen: NodeIdentity | None, error: str | None, now
 
 def _insert_if_absent(session: AsyncSession, model: type[Event] | type[NodeState], key: str) -> Any:
     """INSERT … ON CONFLICT (key) DO NOTHING (SQLite and PostgreSQL spell it alike)."""
-    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return module.insert(model).on_conflict_do_nothing(index_elements=[key])
+    return upsert.insert(session, model).on_conflict_do_nothing(index_elements=[key])
 
 
 def event_id(instance_id: str, replication_id: str, change: str, type_: str) -> str:

@@ -11,10 +11,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, case, delete, or_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from dcslog.db import queries
+from dcslog.db import queries, upsert
 from dcslog.db.models import (
     HOUR_MS,
     Base,
@@ -44,8 +43,7 @@ log = logging.getLogger(__name__)
 
 def _insert(session: AsyncSession, model: type[Base]) -> Any:
     """The dialect's INSERT, which knows ON CONFLICT (SQLite and PostgreSQL spell it alike)."""
-    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return module.insert(model)
+    return upsert.insert(session, model)
 
 
 def _insert_ignoring_duplicates(session: AsyncSession, model: type[Base], *key: str) -> Any:
@@ -70,7 +68,7 @@ def _roll_up_statement(dialect: str) -> Any:
     """The rollups' upsert, built once per dialect and run as an executemany (a VALUES list of
     each round's own length would be compiled anew every time)."""
     table = SlowlogHourGroup
-    statement = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    statement = upsert.insert_for(dialect, table)
     new = statement.excluded
     return statement.on_conflict_do_update(
         index_elements=["instance_id", "hour_ms", "replication_id", "command_name", "fingerprint"],
