@@ -26,8 +26,9 @@ def database(tmp_path):
     upgrade(url)
     db = sqlite3.connect(tmp_path / "dcslog.db", isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")  # as dcslog's engine sets it
-    db.execute("INSERT INTO tokens (token_hash, project_id, role, created_at, expires_at) "
-               "VALUES ('h', 'proj-a', 'viewer', '2026-01-01 00:00:00', '2099-01-01 00:00:00')")
+    db.execute("INSERT INTO tokens (token_hash, id, project_id, role, created_at, expires_at) "
+               "VALUES ('h', 'tok-0000000000000001', 'proj-a', 'viewer', '2026-01-01 00:00:00', "
+               "'2099-01-01 00:00:00')")
     db.close()
     return url, tmp_path / "dcslog.db"
 
