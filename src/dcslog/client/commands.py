@@ -550,6 +550,19 @@ def _time_arg(value: str) -> datetime:
     return parse_time(value)
 
 
+def _window_arguments(parser: argparse.ArgumentParser, *, since: str, since_default: str, end: str,
+                      end_default: str, long_names: bool = True) -> None:
+    """--since, or --from (--start) and --to (--end): a command's time window (dest since/start/end)."""
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--since", type=_time_arg, metavar="WHEN",
+                       help=f"{since}: a duration ago (30m, 1h, 2d), an ISO time (UTC unless it says), epoch ms "
+                            f"(default {since_default})")
+    start.add_argument("--from", *(["--start"] if long_names else []), dest="start", type=_time_arg, metavar="WHEN",
+                       help="start, in the same forms")
+    parser.add_argument("--to", *(["--end"] if long_names else []), dest="end", type=_time_arg, metavar="WHEN",
+                        help=f"{end}, in the same forms (default {end_default})")
+
+
 def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add ``groups``, ``logs``, ``slowlog``, ``events`` and ``timeline`` to the ``dcslog`` command's subparsers;
     each runs through :func:`client_command`, never opening local settings or a database."""
@@ -642,14 +655,8 @@ def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
 
     events = command(subparsers, "events", cmd_events,
                      "what happened to the nodes: restarts, role changes, failovers, nodes down and up")
-    start = events.add_mutually_exclusive_group()
-    start.add_argument("--since", type=_time_arg, metavar="WHEN",
-                       help="from then: a duration ago (30m, 1h, 2d), an ISO time (UTC unless it says), epoch ms "
-                            "(default: every event kept)")
-    start.add_argument("--from", "--start", dest="start", type=_time_arg, metavar="WHEN",
-                       help="start, in the same forms")
-    events.add_argument("--to", "--end", dest="end", type=_time_arg, metavar="WHEN",
-                        help="end (excluded), in the same forms (default: now and on)")
+    _window_arguments(events, since="from then", since_default="every event kept",
+                      end="end (excluded)", end_default="now and on")
     events.add_argument("--type", action="append", metavar="TYPE",
                         help="only this type: restart, role_change, failover, node_down, node_up, crash, sync "
                              "(repeat, or comma-separate, for several)")
@@ -662,13 +669,8 @@ def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
 
     search = command(logs_sub, "search", cmd_logs_search, "search the run logs of the nodes as records", records=True)
     records(search)
-    window = search.add_mutually_exclusive_group()
-    window.add_argument("--since", type=_time_arg, metavar="WHEN",
-                        help="from then to now: a duration ago (30m, 1h, 2d), an ISO time (UTC unless it says), "
-                             "epoch ms (default 1h)")
-    window.add_argument("--from", dest="start", type=_time_arg, metavar="WHEN", help="start, in the same forms")
-    search.add_argument("--to", dest="end", type=_time_arg, metavar="WHEN",
-                        help="end, in the same forms (default now)")
+    _window_arguments(search, since="from then to now", since_default="1h", end="end", end_default="now",
+                      long_names=False)
     search.add_argument("--grep", metavar="KW", help="only records holding KW (in the message or a continuation line)")
     search.add_argument("-i", "--ignore-case", action="store_true", help="--grep ignores case")
     search.add_argument("--level", choices=LEVELS, help="only records at this level or above")
@@ -683,14 +685,8 @@ def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
     timeline.add_argument("--node", "--replica", dest="replica", metavar="R", action="append",
                           help="only this node: replication id, IP:PORT or IP (repeat for several; default every "
                                "node)")
-    window = timeline.add_mutually_exclusive_group()
-    window.add_argument("--since", type=_time_arg, metavar="WHEN",
-                        help="from then to now: a duration ago (30m, 1h, 2d), an ISO time (UTC unless it says), "
-                             "epoch ms (default 1h)")
-    window.add_argument("--from", "--start", dest="start", type=_time_arg, metavar="WHEN",
-                        help="start, in the same forms")
-    timeline.add_argument("--to", "--end", dest="end", type=_time_arg, metavar="WHEN",
-                          help="end (excluded), in the same forms (default now)")
+    _window_arguments(timeline, since="from then to now", since_default="1h", end="end (excluded)",
+                      end_default="now")
     timeline.add_argument("--kind", action="append", metavar="KIND",
                           help="only this kind: runlog, slowlog, event (repeat, or comma-separate, for several)")
     timeline.add_argument("--level", choices=LEVELS, help="only run-log lines at this level or above")
