@@ -37,7 +37,7 @@ from dcslog.api.schemas import integer, string
 from dcslog.db.models import LogFile
 from dcslog.httpserver import REQUEST_ID
 from dcslog.services import records, redislog
-from dcslog.state import KEYRING, SESSIONMAKER, STORE
+from dcslog.state import JOURNAL, KEYRING, SESSIONMAKER, STORE
 from dcslog.storage.local import LocalObjectStore
 
 
@@ -244,9 +244,8 @@ async def _record_release(request: web.Request, row: LogFile, link_id: str | Non
     304, 412 or 416, answered before this) sends no content and is not recorded."""
     if request.method == "HEAD":
         return
-    async with request.app[SESSIONMAKER]() as session:
-        await redislog.record_download(session, row, link_id, source_ip=request.remote,
-                                       request_id=request[REQUEST_ID])
+    await redislog.record_download(request.app[JOURNAL], row, link_id, source_ip=request.remote,
+                                   request_id=request[REQUEST_ID])
 
 
 def _asked_format(request: web.BaseRequest) -> str:

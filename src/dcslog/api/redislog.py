@@ -11,6 +11,7 @@ from dcslog.api.context import Context
 from dcslog.api.operations import Reply, operation
 from dcslog.api.params import LIMIT, OFFSET, choice, integer, json_response, text
 from dcslog.services import redislog
+from dcslog.state import JOURNAL
 
 LOG_TYPE = choice("log_type", ("run",))
 QUERY_TIME = integer("query_time", 0, allowed=redislog.QUERY_TIMES,
@@ -51,7 +52,7 @@ async def list_redislog(ctx: Context, log_type: str, offset: int, limit: int) ->
            ok={200: "DownloadLink"}, errors=["DCS.4800", "DCS.4002", "DCS.4061"])
 async def create_redislog_download_link(ctx: Context, file_id: str, link_format: str) -> web.Response:
     link = await redislog.create_redislog_download_link(
-        ctx.session, ctx.keyring, ctx.store, ctx.actor, ctx.instance, file_id,
+        ctx.session, ctx.keyring, ctx.store, ctx.request.app[JOURNAL], ctx.actor, ctx.instance, file_id,
         public_url=ctx.settings.link_base(ctx.request.scheme, ctx.request.headers.get("Host")),
         link_ttl=ctx.settings.link_ttl, link_format=link_format)
     return json_response(link)

@@ -152,9 +152,9 @@ async def file_content(session: AsyncSession, instance: Instance, file_id: str) 
     return row, content[0]
 
 
-async def create_redislog_download_link(session: AsyncSession, keyring: Keyring, store: ObjectStore, actor: Actor,
-                                        instance: Instance, file_id: str, *, public_url: str, link_ttl: int,
-                                        link_format: str = RAW) -> dict:
+async def create_redislog_download_link(session: AsyncSession, keyring: Keyring, store: ObjectStore,
+                                        journal: audit.Journal, actor: Actor, instance: Instance, file_id: str, *,
+                                        public_url: str, link_ttl: int, link_format: str = RAW) -> dict:
     """A link to the file's content: as stored (``raw``, what DCS hands out), or converted to
     records (``ndjson``). A raw link is the store's own URL where the store makes one (S3
     presigns); a records link is always dcslog's, since dcslog converts."""
@@ -179,10 +179,10 @@ async def create_redislog_download_link(session: AsyncSession, keyring: Keyring,
         token = keyring.sign_link(row.id, int((expires_at - datetime(1970, 1, 1)).total_seconds()), link_format,
                                   link_id=link_id, generation=row.link_generation)
         link = f"{public_url}/downloads/{token}" + ("" if by_store else f"?format={link_format}")
-    # The link is handed out only once its making is recorded (its id, never the token).
-    audit.record(session, actor, "link.create", project_id=instance.project_id, instance_id=instance.id,
-                 target=audit.link_target(row.id, link_id))
-    await session.commit()
+    # The link is handed out only once its making is recorded (its id, never the token). Making
+    # one writes nothing else: the record is the action's whole transaction (in a group commit).
+    await journal.record(actor, "link.create", project_id=instance.project_id, instance_id=instance.id,
+                         target=audit.link_target(row.id, link_id))
     return {"id": row.id, "backup_id": row.content_task_id, "link": link,
             "expires_at": expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"), "link_id": link_id}
 
@@ -204,13 +204,13 @@ async def file_for_download(session: AsyncSession, keyring: Keyring, token: str,
     return row, claims.link_id
 
 
-async def record_download(session: AsyncSession, row: LogFile, link_id: str | None, *, source_ip: str | None,
+async def record_download(journal: audit.Journal, row: LogFile, link_id: str | None, *, source_ip: str | None,
                           request_id: str | None) -> None:
-    """Record a download through a link (``link.download``, attributed to the link) and commit:
-    called before the first byte goes out, so a download that cannot be recorded is refused."""
-    audit.record(session, Actor.of_link(link_id, source_ip, request_id), "link.download",
-                 project_id=row.project_id, instance_id=row.instance_id, target=row.id)
-    await session.commit()
+    """Record a download through a link (``link.download``, attributed to the link) and return
+    once it is committed: called before the first byte goes out, so a download that cannot be
+    recorded is refused."""
+    await journal.record(Actor.of_link(link_id, source_ip, request_id), "link.download",
+                         project_id=row.project_id, instance_id=row.instance_id, target=row.id)
 
 
 async def _revoked(session: AsyncSession, row: LogFile, link_id: str | None, generation: int) -> bool:
