@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete
+from sqlalchemy import CursorResult, delete, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dcslog.db import queries
@@ -86,19 +86,19 @@ def system_actor() -> Actor:
 SERVICE = Actor(SERVICE_USER, "system")
 
 
-def _row(actor: Actor, action: str, project_id: str, instance_id: str | None, target: str | None,
-         outcome: str) -> AuditRecord:
+def _values(actor: Actor, action: str, project_id: str, instance_id: str | None, target: str | None,
+            outcome: str) -> dict[str, Any]:
     if action not in ACTIONS:  # a programming error: caught by the tests, never a client's
         raise ValueError(f"unknown audit action {action!r}")
-    return AuditRecord(time=utcnow(), project_id=project_id, actor=actor.actor, actor_type=actor.actor_type,
-                       action=action, instance_id=instance_id, target=target, source_ip=actor.source_ip,
-                       request_id=actor.request_id, outcome=outcome)
+    return {"time": utcnow(), "project_id": project_id, "actor": actor.actor, "actor_type": actor.actor_type,
+            "action": action, "instance_id": instance_id, "target": target, "source_ip": actor.source_ip,
+            "request_id": actor.request_id, "outcome": outcome}
 
 
 def record(session: AsyncSession, actor: Actor, action: str, *, project_id: str, instance_id: str | None = None,
            target: str | None = None, outcome: str = SUCCEEDED) -> None:
     """Add the action's record to the session's transaction: it commits with the action."""
-    session.add(_row(actor, action, project_id, instance_id, target, outcome))
+    session.add(AuditRecord(**_values(actor, action, project_id, instance_id, target, outcome)))
 
 
 class Journal:
@@ -111,7 +111,7 @@ class Journal:
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]):
         self._sessionmaker = sessionmaker
-        self._pending: list[tuple[AuditRecord, asyncio.Future[None]]] = []
+        self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
 
     async def record(self, actor: Actor, action: str, *, project_id: str, instance_id: str | None = None,
@@ -119,7 +119,7 @@ class Journal:
         """Return once the record is committed; raise what the commit raised if it failed."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        self._pending.append((_row(actor, action, project_id, instance_id, target, SUCCEEDED), done))
+        self._pending.append((_values(actor, action, project_id, instance_id, target, SUCCEEDED), done))
         if self._flushing is None or self._flushing.done():
             # A task of its own: a caller that goes away does not cancel the others' commit.
             self._flushing = loop.create_task(self._flush())
@@ -130,7 +130,8 @@ class Journal:
             batch, self._pending = self._pending, []
             try:
                 async with self._sessionmaker() as session:
-                    session.add_all([row for row, _ in batch])
+                    # One executemany, no unit of work: the rows are only ever inserted.
+                    await session.execute(insert(AuditRecord), [values for values, _ in batch])
                     await session.commit()
             except Exception as exc:  # noqa: BLE001 - handed to every waiter: their actions are refused
                 for _, done in batch:
