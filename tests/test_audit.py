@@ -412,3 +412,29 @@ def test_the_retention_sweep_deletes_records_past_the_setting(dcslog_server_fact
 
         assert asyncio.run(sweep()) == [OS_USER, "kept"]
         assert [r["actor"] for r in records(server, token)] == [OS_USER, "kept"]
+
+
+def test_downloads_arriving_together_are_each_recorded_once(dcslog_server, redis_standalone, tmp_path):
+    """Links made and downloads share group commits (``audit.Journal``): 40 downloads and 10 links
+    at once are 50 records, each with its own request id, none lost or doubled."""
+    server = dcslog_server
+    instance_id, _ = collected_site(server, redis_standalone, tmp_path)
+    token = server.cli("token", "create", "--project-id", "proj-a")["token"]
+    sdk = Sdk(server, server.credentials(role="operator"))
+    sdk.client.create_redislog(CreateRedislogRequest(instance_id=instance_id, log_type="run"))
+    [file] = wait_settled(sdk.client, instance_id)
+    base = f"{server.url}/v2/proj-a/instances/{instance_id}/redislog/{file.id}/links"
+    link = httpx.post(base, headers={"X-Auth-Token": token}).json()["link"]
+
+    async def together() -> list[int]:
+        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=50)) as client:
+            downloads = [client.get(link, headers={"X-Request-Id": f"together-{i}"}) for i in range(40)]
+            links = [client.post(base, headers={"X-Auth-Token": token, "X-Request-Id": f"made-{i}"})
+                     for i in range(10)]
+            return [r.status_code for r in await asyncio.gather(*downloads, *links)]
+
+    assert asyncio.run(together()) == [200] * 50
+    downloaded = records(server, token, action="link.download")
+    assert sorted(r["request_id"] for r in downloaded) == sorted(f"together-{i}" for i in range(40))
+    made = [r["request_id"] for r in records(server, token, action="link.create")]
+    assert sorted(made) == sorted([f"made-{i}" for i in range(10)] + [made[-1]]) and len(made) == 11
