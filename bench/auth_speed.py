@@ -54,14 +54,21 @@ async def measure(calls: int, reps: int) -> dict:
     from dcslog.services import credentials
     from dcslog.signing import SignedRequest, sign_request
 
+    try:
+        from dcslog.services import audit
+    except ImportError:  # a tree from before the audit trail
+        audit = None  # type: ignore[assignment]
+
     settings = Settings()
     await asyncio.to_thread(admin.open_database, settings, create=True)
     url = settings.effective_database_url
     keyring = Keyring(load_server_key(settings))
     engine = create_engine(url)
     async with create_sessionmaker(engine)() as session:
-        token = (await credentials.create_token(session, project_id=PROJECT, role="admin", ttl=86400))["token"]
-        pair = await credentials.create_credential(session, keyring, project_id=PROJECT, role="admin")
+        # The actor (the audit trail) where the tree measured has one (--compare-src may be older).
+        who = [audit.system_actor()] if audit is not None else []
+        token = (await credentials.create_token(session, *who, project_id=PROJECT, role="admin", ttl=86400))["token"]
+        pair = await credentials.create_credential(session, keyring, *who, project_id=PROJECT, role="admin")
     read_cache, inline = ReadCache(url), InlineReads(url)
     makers = {"cached": create_sessionmaker(engine, read_cache, inline),
               "uncached": create_sessionmaker(engine, None, inline)}

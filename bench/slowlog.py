@@ -81,6 +81,7 @@ from dcslog.db.session import create_engine, create_sessionmaker, upgrade
 from dcslog.keys import Keyring
 from dcslog.redis.connection import NodeConnector
 from dcslog.redis.slowlog import command_name, fingerprint, read_slowlog
+from dcslog.services.audit import system_actor
 from dcslog.services.instances import import_instance
 from dcslog.services.slowlog_harvest import harvest_instance
 from dcslog.services.slowlog_query import list_slowlog
@@ -356,7 +357,7 @@ def main() -> int:
 
         async def setup():
             async with sessionmaker() as session:
-                instance = await import_instance(session, keyring, project_id=PROJECT, name="bench",
+                instance = await import_instance(session, keyring, system_actor(), project_id=PROJECT, name="bench",
                                                  redis_url=deployment.primary.url)
                 nodes = list(await session.scalars(select(Replication).where(Replication.instance_id == instance.id)
                                                    .order_by(Replication.group_index, Replication.position)))

@@ -27,8 +27,10 @@ from dcslog.db.session import (
     upgrade,
 )
 from dcslog.keys import Keyring, load_server_key
+from dcslog.services import audit as audit_service
 from dcslog.services import credentials as credential_service
 from dcslog.services import instances as instance_service
+from dcslog.services.audit import system_actor
 from dcslog.storage import open_object_store
 
 
@@ -101,7 +103,7 @@ def cmd_db_upgrade(args, settings: Settings) -> dict:
 
 def cmd_credentials_create(args, settings: Settings) -> dict:
     async def work(session, keyring):
-        return await credential_service.create_credential(session, keyring, project_id=args.project_id,
+        return await credential_service.create_credential(session, keyring, system_actor(), project_id=args.project_id,
                                                           role=args.role, name=args.name)
     return asyncio.run(_with_session(settings, work))
 
@@ -114,14 +116,14 @@ def cmd_credentials_list(args, settings: Settings) -> list[dict]:
 
 def cmd_credentials_revoke(args, settings: Settings) -> dict:
     async def work(session, keyring):
-        return await credential_service.revoke_credential(session, args.access_key, args.project_id)
+        return await credential_service.revoke_credential(session, system_actor(), args.access_key, args.project_id)
     return asyncio.run(_with_session(settings, work))
 
 
 def cmd_token_create(args, settings: Settings) -> dict:
     async def work(session, keyring):
-        return await credential_service.create_token(session, project_id=args.project_id, role=args.role,
-                                                     ttl=settings.token_ttl, name=args.name)
+        return await credential_service.create_token(session, system_actor(), project_id=args.project_id,
+                                                     role=args.role, ttl=settings.token_ttl, name=args.name)
     return asyncio.run(_with_session(settings, work))
 
 
@@ -133,7 +135,7 @@ def cmd_token_list(args, settings: Settings) -> list[dict]:
 
 def cmd_token_revoke(args, settings: Settings) -> dict:
     async def work(session, keyring):
-        return await credential_service.revoke_token(session, args.token_id, args.project_id)
+        return await credential_service.revoke_token(session, system_actor(), args.token_id, args.project_id)
     return asyncio.run(_with_session(settings, work))
 
 
@@ -231,7 +233,7 @@ def cmd_instances_import(args, settings: Settings) -> dict:
 
     async def work(session, keyring):
         instance = await instance_service.import_instance(
-            session, keyring, project_id=args.project_id, name=args.name, redis_url=redis_url,
+            session, keyring, system_actor(), project_id=args.project_id, name=args.name, redis_url=redis_url,
             log_file_overrides=_parse_node_map(args.log_file, "--log-file", "HOST:PORT=PATH"),
             timezone=args.timezone, description=args.description, redis_timeout=settings.redis_timeout,
             agents=_parse_node_map(args.agent, "--agent", "HOST:PORT=URL"), agent_key=args.agent_key,
@@ -261,7 +263,7 @@ def cmd_instances_show(args, settings: Settings) -> dict:
 def cmd_instances_refresh(args, settings: Settings) -> dict:
     async def work(session, keyring):
         instance = await instance_service.refresh_instance(
-            session, keyring, await _find_instance(session, args), redis_timeout=settings.redis_timeout,
+            session, keyring, system_actor(), await _find_instance(session, args), redis_timeout=settings.redis_timeout,
             prune=args.prune, timezone=args.timezone,
             replica_addresses=_parse_node_map(args.replica_address, "--replica-address",
                                               "REPORTED_HOST:PORT=REAL_HOST:PORT"))
@@ -271,7 +273,20 @@ def cmd_instances_refresh(args, settings: Settings) -> dict:
 
 def cmd_instances_remove(args, settings: Settings) -> dict:
     async def work(session, keyring):
-        deleted = await instance_service.remove_instance(session, open_object_store(settings),
+        deleted = await instance_service.remove_instance(session, open_object_store(settings), system_actor(),
                                                          await _find_instance(session, args))
         return {"instance_id": args.instance_id, "removed": True, "files_deleted": deleted}
+    return asyncio.run(_with_session(settings, work))
+
+
+def cmd_audit_list(args, settings: Settings) -> dict:
+    async def work(session, keyring):
+        if args.action is not None and args.action not in audit_service.ACTIONS:
+            raise errors.DcsError(f"--action must be one of {', '.join(audit_service.ACTIONS)}")
+        if args.start_time and args.end_time and args.end_time < args.start_time:
+            raise errors.DcsError("--end-time is before --start-time")
+        total, records = await audit_service.list_audit(
+            session, args.project_id, offset=max(args.offset, 0), limit=max(args.limit, 1), start=args.start_time,
+            end=args.end_time, action=args.action, instance_id=args.instance_id, actor=args.actor)
+        return {"total_num": total, "records": records}
     return asyncio.run(_with_session(settings, work))

@@ -39,7 +39,8 @@ def _resources(run_worker: bool):
         from dcslog.db.session import create_engine, create_sessionmaker, upgrade
         from dcslog.keys import Keyring, load_server_key
         from dcslog.pacing import watch_loop
-        from dcslog.state import ENGINE, KEYRING, SESSIONMAKER, SETTINGS, STORE
+        from dcslog.services.audit import Journal
+        from dcslog.state import ENGINE, JOURNAL, KEYRING, SESSIONMAKER, SETTINGS, STORE
         from dcslog.storage import open_object_store
 
         settings = app[SETTINGS]
@@ -51,6 +52,7 @@ def _resources(run_worker: bool):
         inline_reads = InlineReads(url)
         app[ENGINE] = engine
         app[SESSIONMAKER] = create_sessionmaker(engine, read_cache, inline_reads)
+        app[JOURNAL] = Journal(app[SESSIONMAKER])
         app[KEYRING] = Keyring(load_server_key(settings))
         app[STORE] = await asyncio.to_thread(open_object_store, settings)
         metrics_listener = None

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import sys
+from datetime import datetime
 from typing import Any
 
 from dcslog import errors
@@ -65,6 +66,8 @@ def _print_result(result: Any, as_json: bool, columns: list[Column] | None = Non
     if as_json:
         print_json(result)
         return
+    if isinstance(result, dict) and "records" in result:  # a page: {total_num, records}
+        result = result["records"]
     rows = result if isinstance(result, list) else [result]
     if columns is None:
         columns = [k for k in rows[0] if not isinstance(rows[0][k], (list, dict))] if rows else []
@@ -172,6 +175,17 @@ def _credential_name(value: str) -> str:
 def _name_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", type=_credential_name,
                         help="what it is for, or who holds it (shown by list; never a secret)")
+
+
+AUDIT_COLUMNS: list[Column] = ["time", "actor_type", "actor", "action", "instance_id", "target", "source_ip",
+                               "outcome"]
+
+
+def _compact_utc(value: str) -> datetime:
+    try:
+        return datetime.strptime(value, "%Y%m%d%H%M%S")
+    except ValueError:
+        raise argparse.ArgumentTypeError("a time is yyyyMMddHHmmss, UTC") from None
 
 
 INSTANCE_COLUMNS: list[Column] = ["instance_id", "name", "project_id", "status", "cache_mode", "ip", "port",
@@ -290,6 +304,17 @@ def build_parser() -> argparse.ArgumentParser:
             _replica_address_option(p)
             p.add_argument("--timezone", help="change the IANA zone Redis writes its log in (days collected "
                                               "from now on follow it)")
+
+    audit = add_group(sub, "audit", "the audit trail: who did what")
+    listing = _admin_command(audit, "list", "a project's audit records, newest first ({total_num, records} with "
+                                            "--json)", _admin("cmd_audit_list", AUDIT_COLUMNS), project_required=True)
+    listing.add_argument("--action", help="only this action (instance.import, runlog.collect, link.download, …)")
+    listing.add_argument("--instance-id", help="only records of this instance")
+    listing.add_argument("--actor", help="only this actor: access key, token id, link id or system user")
+    listing.add_argument("--start-time", type=_compact_utc, help="yyyyMMddHHmmss, UTC: records at or after it")
+    listing.add_argument("--end-time", type=_compact_utc, help="yyyyMMddHHmmss, UTC: records at or before it")
+    listing.add_argument("--offset", type=int, default=0, help="records to skip (default 0)")
+    listing.add_argument("--limit", type=int, default=100, help="page size (default 100)")
 
     from dcslog.client import add_client_commands  # groups, logs, slowlog: talk to a DCS endpoint over HTTP
     add_client_commands(sub)

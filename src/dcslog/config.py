@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     job_lease: int = Field(30, gt=0, description=(
         "Seconds a worker holds a collection job without renewing it (every third of that) before another "
         "may take it over."))
+    audit_retention_days: float = Field(90, gt=0, description=(
+        "Days an audit record (who did what: `GET /v2/{project_id}/audit`, `dcslog audit list`) is kept."))
     sweep_interval: int = Field(300, gt=0, description="Seconds between two retention sweeps.")
     redis_timeout: float = Field(5.0, gt=0, description="Seconds to wait on a Redis node during discovery.")
     slowlog_interval: float = Field(60, gt=0, description="Seconds between two slow-log harvests of every node.")

@@ -10,10 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from dcslog.config import Settings
 from dcslog.keys import Keyring
+from dcslog.services.audit import Journal
 from dcslog.storage import ObjectStore
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
 SESSIONMAKER = web.AppKey("sessionmaker", async_sessionmaker[AsyncSession])
 KEYRING = web.AppKey("keyring", Keyring)
+JOURNAL = web.AppKey("journal", Journal)  # the audit records of links made and downloads
 STORE: web.AppKey[ObjectStore] = web.AppKey("store")

@@ -22,8 +22,10 @@ from dcslog import errors
 from dcslog.auth import authenticate
 from dcslog.config import Settings
 from dcslog.db.models import Instance
+from dcslog.httpserver import REQUEST_ID
 from dcslog.keys import Keyring
 from dcslog.roles import Caller
+from dcslog.services.audit import Actor
 from dcslog.services.common import get_instance, validate_project_id
 from dcslog.signing import SignedRequest
 from dcslog.state import KEYRING, SESSIONMAKER, SETTINGS, STORE
@@ -42,6 +44,11 @@ class Context:
         if self.loaded_instance is None:  # a handler of a path without one asked for it: a bug, not a request's
             raise LookupError("this operation's path has no {instance_id}")
         return self.loaded_instance
+
+    @property
+    def actor(self) -> Actor:
+        """The caller as the audit trail records it, with the request's source address and id."""
+        return Actor.of_caller(self.caller, self.request.remote, self.request[REQUEST_ID])
 
     @property
     def settings(self) -> Settings:

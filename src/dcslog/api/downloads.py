@@ -37,7 +37,7 @@ from dcslog.api.schemas import integer, string
 from dcslog.db.models import LogFile
 from dcslog.httpserver import REQUEST_ID
 from dcslog.services import records, redislog
-from dcslog.state import KEYRING, SESSIONMAKER, STORE
+from dcslog.state import JOURNAL, KEYRING, SESSIONMAKER, STORE
 from dcslog.storage.local import LocalObjectStore
 
 
@@ -148,12 +148,13 @@ def _check_range(request: web.BaseRequest, size: int) -> None:
         raise unsatisfiable
 
 
-async def _current_copy(request: web.Request) -> tuple[LogFile, Path, os.stat_result]:
-    """The file the link names, where its content lies, and that file's stat."""
+async def _current_copy(request: web.Request) -> tuple[LogFile, str | None, Path, os.stat_result]:
+    """The file the link names, the link's id, where its content lies, and that file's stat."""
     store = request.app[STORE]
     for _ in range(2):
         async with request.app[SESSIONMAKER]() as session:
-            row = await redislog.file_for_download(session, request.app[KEYRING], request.match_info["token"])
+            row, link_id = await redislog.file_for_download(session, request.app[KEYRING],
+                                                            request.match_info["token"])
         # Raw links of other stores point at the store itself (records links come here on any
         # store, so a forged raw one is still 403 there, as everywhere).
         if not isinstance(store, LocalObjectStore):
@@ -162,7 +163,7 @@ async def _current_copy(request: web.Request) -> tuple[LogFile, Path, os.stat_re
             continue
         path = store.path(row.object_key)
         try:
-            return row, path, path.stat()
+            return row, link_id, path, path.stat()
         except FileNotFoundError:
             pass  # a refresh may have published new content and deleted this copy just now: look again
     raise errors.NotFound("The log file no longer exists.")
@@ -210,7 +211,7 @@ FILE_HEADERS = {
 async def download_redislog(request: web.Request) -> web.StreamResponse:
     if _asked_format(request) == redislog.NDJSON:
         return await _download_records(request)
-    row, path, stat = await _current_copy(request)
+    row, link_id, path, stat = await _current_copy(request)
     etag = row.sha256 or f"{stat.st_mtime_ns:x}-{stat.st_size:x}"
     name = redislog.file_name(row.replication_ip, row.day)
     headers = {"Content-Type": "text/plain; charset=utf-8",
@@ -233,7 +234,18 @@ async def download_redislog(request: web.Request) -> web.StreamResponse:
         # Range: it sees a copy of the request with no headers but the Range to serve. (The others
         # are none of its business, and copying them can fail: aiohttp re-encodes them as UTF-8.)
         response.view = request.clone(headers={hdrs.RANGE: request.headers[hdrs.RANGE]} if ranged else {})
+    await _record_release(request, row, link_id)
     return response
+
+
+async def _record_release(request: web.Request, row: LogFile, link_id: str | None) -> None:
+    """The audit trail's ``link.download``, committed before the first byte of the body goes out:
+    if it cannot be recorded, the download fails (500) and nothing is released. A ``HEAD`` (and a
+    304, 412 or 416, answered before this) sends no content and is not recorded."""
+    if request.method == "HEAD":
+        return
+    await redislog.record_download(request.app[JOURNAL], row, link_id, source_ip=request.remote,
+                                   request_id=request[REQUEST_ID])
 
 
 def _asked_format(request: web.BaseRequest) -> str:
@@ -265,8 +277,8 @@ async def _download_records(request: web.Request) -> web.StreamResponse:
         async with NdjsonStream() as stream:
             for _ in range(2):
                 async with request.app[SESSIONMAKER]() as session:
-                    row, instance, plan = await redislog.records_for_download(session, request.app[KEYRING],
-                                                                              request.match_info["token"])
+                    row, link_id, instance, plan = await redislog.records_for_download(
+                        session, request.app[KEYRING], request.match_info["token"])
                 sources, items = await stream.call(records.export, [plan], query, store, instance.timezone, stack)
                 if sources[0]["collected_days"]:
                     break
@@ -285,6 +297,7 @@ async def _download_records(request: web.Request) -> web.StreamResponse:
                 "Cache-Control": CACHE_CONTROL, "Accept-Ranges": "none",
                 # Sent with the headers, before the middleware could stamp it on a prepared answer.
                 "X-Request-Id": request[REQUEST_ID]})
+            await _record_release(request, row, link_id)
             # No Content-Length: aiohttp sends it chunked (HTTP/1.1) or to the close (HTTP/1.0).
             await response.prepare(request)
             if request.method != "HEAD":

@@ -11,6 +11,7 @@ from dcslog.api.context import Context
 from dcslog.api.operations import Reply, operation
 from dcslog.api.params import LIMIT, OFFSET, choice, integer, json_response, text
 from dcslog.services import redislog
+from dcslog.state import JOURNAL
 
 LOG_TYPE = choice("log_type", ("run",))
 QUERY_TIME = integer("query_time", 0, allowed=redislog.QUERY_TIMES,
@@ -30,7 +31,7 @@ LINK_FORMAT = replace(choice("format", redislog.LINK_FORMATS, default=redislog.R
            params=[LOG_TYPE, QUERY_TIME, REPLICATION_ID], ok={204: Reply(None, "Collection queued (no body)")},
            errors=["DCS.4800", "DCS.4002", "DCS.4061", "DCS.4017"])
 async def create_redislog(ctx: Context, log_type: str, query_time: int, replication_id: str | None) -> web.Response:
-    await redislog.create_redislog(ctx.session, ctx.caller, ctx.instance, log_type=log_type, query_time=query_time,
+    await redislog.create_redislog(ctx.session, ctx.actor, ctx.instance, log_type=log_type, query_time=query_time,
                                    replication_id=replication_id, retention_days=ctx.settings.retention_days)
     return web.Response(status=204)
 
@@ -51,7 +52,7 @@ async def list_redislog(ctx: Context, log_type: str, offset: int, limit: int) ->
            ok={200: "DownloadLink"}, errors=["DCS.4800", "DCS.4002", "DCS.4061"])
 async def create_redislog_download_link(ctx: Context, file_id: str, link_format: str) -> web.Response:
     link = await redislog.create_redislog_download_link(
-        ctx.session, ctx.keyring, ctx.store, ctx.instance, file_id,
+        ctx.session, ctx.keyring, ctx.store, ctx.request.app[JOURNAL], ctx.actor, ctx.instance, file_id,
         public_url=ctx.settings.link_base(ctx.request.scheme, ctx.request.headers.get("Host")),
         link_ttl=ctx.settings.link_ttl, link_format=link_format)
     return json_response(link)
@@ -67,7 +68,7 @@ LINK_ID = text("link_id", location="path", description="the link_id CreateRedisl
            params=[FILE_ID, LINK_ID], ok={204: Reply(None, "Revoked (no body); revoking it again is no error")},
            errors=["DCS.4002", "DCS.4061"])
 async def delete_redislog_download_link(ctx: Context, file_id: str, link_id: str) -> web.Response:
-    await redislog.delete_redislog_download_link(ctx.session, ctx.keyring, ctx.store, ctx.caller, ctx.instance,
+    await redislog.delete_redislog_download_link(ctx.session, ctx.keyring, ctx.store, ctx.actor, ctx.instance,
                                                  file_id, link_id)
     return web.Response(status=204)
 
@@ -77,5 +78,5 @@ async def delete_redislog_download_link(ctx: Context, file_id: str, link_id: str
            params=[FILE_ID], ok={204: Reply(None, "Revoked (no body); links made afterwards work")},
            errors=["DCS.4002", "DCS.4061"])
 async def delete_redislog_download_links(ctx: Context, file_id: str) -> web.Response:
-    await redislog.delete_redislog_download_links(ctx.session, ctx.store, ctx.instance, file_id)
+    await redislog.delete_redislog_download_links(ctx.session, ctx.store, ctx.actor, ctx.instance, file_id)
     return web.Response(status=204)

@@ -13,6 +13,7 @@ from typing import Any
 
 from dcslog.api.params import anchored
 from dcslog.runlog.grammar import FORMATS, LEVELS, ROLES
+from dcslog.services.audit import ACTIONS, ACTOR_TYPES, OUTCOMES
 from dcslog.services.common import PROJECT_ID
 from dcslog.services.jobs import AUTO_COLLECT_RUN_LOG, COLLECT_RUN_LOG
 from dcslog.services.node_state import EVENT_TYPES
@@ -234,6 +235,25 @@ SCHEMAS: dict[str, Schema] = {
         "updated_at": string(pattern=DCS_TIME),
         "enable_show": {"type": "boolean"},
         "error_msg": nullable(string(description="extension: why the task failed")),
+    }),
+    "AuditRecord": closed_object({
+        "id": integer(minimum=1),
+        "time": string(pattern=DCS_TIME),
+        "project_id": string(pattern=anchored(PROJECT_ID.pattern)),
+        "actor": string(description="access key, token id (tok-…), link id, or the system user"),
+        "actor_type": string(enum=list(ACTOR_TYPES)),
+        "action": string(enum=list(ACTIONS)),
+        "instance_id": nullable(string()),
+        "target": nullable(string()),
+        "source_ip": nullable(string()),
+        "request_id": nullable(string()),
+        "outcome": string(enum=list(OUTCOMES)),
+        "link_created_by": nullable(string(description="link.download: who made the link (extension)")),
+        "link_created_by_type": nullable(string(enum=list(ACTOR_TYPES))),
+    }, optional=("link_created_by", "link_created_by_type")),
+    "ListAuditResponse": closed_object({
+        "total_num": integer(minimum=0),
+        "records": array(ref("AuditRecord")),
     }),
     "ListBackgroundTaskResponse": closed_object({
         "task_count": string(pattern="^[0-9]+$", description="a string, as in DCS"),

@@ -41,4 +41,5 @@ async def show_background_task_progress(ctx: Context, task_id: str) -> web.Respo
                    "previous copy)",
            params=[TASK_ID], ok={200: "DeleteBackgroundTaskResponse"}, errors=["DCS.4002", "DCS.4061"])
 async def delete_background_task(ctx: Context, task_id: str) -> web.Response:
-    return json_response({"message": await tasks.delete_background_task(ctx.session, ctx.instance, task_id)})
+    return json_response({"message": await tasks.delete_background_task(ctx.session, ctx.actor, ctx.instance,
+                                                                                  task_id)})

@@ -321,3 +321,23 @@ class Event(Base):
     __table_args__ = (
         Index("ix_events_time", "instance_id", "time_ms"),
     )
+
+
+class AuditRecord(Base):
+    """Who did what (SPEC §8): one row per action that changed state or released data, added in the
+    action's own transaction (``services/audit.py``). Never a secret: actors and targets are access
+    keys, token ids (``tok-…``), link ids, task, instance and file ids, instance names."""
+
+    __tablename__ = "audit_records"
+    __table_args__ = (Index("ix_audit_records_project_time", "project_id", "time", "id"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    time: Mapped[datetime] = mapped_column(DateTime, index=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(128))
+    actor_type: Mapped[str] = mapped_column(String(16))  # access_key | token | link | system
+    action: Mapped[str] = mapped_column(String(32))
+    instance_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    target: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    source_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(16))

@@ -30,14 +30,14 @@ from dcslog import errors
 from dcslog.config import Settings
 from dcslog.db import queries
 from dcslog.db.models import Instance, Replication, Task
-from dcslog.services import jobs
+from dcslog.services import audit, jobs
 from dcslog.services.common import utcnow
 from dcslog.services.node_state import Recorded
 
 log = logging.getLogger(__name__)
 
 TRIGGERS = frozenset({"restart", "failover", "crash", "role_change"})
-SYSTEM_USER = "dcslog"
+SYSTEM_USER = audit.SERVICE_USER  # the tasks' user, and the audit trail's actor (type system)
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,8 @@ async def _collect(sessionmaker: async_sessionmaker[AsyncSession], instance: Ins
             return None
         try:
             task = await jobs.queue_collection(
-                session, instance, replication, [day], name=jobs.AUTO_COLLECT_RUN_LOG, user_id=SYSTEM_USER,
-                user_name=SYSTEM_USER, retention_days=policy.retention_days,
+                session, instance, replication, [day], name=jobs.AUTO_COLLECT_RUN_LOG, actor=audit.SERVICE,
+                retention_days=policy.retention_days,
                 params={"log_type": "run", "replication_id": replication.id, "day": day.isoformat(),
                         "event_id": event.id, "event_type": event.type, "event_time": event.time_ms})
         except errors.CollectionRunning:  # that day is being collected (a user's, or a capture's)

@@ -20,6 +20,8 @@ from dcslog import errors
 from dcslog.db import queries
 from dcslog.db.models import Credential, Token
 from dcslog.keys import Keyring, hash_token, new_access_key, new_secret_key, new_token
+from dcslog.services import audit
+from dcslog.services.audit import Actor
 from dcslog.services.common import utcnow
 
 NAME_MAX = 128
@@ -58,7 +60,7 @@ def token_view(token: Token) -> dict[str, Any]:
             "revoked_at": _time(token.revoked_at)}
 
 
-async def create_credential(session: AsyncSession, keyring: Keyring, *, project_id: str, role: str,
+async def create_credential(session: AsyncSession, keyring: Keyring, actor: Actor, *, project_id: str, role: str,
                             name: str | None = None) -> dict[str, Any]:
     """A new AK/SK pair for the project and role. The secret key is in the answer, and only there:
     the database keeps it encrypted with the server key."""
@@ -66,6 +68,7 @@ async def create_credential(session: AsyncSession, keyring: Keyring, *, project_
     credential = Credential(access_key=new_access_key(), secret_encrypted=keyring.encrypt(secret_key),
                             project_id=project_id, role=role, created_at=utcnow(), name=_name(name))
     session.add(credential)
+    audit.record(session, actor, "credential.create", project_id=project_id, target=credential.access_key)
     await session.commit()
     # Exactly the keys of the CLI contract (SPEC §4); the name is in ``list``.
     return {"access_key": credential.access_key, "secret_key": secret_key,
@@ -79,7 +82,8 @@ async def list_credentials(session: AsyncSession, project_id: str | None = None,
     return [credential_view(c) for c in await queries.credentials(session, project_id, revoked=show_all)]
 
 
-async def revoke_credential(session: AsyncSession, access_key: str, project_id: str | None) -> dict[str, Any]:
+async def revoke_credential(session: AsyncSession, actor: Actor, access_key: str,
+                            project_id: str | None) -> dict[str, Any]:
     """Revoke the credential (of ``project_id``, when given): the next request signed with it is
     refused (DCS.1001) by every API process. ``NotFound`` if there is none; revoking a revoked one
     again changes nothing (its first ``revoked_at`` stays)."""
@@ -88,6 +92,8 @@ async def revoke_credential(session: AsyncSession, access_key: str, project_id: 
         await session.rollback()
         where = f" in project {project_id}" if project_id is not None else ""
         raise errors.NotFound(f"No credential with access key {access_key}{where}.")
+    audit.record(session, actor, "credential.revoke", project_id=credential.project_id, target=access_key,
+                 outcome=audit.SUCCEEDED if credential.revoked_at is None else audit.UNCHANGED)
     if credential.revoked_at is None:
         credential.revoked_at = utcnow()
     view = credential_view(credential)
@@ -95,7 +101,7 @@ async def revoke_credential(session: AsyncSession, access_key: str, project_id: 
     return view
 
 
-async def create_token(session: AsyncSession, *, project_id: str, role: str, ttl: int,
+async def create_token(session: AsyncSession, actor: Actor, *, project_id: str, role: str, ttl: int,
                        name: str | None = None) -> dict[str, Any]:
     """A new X-Auth-Token for the project and role, valid ``ttl`` seconds. The token is in the answer,
     and only there: the database keeps its SHA-256 (and an id of its own, for lists and revocation)."""
@@ -104,6 +110,7 @@ async def create_token(session: AsyncSession, *, project_id: str, role: str, ttl
     row = Token(token_hash=hash_token(token), id=new_token_id(), name=_name(name), project_id=project_id,
                 role=role, created_at=now, expires_at=now + timedelta(seconds=ttl))
     session.add(row)
+    audit.record(session, actor, "token.create", project_id=project_id, target=row.id)
     await session.commit()
     # The contract's keys (SPEC §4), and the id that ``list`` and ``revoke`` know the token by.
     return {"token": token, "id": row.id, "expires_at": _time(row.expires_at), "project_id": row.project_id,
@@ -118,7 +125,7 @@ async def list_tokens(session: AsyncSession, project_id: str | None = None, *,
                                                         usable_at=None if show_all else utcnow())]
 
 
-async def revoke_token(session: AsyncSession, token_id: str, project_id: str | None) -> dict[str, Any]:
+async def revoke_token(session: AsyncSession, actor: Actor, token_id: str, project_id: str | None) -> dict[str, Any]:
     """Revoke the token with this id (of ``project_id``, when given): its next request is refused
     (DCS.1001) by every API process. ``NotFound`` if there is none; revoking a revoked one again
     changes nothing."""
@@ -130,6 +137,8 @@ async def revoke_token(session: AsyncSession, token_id: str, project_id: str | N
             raise errors.NotFound(f"No such token id{where}: revoke takes a token's id (tok-…, from "
                                   "`dcslog token list`), not the token.")
         raise errors.NotFound(f"No token with id {token_id}{where}.")
+    audit.record(session, actor, "token.revoke", project_id=token.project_id, target=token.id,
+                 outcome=audit.SUCCEEDED if token.revoked_at is None else audit.UNCHANGED)
     if token.revoked_at is None:
         token.revoked_at = utcnow()
     view = token_view(token)

@@ -17,6 +17,8 @@ from dcslog.keys import Keyring
 from dcslog.redis.addresses import node_entry
 from dcslog.redis.connection import DiscoveryError
 from dcslog.redis.topology import Topology, discover
+from dcslog.services import audit
+from dcslog.services.audit import Actor
 from dcslog.services.common import dcs_time, derived_id, get_instance, new_id, utcnow
 from dcslog.storage import ObjectStore
 
@@ -102,7 +104,8 @@ async def _check_not_imported(session: AsyncSession, project_id: str, topology: 
             f"refresh {instance_id}` to re-discover it, or import it again with --force to make another instance.")
 
 
-async def import_instance(session: AsyncSession, keyring: Keyring, *, project_id: str, name: str, redis_url: str,
+async def import_instance(session: AsyncSession, keyring: Keyring, actor: Actor, *, project_id: str, name: str,
+                          redis_url: str,
                           log_file_overrides: dict[str, str] | None = None, timezone: str = "UTC",
                           description: str = "", redis_timeout: float = 5.0, agents: dict[str, str] | None = None,
                           agent_key: str | None = None, replica_addresses: dict[str, str] | None = None,
@@ -144,11 +147,12 @@ async def import_instance(session: AsyncSession, keyring: Keyring, *, project_id
     session.add(instance)
     await session.flush()
     await _store_replications(session, instance, topology)
+    audit.record(session, actor, "instance.import", project_id=project_id, instance_id=instance.id, target=name)
     await session.commit()
     return instance
 
 
-async def refresh_instance(session: AsyncSession, keyring: Keyring, instance: Instance,
+async def refresh_instance(session: AsyncSession, keyring: Keyring, actor: Actor, instance: Instance,
                            redis_timeout: float = 5.0, prune: bool = False, timezone: str | None = None,
                            replica_addresses: dict[str, str] | None = None) -> Instance:
     """Re-discover. Ids of nodes already known stay the same; an unreachable deployment is marked ERROR.
@@ -172,17 +176,21 @@ async def refresh_instance(session: AsyncSession, keyring: Keyring, instance: In
         instance.status, instance.last_error = "ERROR", str(exc)
         for replication in await queries.replications_for_update(session, instance.id):
             replication.status = "Inactive"
+        outcome = audit.FAILED  # it ran, and changed the instance's state: to ERROR
     else:
+        outcome = audit.SUCCEEDED
         _check_reported_replicas(topology, given)
         instance.replica_addresses = json.dumps(addresses)
         _apply_topology(instance, topology)
         await _store_replications(session, instance, topology, prune)
     instance.updated_at = utcnow()
+    audit.record(session, actor, "instance.refresh", project_id=instance.project_id, instance_id=instance.id,
+                 target=instance.name, outcome=outcome)
     await session.commit()
     return instance
 
 
-async def remove_instance(session: AsyncSession, store: ObjectStore, instance: Instance) -> int:
+async def remove_instance(session: AsyncSession, store: ObjectStore, actor: Actor, instance: Instance) -> int:
     """Delete the instance's files, then the instance and all its records; returns the files deleted.
     Bytes first: should a delete fail, the records stay and the removal can be run again (the
     retention sweep would never find bytes of an instance the database no longer knows)."""
@@ -192,6 +200,8 @@ async def remove_instance(session: AsyncSession, store: ObjectStore, instance: I
     for model in (LogFile, Task, Replication):
         await session.execute(delete(model).where(model.instance_id == instance.id))
     await session.delete(instance)
+    audit.record(session, actor, "instance.remove", project_id=instance.project_id, instance_id=instance.id,
+                 target=instance.name)
     await session.commit()
     return len(keys)
 

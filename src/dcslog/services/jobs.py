@@ -58,6 +58,8 @@ from sqlalchemy.orm import Session
 
 from dcslog import errors
 from dcslog.db.models import Instance, LogFile, Replication, Task
+from dcslog.services import audit
+from dcslog.services.audit import Actor
 from dcslog.services.common import new_id, utcnow
 from dcslog.statuses import FileStatus, TaskStatus
 from dcslog.storage.staging import Staging
@@ -93,10 +95,11 @@ def _rowcount(result: Result[Any]) -> int:
 # --- Queue and announce -------------------------------------------------------------------------
 
 async def queue_collection(session: AsyncSession, instance: Instance, replication: Replication, days: list[date], *,
-                           name: str, user_id: str, user_name: str, params: dict[str, Any],
-                           retention_days: float) -> Task:
+                           name: str, actor: Actor, params: dict[str, Any], retention_days: float) -> Task:
     """Queue a collection of ``days`` of ``replication``'s run log and commit: one task of kind
-    ``name`` (``params``: the request's query, as DCS shows it), one file per day in ``creating``.
+    ``name`` (``params``: the request's query, as DCS shows it), one file per day in ``creating``,
+    and its ``runlog.collect`` audit record (the task's user is the actor: an access key, a token
+    id, or ``dcslog`` for automatic capture).
 
     Files already held for those days are refreshed in place (same id): ``creating`` until the
     new content is published, their previous copy (``content_*``, left as it is here)
@@ -111,7 +114,7 @@ async def queue_collection(session: AsyncSession, instance: Instance, replicatio
         replication_id=replication.id,
         details=json.dumps({"group_name": replication.group_name, "replica_ip": replication.host,
                             "replication_id": replication.id, "days": [d.isoformat() for d in days]}),
-        params=json.dumps(params), user_name=user_name, user_id=user_id, status=TaskStatus.RUNNING, attempts=0,
+        params=json.dumps(params), user_name=actor.actor, user_id=actor.actor, status=TaskStatus.RUNNING, attempts=0,
         created_at=now, updated_at=now,
     )
     session.add(task)
@@ -139,6 +142,8 @@ async def queue_collection(session: AsyncSession, instance: Instance, replicatio
                 group_index=replication.group_index, replication_ip=replication.host, day=day,
                 status=FileStatus.CREATING, task_id=task.id, created_at=now, updated_at=now, expires_at=expires_at)
                 for day in new_days])
+        audit.record(session, actor, "runlog.collect", project_id=instance.project_id, instance_id=instance.id,
+                     target=task.id)
         await announce(session)
         await session.commit()
     except IntegrityError:

@@ -15,8 +15,8 @@ from dcslog import errors
 from dcslog.db import queries
 from dcslog.db.models import Instance, LogFile, Replication, RevokedLink, Task
 from dcslog.keys import RAW, Keyring
-from dcslog.roles import Caller
-from dcslog.services import jobs, records
+from dcslog.services import audit, jobs, records
+from dcslog.services.audit import Actor
 from dcslog.services.common import utcnow
 from dcslog.statuses import FileStatus
 from dcslog.storage import ObjectStore
@@ -71,7 +71,7 @@ def _nodes_hint(replications: list[Replication]) -> str:
     return f"one of {', '.join(named)}{more} (ListGroupReplicationInfo lists them all)."
 
 
-async def create_redislog(session: AsyncSession, caller: Caller, instance: Instance, *, log_type: str,
+async def create_redislog(session: AsyncSession, actor: Actor, instance: Instance, *, log_type: str,
                           query_time: int, replication_id: str | None, retention_days: float) -> Task:
     """Queue a collection of the replica's ``query_time`` days (``jobs.queue_collection``: one
     task, one file per day in status ``creating``, refreshed in place if held; DCS.4017 if any
@@ -79,8 +79,8 @@ async def create_redislog(session: AsyncSession, caller: Caller, instance: Insta
     replication = await _replication(session, instance, replication_id)
     days = days_to_collect(query_time, instance.timezone, utcnow())
     return await jobs.queue_collection(
-        session, instance, replication, days, name=jobs.COLLECT_RUN_LOG, user_id=caller.user_id,
-        user_name=caller.user_id, retention_days=retention_days,
+        session, instance, replication, days, name=jobs.COLLECT_RUN_LOG, actor=actor,
+        retention_days=retention_days,
         params={"log_type": log_type, "query_time": query_time, "replication_id": replication.id})
 
 
@@ -153,8 +153,8 @@ async def file_content(session: AsyncSession, instance: Instance, file_id: str) 
 
 
 async def create_redislog_download_link(session: AsyncSession, keyring: Keyring, store: ObjectStore,
-                                        instance: Instance, file_id: str, *, public_url: str, link_ttl: int,
-                                        link_format: str = RAW) -> dict:
+                                        journal: audit.Journal, actor: Actor, instance: Instance, file_id: str, *,
+                                        public_url: str, link_ttl: int, link_format: str = RAW) -> dict:
     """A link to the file's content: as stored (``raw``, what DCS hands out), or converted to
     records (``ndjson``). A raw link is the store's own URL where the store makes one (S3
     presigns); a records link is always dcslog's, since dcslog converts."""
@@ -179,14 +179,20 @@ async def create_redislog_download_link(session: AsyncSession, keyring: Keyring,
         token = keyring.sign_link(row.id, int((expires_at - datetime(1970, 1, 1)).total_seconds()), link_format,
                                   link_id=link_id, generation=row.link_generation)
         link = f"{public_url}/downloads/{token}" + ("" if by_store else f"?format={link_format}")
+    # The link is handed out only once its making is recorded (its id, never the token). Making
+    # one writes nothing else: the record is the action's whole transaction (in a group commit).
+    await journal.record(actor, "link.create", project_id=instance.project_id, instance_id=instance.id,
+                         target=audit.link_target(row.id, link_id))
     return {"id": row.id, "backup_id": row.content_task_id, "link": link,
             "expires_at": expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"), "link_id": link_id}
 
 
-async def file_for_download(session: AsyncSession, keyring: Keyring, token: str, link_format: str = RAW) -> LogFile:
+async def file_for_download(session: AsyncSession, keyring: Keyring, token: str,
+                            link_format: str = RAW) -> tuple[LogFile, str | None]:
     """The file a link names, if the link is authentic, unexpired, signed for ``link_format`` (the
     format the download asks for), and the file still has a complete copy: its content, or while
-    it is being refreshed, its previous content."""
+    it is being refreshed, its previous content. Returns it with the link's id (None for a link
+    made before links had ids)."""
     claims = keyring.read_link(token, link_format=link_format)
     if claims is None:
         raise errors.LinkForbidden()
@@ -195,7 +201,16 @@ async def file_for_download(session: AsyncSession, keyring: Keyring, token: str,
         raise errors.LinkForbidden("The download link has been revoked.")
     if row is None or _content(row, utcnow()) is None:
         raise errors.NotFound("The log file no longer exists.")
-    return row
+    return row, claims.link_id
+
+
+async def record_download(journal: audit.Journal, row: LogFile, link_id: str | None, *, source_ip: str | None,
+                          request_id: str | None) -> None:
+    """Record a download through a link (``link.download``, attributed to the link) and return
+    once it is committed: called before the first byte goes out, so a download that cannot be
+    recorded is refused."""
+    await journal.record(Actor.of_link(link_id, source_ip, request_id), "link.download",
+                         project_id=row.project_id, instance_id=row.instance_id, target=row.id)
 
 
 async def _revoked(session: AsyncSession, row: LogFile, link_id: str | None, generation: int) -> bool:
@@ -210,21 +225,22 @@ async def _revoked(session: AsyncSession, row: LogFile, link_id: str | None, gen
 
 
 async def records_for_download(session: AsyncSession, keyring: Keyring, token: str
-                               ) -> tuple[LogFile, Instance, records.NodePlan]:
+                               ) -> tuple[LogFile, str | None, Instance, records.NodePlan]:
     """What a records (``ndjson``) link downloads: the file, its instance (whose time zone reads
-    it) and the file as a node with nothing but that one day (``records.plan_file``)."""
-    row = await file_for_download(session, keyring, token, NDJSON)
+    it) and the file as a node with nothing but that one day (``records.plan_file``), with the
+    link's id."""
+    row, link_id = await file_for_download(session, keyring, token, NDJSON)
     instance = await queries.instance_in_project(session, row.project_id, row.instance_id)
     # (A file whose instance is gone goes with it; object_key is never None past file_for_download.)
     if instance is None or row.object_key is None:
         raise errors.NotFound("The log file no longer exists.")
-    return row, instance, await records.plan_file(session, instance, row, row.object_key)
+    return row, link_id, instance, await records.plan_file(session, instance, row, row.object_key)
 
 
 # --- Revocable links (SPEC §8) ---------------------------------------------------------------------
 
 
-async def delete_redislog_download_link(session: AsyncSession, keyring: Keyring, store: ObjectStore, caller: Caller,
+async def delete_redislog_download_link(session: AsyncSession, keyring: Keyring, store: ObjectStore, actor: Actor,
                                         instance: Instance, file_id: str, link_id: str) -> None:
     """Revoke one link of the file (``link_id`` as CreateRedislogDownloadLink answered it): 404
     for an unknown file, or an id dcslog made for no link of this file. Revoking it again is no
@@ -235,17 +251,23 @@ async def delete_redislog_download_link(session: AsyncSession, keyring: Keyring,
     link_format = keyring.link_format_of(row.id, link_id, LINK_FORMATS)
     if link_format is None:
         raise errors.NotFound("The log file has no link with that link_id.")
-    session.add(RevokedLink(link_id=link_id, file_id=row.id, revoked_at=utcnow(), revoked_by=caller.user_id))
+    target = audit.link_target(row.id, link_id)
+    session.add(RevokedLink(link_id=link_id, file_id=row.id, revoked_at=utcnow(), revoked_by=actor.actor))
+    audit.record(session, actor, "link.revoke", project_id=instance.project_id, instance_id=instance.id,
+                 target=target)
     try:
         await session.commit()
     except IntegrityError:  # revoked already (or the file went meanwhile: then its links went with it)
         await session.rollback()
+        audit.record(session, actor, "link.revoke", project_id=instance.project_id, instance_id=instance.id,
+                     target=target, outcome=audit.UNCHANGED)
+        await session.commit()
     if link_format == RAW:
         await _rekey(session, store, row.id)
 
 
-async def delete_redislog_download_links(session: AsyncSession, store: ObjectStore, instance: Instance,
-                                         file_id: str) -> None:
+async def delete_redislog_download_links(session: AsyncSession, store: ObjectStore, actor: Actor,
+                                         instance: Instance, file_id: str) -> None:
     """Revoke every link of the file made so far: its link generation moves on, so every token
     signed with an earlier one is refused (403), and the one-by-one revocations it supersedes go;
     on a store that presigns its own links (S3) the object is re-keyed as well. Links made
@@ -254,6 +276,8 @@ async def delete_redislog_download_links(session: AsyncSession, store: ObjectSto
     await session.execute(update(LogFile).where(LogFile.id == row.id)
                           .values(link_generation=LogFile.link_generation + 1))
     await session.execute(delete(RevokedLink).where(RevokedLink.file_id == row.id))
+    audit.record(session, actor, "link.revoke", project_id=instance.project_id, instance_id=instance.id,
+                 target=audit.link_target(row.id))
     await session.commit()
     await _rekey(session, store, row.id)
 

@@ -9,6 +9,7 @@ One ``Retention.sweep()`` (every ``DCSLOG_SWEEP_INTERVAL``):
 * **Finished tasks** as old as the files' retention (``DCSLOG_RETENTION_DAYS`` after they ended).
 * **Slow-log entries** past ``DCSLOG_SLOWLOG_RETENTION_DAYS`` (the slow-log module's own sweep), and
   **events** with them (``services/node_state.py``).
+* **Audit records** past ``DCSLOG_AUDIT_RETENTION_DAYS`` (``services/audit.py``).
 * **Half-written uploads and staged files** a crash left behind (``store.clean_abandoned``),
   once ``ABANDONED_AFTER`` old, never a live process's.
 * **Unrecorded objects**: dcslog's objects (``storage.objectkeys``) no record points to,
@@ -27,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dcslog.config import Settings
 from dcslog.db.models import Instance, LogFile, Task
+from dcslog.services.audit import sweep_audit
 from dcslog.services.common import utcnow
 from dcslog.services.node_state import sweep_events
 from dcslog.services.slowlog_harvest import sweep_slowlog
@@ -61,6 +63,7 @@ class Retention:
             await delete_finished_tasks(session, self.settings.retention_days)
             await sweep_slowlog(session, self.settings.slowlog_retention_days)
             await sweep_events(session, self.settings.slowlog_retention_days)
+            await sweep_audit(session, self.settings.audit_retention_days)
         if deleted:
             log.info("retention: deleted %d expired file(s)", deleted)
         try:

@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dcslog import errors
 from dcslog.db import queries
 from dcslog.db.models import Instance, LogFile, Task
-from dcslog.services import jobs
+from dcslog.services import audit, jobs
+from dcslog.services.audit import Actor
 from dcslog.services.common import dcs_time
 from dcslog.services.redislog import file_name
 from dcslog.statuses import FileStatus, TaskStatus
@@ -116,7 +117,7 @@ def _steps(task: Task, replica_ip: str, days: list[str], files: dict[str, LogFil
     return steps
 
 
-async def delete_background_task(session: AsyncSession, instance: Instance, task_id: str) -> str:
+async def delete_background_task(session: AsyncSession, actor: Actor, instance: Instance, task_id: str) -> str:
     """Delete the instance's task ``task_id``; a running one is cancelled first (``jobs.delete_task``:
     its unsettled files back to their previous copy or ``failed``, its run stopped, nothing of it
     published). The files it collected stay, each with its own retention. Returns DCS's
@@ -126,6 +127,7 @@ async def delete_background_task(session: AsyncSession, instance: Instance, task
     if not await jobs.delete_task(session, task.id):
         await session.rollback()
         raise errors.NotFound("The background task does not exist.")
-    # The audit trail's task.delete record (SPEC §8) belongs in this transaction, before the commit.
+    audit.record(session, actor, "task.delete", project_id=instance.project_id, instance_id=instance.id,
+                 target=task.id)
     await session.commit()
     return "The task was cancelled and deleted." if was_running else "The task was deleted."

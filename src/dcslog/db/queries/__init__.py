@@ -22,6 +22,7 @@ and is added to the names below.
 
 from __future__ import annotations
 
+from dcslog.db.queries.audit import audit_page, link_makers
 from dcslog.db.queries.callers import (
     caller_by_token_hash,
     credential,
@@ -59,7 +60,7 @@ from dcslog.db.queries.tasks import task_days, task_in_instance, tasks_page
 from dcslog.db.queries.timeline import timeline_events, timeline_slowlog
 
 __all__ = [
-    "TopGroup", "TopPage", "slowlog_top",
+    "TopGroup", "TopPage", "slowlog_top", "audit_page", "link_makers",
     "EventsPage", "FilesPage", "GroupSizes", "InstancesPage", "MetricsSnapshot", "NodeHarvest", "SlowlogPage",
     "caller_by_token_hash", "collected_days", "credential", "credential_for_update", "credentials",
     "database_answers", "events_page",

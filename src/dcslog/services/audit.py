@@ -1,0 +1,179 @@
+"""The audit trail (SPEC §8): who did what, from where, recorded in the same transaction as the action.
+
+A service that changes state or releases data takes an ``Actor`` and calls ``record`` before its
+commit: the record and the action commit together or not at all, so an action that cannot be
+recorded is not done (the commit fails, the caller gets the error). What is recorded:
+
+* ``instance.import|refresh|remove`` (the CLI: actor ``system``, the operating-system user),
+  target the instance's name;
+* ``credential.create|revoke`` (target the access key) and ``token.create|revoke`` (target the
+  token's id ``tok-…``, never the token), by the CLI;
+* ``runlog.collect`` — CreateRedislog (the caller) and automatic capture (actor ``dcslog``, type
+  ``system``) — target the task id;
+* ``link.create`` (target ``{file_id}/links/{link_id}``), ``link.revoke`` (the same, or
+  ``{file_id}/links`` for all of a file's links);
+* ``link.download`` (actor the link's id, type ``link``; target the file id), committed before
+  the first byte is sent; the answer of ``list_audit`` names who made the link
+  (``link_created_by``, from its ``link.create`` record);
+* ``task.delete`` (target the task id).
+
+Outcomes: ``succeeded``; ``failed`` for an action that ran and changed state without reaching its
+aim (a refresh that could not reach Redis marks the instance ``ERROR``); ``unchanged`` for a
+revocation of what was revoked already. A request refused (DCS.4017, 404, 403…) changed nothing
+and released nothing: it is not recorded (its access-log line, with the request id, remains).
+
+Never a secret: tokens, secret keys, link tokens (their signatures) and Redis URLs are not
+arguments of anything here; ids only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, delete, insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from dcslog.db import queries
+from dcslog.db.models import AuditRecord
+from dcslog.roles import Caller
+from dcslog.services.common import dcs_time, utcnow
+
+ACTIONS = ("instance.import", "instance.refresh", "instance.remove", "credential.create", "credential.revoke",
+           "token.create", "token.revoke", "runlog.collect", "link.create", "link.download", "link.revoke",
+           "task.delete")
+ACTOR_TYPES = ("access_key", "token", "link", "system")
+SUCCEEDED, FAILED, UNCHANGED = "succeeded", "failed", "unchanged"
+OUTCOMES = (SUCCEEDED, FAILED, UNCHANGED)
+#: The actor of dcslog's own actions (automatic capture): the tasks' ``user_name``, too.
+SERVICE_USER = "dcslog"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts, and from where (the request's source address and id; None outside a request)."""
+
+    actor: str
+    actor_type: str
+    source_ip: str | None = None
+    request_id: str | None = None
+
+    @classmethod
+    def of_caller(cls, caller: Caller, source_ip: str | None, request_id: str | None) -> Actor:
+        """An API caller: its access key, or its token's id (``tok-…``)."""
+        kind = "token" if caller.user_id.startswith("tok-") else "access_key"
+        return cls(caller.user_id, kind, source_ip, request_id)
+
+    @classmethod
+    def of_link(cls, link_id: str | None, source_ip: str | None, request_id: str | None) -> Actor:
+        """A download link, by its id (links made before ids existed have none: ``-``)."""
+        return cls(link_id or "-", "link", source_ip, request_id)
+
+
+def system_actor() -> Actor:
+    """The admin commands' actor: the operating-system user running them."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        user = f"uid:{os.geteuid()}"
+    return Actor(user, "system")
+
+
+SERVICE = Actor(SERVICE_USER, "system")
+
+
+def _values(actor: Actor, action: str, project_id: str, instance_id: str | None, target: str | None,
+            outcome: str) -> dict[str, Any]:
+    if action not in ACTIONS:  # a programming error: caught by the tests, never a client's
+        raise ValueError(f"unknown audit action {action!r}")
+    return {"time": utcnow(), "project_id": project_id, "actor": actor.actor, "actor_type": actor.actor_type,
+            "action": action, "instance_id": instance_id, "target": target, "source_ip": actor.source_ip,
+            "request_id": actor.request_id, "outcome": outcome}
+
+
+def record(session: AsyncSession, actor: Actor, action: str, *, project_id: str, instance_id: str | None = None,
+           target: str | None = None, outcome: str = SUCCEEDED) -> None:
+    """Add the action's record to the session's transaction: it commits with the action."""
+    session.add(AuditRecord(**_values(actor, action, project_id, instance_id, target, outcome)))
+
+
+class Journal:
+    """Records of actions that write nothing else — a link made, a download released — committed
+    in groups: each caller waits until its own record is committed (and is refused if that
+    fails), but the records of requests arriving together share one transaction. A commit on
+    SQLite is the single writer's turn and changes ``data_version`` (every process's read cache
+    starts again): one per download made downloads 4x slower under load (docs/design.md,
+    "Audit trail"). One per API process (``state.JOURNAL``)."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]):
+        self._sessionmaker = sessionmaker
+        self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    async def record(self, actor: Actor, action: str, *, project_id: str, instance_id: str | None = None,
+                     target: str | None = None) -> None:
+        """Return once the record is committed; raise what the commit raised if it failed."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._pending.append((_values(actor, action, project_id, instance_id, target, SUCCEEDED), done))
+        if self._flushing is None or self._flushing.done():
+            # A task of its own: a caller that goes away does not cancel the others' commit.
+            self._flushing = loop.create_task(self._flush())
+        await done
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                async with self._sessionmaker() as session:
+                    # One executemany, no unit of work: the rows are only ever inserted.
+                    await session.execute(insert(AuditRecord), [values for values, _ in batch])
+                    await session.commit()
+            except Exception as exc:  # noqa: BLE001 - handed to every waiter: their actions are refused
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+            else:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+
+def link_target(file_id: str, link_id: str | None = None) -> str:
+    return f"{file_id}/links" + (f"/{link_id}" if link_id else "")
+
+
+def audit_item(row: AuditRecord, link_makers: dict[str, tuple[str, str]]) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "id": row.id, "time": dcs_time(row.time), "project_id": row.project_id, "actor": row.actor,
+        "actor_type": row.actor_type, "action": row.action, "instance_id": row.instance_id, "target": row.target,
+        "source_ip": row.source_ip, "request_id": row.request_id, "outcome": row.outcome}
+    if row.action == "link.download":
+        # Attributed to the link, and so to whoever made it (extension fields).
+        maker = link_makers.get(link_target(row.target or "", row.actor))
+        item["link_created_by"], item["link_created_by_type"] = maker if maker else (None, None)
+    return item
+
+
+async def list_audit(session: AsyncSession, project_id: str, *, offset: int, limit: int,
+                     start: datetime | None = None, end: datetime | None = None, action: str | None = None,
+                     instance_id: str | None = None, actor: str | None = None) -> tuple[int, list[dict[str, Any]]]:
+    """The project's records matching the filters: how many, and one page, newest first. A
+    ``link.download`` record names the link's maker (its ``link.create`` record), when kept."""
+    total, rows = await queries.audit_page(session, project_id, offset=offset, limit=limit, start=start, end=end,
+                                           action=action, instance_id=instance_id, actor=actor)
+    makers = await queries.link_makers(
+        session, project_id, {link_target(r.target or "", r.actor) for r in rows if r.action == "link.download"})
+    return total, [audit_item(r, makers) for r in rows]
+
+
+async def sweep_audit(session: AsyncSession, retention_days: float) -> int:
+    """Delete records older than ``retention_days`` (``DCSLOG_AUDIT_RETENTION_DAYS``); returns how many."""
+    gone = cast(CursorResult[Any], await session.execute(
+        delete(AuditRecord).where(AuditRecord.time < utcnow() - timedelta(days=retention_days))))
+    await session.commit()
+    return gone.rowcount or 0
