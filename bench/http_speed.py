@@ -136,8 +136,10 @@ def wait_http(url: str, timeout: float = 30, proc: subprocess.Popen | None = Non
 
 
 def dcslog_env(data_dir: Path, server_key: str, port: int, **extra: str) -> dict:
+    # No downloads-per-minute budget: the benchmarks flood links on purpose.
     env = {**os.environ, "DCSLOG_DATA_DIR": str(data_dir), "DCSLOG_SERVER_KEY": server_key,
-           "DCSLOG_HOST": "127.0.0.1", "DCSLOG_PORT": str(port), "DCSLOG_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+           "DCSLOG_DOWNLOADS_PER_MINUTE": "0", "DCSLOG_HOST": "127.0.0.1", "DCSLOG_PORT": str(port),
+           "DCSLOG_PUBLIC_URL": f"http://127.0.0.1:{port}"}
     env.update(extra)
     return env
 

@@ -11,6 +11,7 @@ and ``dcslog audit list`` read the trail back.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import getpass
 import sqlite3
@@ -35,6 +36,7 @@ from sqlalchemy import insert, select
 
 from dcslog.db.models import AuditRecord
 from dcslog.db.session import create_engine, create_sessionmaker
+from dcslog.services.audit import journal_sessions
 from dcslog.services.common import utcnow
 from dcslog.services.retention import Retention
 from dcslog.storage import open_object_store
@@ -301,10 +303,12 @@ def test_no_secret_reaches_the_audit_trail(dcslog_server, redis_standalone, tmp_
     text = repr(rows)
     for secret in secrets_used:
         assert secret not in text
-    # The raw bytes: the audit table's rows straight from SQLite, and every file of the data directory.
-    database = Path(server.settings.data_dir) / "dcslog.db"
-    with sqlite3.connect(database) as db:
-        raw = repr(db.execute("SELECT * FROM audit_records").fetchall())
+    # The raw bytes: the audit table's rows straight from both SQLite files (the journal's holds
+    # the links made and the downloads), and every file of the data directory.
+    raw = ""
+    for name in ("dcslog.db", "dcslog-audit.db"):
+        with contextlib.closing(sqlite3.connect(Path(server.settings.data_dir) / name)) as db:
+            raw += repr(db.execute("SELECT * FROM audit_records").fetchall())
     assert raw.count("'link.download'") == 2
     for secret in secrets_used:
         assert secret not in raw
@@ -316,8 +320,9 @@ def test_no_secret_reaches_the_audit_trail(dcslog_server, redis_standalone, tmp_
 
 
 def test_an_action_that_cannot_be_recorded_is_not_done(dcslog_server, redis_standalone, tmp_path):
-    """With the audit table unwritable, a link is not handed out and a download is refused before
-    its first byte (500 in the envelope); once the trail can be written again, both work."""
+    """With the journal's table unwritable (on SQLite, in its file of its own), a link is not handed
+    out and a download is refused before its first byte (500 in the envelope); once the trail can
+    be written again, both work."""
     server = dcslog_server
     instance_id, _ = collected_site(server, redis_standalone, tmp_path)
     token = server.cli("token", "create", "--project-id", "proj-a")["token"]
@@ -326,8 +331,8 @@ def test_an_action_that_cannot_be_recorded_is_not_done(dcslog_server, redis_stan
     [file] = wait_settled(sdk.client, instance_id)
     base = f"{server.url}/v2/proj-a/instances/{instance_id}/redislog/{file.id}/links"
     link = httpx.post(base, headers={"X-Auth-Token": token}).json()["link"]
-    database = Path(server.settings.data_dir) / "dcslog.db"
-    with sqlite3.connect(database) as db:
+    database = Path(server.settings.data_dir) / "dcslog-audit.db"
+    with contextlib.closing(sqlite3.connect(database)) as db:
         db.execute("ALTER TABLE audit_records RENAME TO audit_records_away")
     try:
         made = httpx.post(base, headers={"X-Auth-Token": token})
@@ -336,7 +341,7 @@ def test_an_action_that_cannot_be_recorded_is_not_done(dcslog_server, redis_stan
         assert (got.status_code, got.json()["error_code"]) == (500, "DCS.5000")
         assert file.id.encode() not in got.content
     finally:
-        with sqlite3.connect(database) as db:
+        with contextlib.closing(sqlite3.connect(database)) as db:
             db.execute("ALTER TABLE audit_records_away RENAME TO audit_records")
     assert httpx.get(link).status_code == 200
     assert len(records(server, token, action="link.create")) == 1
@@ -394,24 +399,37 @@ def test_the_retention_sweep_deletes_records_past_the_setting(dcslog_server_fact
         token = server.cli("token", "create", "--project-id", "proj-a")["token"]
         now = utcnow()
 
-        async def sweep() -> list[str]:
+        async def add(sessionmaker, *rows: tuple[int, str, str]) -> None:
+            async with sessionmaker() as session:
+                for age, name, action in rows:
+                    await session.execute(insert(AuditRecord).values(
+                        time=now - timedelta(days=age), project_id="proj-a", actor=name, actor_type="system",
+                        action=action, outcome="succeeded"))
+                await session.commit()
+
+        async def actors(sessionmaker) -> list[str]:
+            async with sessionmaker() as session:
+                return list(await session.scalars(select(AuditRecord.actor).order_by(AuditRecord.id)))
+
+        async def sweep() -> tuple[list[str], list[str]]:
             engine = create_engine(server.settings.effective_database_url)
             try:
                 sessionmaker = create_sessionmaker(engine)
-                async with sessionmaker() as session:
-                    for age, name in ((91, "old"), (89, "kept")):
-                        await session.execute(insert(AuditRecord).values(
-                            time=now - timedelta(days=age), project_id="proj-a", actor=name, actor_type="system",
-                            action="token.create", outcome="succeeded"))
-                    await session.commit()
-                await Retention(server.settings, sessionmaker, open_object_store(server.settings)).sweep()
-                async with sessionmaker() as session:
-                    return list(await session.scalars(select(AuditRecord.actor).order_by(AuditRecord.id)))
+                await add(sessionmaker, (91, "old", "token.create"), (89, "kept", "token.create"))
+                # On SQLite the records of links and downloads are in the journal's file of its own.
+                async with journal_sessions(server.settings.effective_database_url) as journal:
+                    assert journal is not None
+                    await add(journal, (92, "old-link", "link.download"), (88, "kept-link", "link.download"))
+                    await Retention(server.settings, sessionmaker, open_object_store(server.settings)).sweep()
+                    return await actors(sessionmaker), await actors(journal)
             finally:
                 await engine.dispose()
 
-        assert asyncio.run(sweep()) == [OS_USER, "kept"]
-        assert [r["actor"] for r in records(server, token)] == [OS_USER, "kept"]
+        assert asyncio.run(sweep()) == ([OS_USER, "kept"], ["kept-link"])
+        # Newest first across both files.
+        assert [r["actor"] for r in records(server, token)] == [OS_USER, "kept-link", "kept"]
+        assert [r["actor"] for r in trail(server, token, offset=1, limit=1)["records"]] == ["kept-link"]
+        assert trail(server, token, offset=2, limit=5)["total_num"] == 3
 
 
 def test_downloads_arriving_together_are_each_recorded_once(dcslog_server, redis_standalone, tmp_path):
@@ -438,3 +456,56 @@ def test_downloads_arriving_together_are_each_recorded_once(dcslog_server, redis
     assert sorted(r["request_id"] for r in downloaded) == sorted(f"together-{i}" for i in range(40))
     made = [r["request_id"] for r in records(server, token, action="link.create")]
     assert sorted(made) == sorted([f"made-{i}" for i in range(10)] + [made[-1]]) and len(made) == 11
+
+
+def test_a_journal_another_connection_holds_waits_its_turn(dcslog_server, redis_standalone, tmp_path):
+    """On SQLite the journal commits on the event loop with no busy timeout; while another
+    connection holds its file's write lock, a link is handed out (and recorded) only once the
+    lock is let go — through the waiting path, never an error and never a link unrecorded."""
+    server = dcslog_server
+    instance_id, _ = collected_site(server, redis_standalone, tmp_path)
+    token = server.cli("token", "create", "--project-id", "proj-a")["token"]
+    sdk = Sdk(server, server.credentials(role="operator"))
+    sdk.client.create_redislog(CreateRedislogRequest(instance_id=instance_id, log_type="run"))
+    [file] = wait_settled(sdk.client, instance_id)
+    base = f"{server.url}/v2/proj-a/instances/{instance_id}/redislog/{file.id}/links"
+    journal = Path(server.settings.data_dir) / "dcslog-audit.db"
+    with contextlib.closing(sqlite3.connect(journal, isolation_level=None)) as holder:
+        holder.execute("BEGIN IMMEDIATE")
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            made = pool.submit(httpx.post, base, headers={"X-Auth-Token": token, "X-Request-Id": "held"}, timeout=30)
+            with pytest.raises(concurrent.futures.TimeoutError):
+                made.result(timeout=1.0)  # no answer while the lock is held
+            assert httpx.get(f"{server.url}/health").status_code == 200  # the loop is not the one waiting
+            holder.execute("COMMIT")
+            assert made.result(timeout=20).status_code == 200
+    the_one(server, token, "link.create", request_id="held")
+
+
+def test_a_flood_of_downloads_is_throttled_per_project(dcslog_server_factory, redis_standalone, tmp_path):
+    """DCSLOG_DOWNLOADS_PER_MINUTE bounds the trail's disk: past a project's budget a download is
+    429 (the API gateway's APIGW.0308, with Retry-After), releases nothing and is not recorded;
+    another project's downloads and a HEAD are not counted against it."""
+    with dcslog_server_factory(downloads_per_minute="3") as server:
+        links = {}
+        for project in ("proj-a", "proj-b"):
+            instance_id, _ = collected_site(server, redis_standalone, tmp_path, project)
+            sdk = Sdk(server, server.credentials(project, role="operator"))
+            sdk.client.create_redislog(CreateRedislogRequest(instance_id=instance_id, log_type="run"))
+            [file] = wait_settled(sdk.client, instance_id)
+            token = server.cli("token", "create", "--project-id", project)["token"]
+            made = httpx.post(f"{server.url}/v2/{project}/instances/{instance_id}/redislog/{file.id}/links",
+                              headers={"X-Auth-Token": token})
+            links[project] = (made.json()["link"], token, file.id)
+        link, token_a, _ = links["proj-a"]
+        assert httpx.head(link).status_code == 200
+        assert [httpx.get(link).status_code for _ in range(3)] == [200] * 3
+        refused = httpx.get(link)
+        assert refused.status_code == 429
+        assert refused.json() == {"error_code": "APIGW.0308", "error_msg": "The throttling threshold has been reached.",
+                                  "error_ext_msg": refused.json()["error_ext_msg"]}
+        assert 1 <= int(refused.headers["Retry-After"]) <= 20  # a token every 20 s at 3 a minute
+        assert len(records(server, token_a, action="link.download")) == 3
+        other_link, token_b, _ = links["proj-b"]
+        assert httpx.get(other_link).status_code == 200
+        assert len(records(server, token_b, project_id="proj-b", action="link.download")) == 1

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from dcslog.signing import sign_request
 from dcslog.testing.ports import free_port
 from tests.records_reference import reference_records
 from tests.runlog_reference import write_entry
@@ -30,6 +31,7 @@ class Events:
         self.records: list[dict] = []
         self.sources: list[list] = []
         self.ids: list[str] = []
+        self.errors: list[dict] = []  # the `event: error` that ends a stream whose caller was revoked
         self.status: int | None = None
         self.content_type = ""
         self.ended = threading.Event()
@@ -65,6 +67,8 @@ class Events:
             self.records.append(record)
         elif event.get("event") == "sources":
             self.sources.append(json.loads(event["data"]))
+        elif event.get("event") == "error":
+            self.errors.append(json.loads(event["data"]))
 
     def wait_for(self, count: int, timeout: float = FOLLOW_TIMEOUT) -> list[dict]:
         deadline = time.monotonic() + timeout
@@ -204,6 +208,42 @@ def test_a_late_continuation_comes_with_its_entry(followed):
         assert got[0]["lines"] == ["=== REDIS BUG REPORT START: Cut & paste starting from here ===", "    stack line"]
     finally:
         events.close()
+
+
+@pytest.mark.parametrize("revoked", ["token", "access key"])
+def test_a_revocation_ends_the_callers_open_follow(followed, dcslog_server, revoked):
+    """A token or access key revoked while its follow is open: the stream ends within seconds with
+    the error a new request gets (401 DCS.1001's envelope as an `event: error`), and nothing
+    written after that reaches it. A follow by another, live token goes on."""
+    url, log_file = followed["url"], followed["log_file"]
+    params = {"follow": "true", "start_time": int(time.time() * 1000)}  # both from the same moment
+    if revoked == "token":
+        made = dcslog_server.cli("token", "create", "--project-id", "proj-a", "--role", "viewer")
+        headers, revoke = {"X-Auth-Token": made["token"]}, ("token", "revoke", made["id"])
+    else:
+        key = dcslog_server.credentials(role="viewer")
+        query_url = str(httpx.URL(url, params=params))
+        headers = sign_request(key["access_key"], key["secret_key"], "GET", query_url)
+        revoke = ("credentials", "revoke", key["access_key"])
+    doomed = Events(url, params, headers)
+    kept = Events(url, params, {"X-Auth-Token": followed["token"]})
+    try:
+        with open(log_file, "ab") as f:
+            f.write(entries(100, "before the revocation", 2))
+        assert len(doomed.wait_for(2)) == 2 and len(kept.wait_for(2)) == 2
+        dcslog_server.cli(*revoke[:2], "--project-id", "proj-a", revoke[2])
+        assert doomed.ended.wait(10), "the revoked caller's follow is still open"
+        assert doomed.errors == [{"error_code": "DCS.1001", "error_msg": doomed.errors[0]["error_msg"],
+                                  "error_ext_msg": None}]
+        assert "revoked" in doomed.errors[0]["error_msg"]
+        with open(log_file, "ab") as f:
+            f.write(entries(100, "after the revocation", 2))
+        assert len(kept.wait_for(4)) == 4
+        assert [r["message"] for r in doomed.records] == [r["message"] for r in kept.records[:2]]
+        assert not kept.ended.is_set()
+    finally:
+        doomed.close()
+        kept.close()
 
 
 def test_follow_refuses_what_it_cannot_do(followed):

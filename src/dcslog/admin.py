@@ -285,8 +285,10 @@ def cmd_audit_list(args, settings: Settings) -> dict:
             raise errors.DcsError(f"--action must be one of {', '.join(audit_service.ACTIONS)}")
         if args.start_time and args.end_time and args.end_time < args.start_time:
             raise errors.DcsError("--end-time is before --start-time")
-        total, records = await audit_service.list_audit(
-            session, args.project_id, offset=max(args.offset, 0), limit=max(args.limit, 1), start=args.start_time,
-            end=args.end_time, action=args.action, instance_id=args.instance_id, actor=args.actor)
+        async with audit_service.journal_sessions(settings.effective_database_url) as journal:
+            total, records = await audit_service.list_audit(
+                session, journal, args.project_id, offset=max(args.offset, 0), limit=max(args.limit, 1),
+                start=args.start_time, end=args.end_time, action=args.action, instance_id=args.instance_id,
+                actor=args.actor)
         return {"total_num": total, "records": records}
     return asyncio.run(_with_session(settings, work))

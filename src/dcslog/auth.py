@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dcslog import errors
 from dcslog.db import queries
-from dcslog.db.models import Credential
+from dcslog.db.models import Credential, Token
 from dcslog.keys import Keyring, hash_token
 from dcslog.roles import Caller
 from dcslog.signing import SignedRequest, parse_authorization, verify_signature
@@ -30,6 +30,19 @@ async def authenticate(request: SignedRequest, session: AsyncSession, keyring: K
     if authorization:
         return await _authenticate_signature(request, authorization, session, keyring, clock_skew, now)
     raise errors.MissingCredentials()
+
+
+async def check_standing(session: AsyncSession, caller: Caller, now: datetime | None = None) -> None:
+    """For a request that lasts (a follow): raise what a new request by the same caller would get
+    now if its token or access key has since been revoked (or the token has expired), so that a
+    revocation ends the caller's open streams too (``api/records._send_follow``)."""
+    now = now or datetime.now(UTC).replace(tzinfo=None)
+    row = await queries.caller_row(session, caller.user_id)
+    if row is None or row.revoked_at is not None:
+        raise errors.Unauthorized("The token has been revoked." if isinstance(row, Token)
+                                  else "The access key has been revoked.")
+    if isinstance(row, Token) and row.expires_at <= now:
+        raise errors.ExpiredCredentials("The token has expired.")
 
 
 async def _authenticate_token(token: str, session: AsyncSession, now: datetime) -> Caller:

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
         "may take it over."))
     audit_retention_days: float = Field(90, gt=0, description=(
         "Days an audit record (who did what: `GET /v2/{project_id}/audit`, `dcslog audit list`) is kept."))
+    downloads_per_minute: int = Field(600, ge=0, description=(
+        "Downloads through links each project may make per minute on each API process (a burst of that many, "
+        "then that rate), beyond which a download answers 429 APIGW.0308 with Retry-After; 0: no limit. What bounds "
+        "the audit trail's disk under a flood of downloads (docs/design.md, \"Audit trail\")."))
     sweep_interval: int = Field(300, gt=0, description="Seconds between two retention sweeps.")
     redis_timeout: float = Field(5.0, gt=0, description="Seconds to wait on a Redis node during discovery.")
     slowlog_interval: float = Field(60, gt=0, description="Seconds between two slow-log harvests of every node.")

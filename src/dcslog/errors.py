@@ -119,6 +119,18 @@ class MethodNotAllowed(DcsError):
     error_msg = "Method not allowed."
 
 
+class Throttled(DcsError):
+    """Too many requests of one kind: the code and status Huawei Cloud's API gateway answers a
+    throttled request with, so SDK users' handling of it applies. ``retry_after``: whole seconds."""
+    status = 429
+    error_code = "APIGW.0308"
+    error_msg = "The throttling threshold has been reached."
+
+    def __init__(self, error_ext_msg: str, *, retry_after: int):
+        super().__init__(error_ext_msg=error_ext_msg)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 class InternalError(DcsError):
     status = 500
     error_code = "DCS.5000"

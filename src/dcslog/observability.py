@@ -35,6 +35,11 @@ INLINE_READ_FALLBACKS = Counter(
     "dcslog_inline_read_fallbacks",
     "Reads SQLite answered busy on the event loop, sent through aiosqlite's thread instead.", registry=REGISTRY)
 
+JOURNAL_WAITS = Counter(
+    "dcslog_audit_journal_waits",
+    "Audit-journal commits SQLite answered busy on the event loop, sent through aiosqlite's thread to wait "
+    "their turn instead.", registry=REGISTRY)
+
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from dcslog.config import Settings
 from dcslog.keys import Keyring
-from dcslog.services.audit import Journal
+from dcslog.services.audit import DownloadBudget, Journal
 from dcslog.storage import ObjectStore
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -18,4 +18,5 @@ ENGINE = web.AppKey("engine", AsyncEngine)
 SESSIONMAKER = web.AppKey("sessionmaker", async_sessionmaker[AsyncSession])
 KEYRING = web.AppKey("keyring", Keyring)
 JOURNAL = web.AppKey("journal", Journal)  # the audit records of links made and downloads
+DOWNLOAD_BUDGET = web.AppKey("download_budget", DownloadBudget)  # downloads per project per minute
 STORE: web.AppKey[ObjectStore] = web.AppKey("store")

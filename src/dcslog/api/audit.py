@@ -11,6 +11,7 @@ from dcslog.api.context import Context
 from dcslog.api.operations import operation
 from dcslog.api.params import LIMIT, OFFSET, compact_utc, json_response, text
 from dcslog.services import audit
+from dcslog.state import JOURNAL
 
 START_TIME = compact_utc("start_time", description="yyyyMMddHHmmss, UTC: records at or after it")
 END_TIME = compact_utc("end_time", not_before="start_time",
@@ -27,7 +28,7 @@ ACTOR = text("actor", description="only this actor: an access key, a token id (t
            errors=["DCS.4800", "DCS.4002", "DCS.4025"])
 async def list_audit(ctx: Context, start_time: datetime | None, end_time: datetime | None, action: str | None,
                      instance_id: str | None, actor: str | None, offset: int, limit: int) -> web.Response:
-    total, records = await audit.list_audit(ctx.session, ctx.caller.project_id, offset=offset, limit=limit,
-                                            start=start_time, end=end_time, action=action,
-                                            instance_id=instance_id, actor=actor)
+    total, records = await audit.list_audit(ctx.session, ctx.request.app[JOURNAL].own_sessions, ctx.caller.project_id,
+                                            offset=offset, limit=limit, start=start_time, end=end_time,
+                                            action=action, instance_id=instance_id, actor=actor)
     return json_response({"total_num": total, "records": records})

@@ -37,7 +37,7 @@ from dcslog.api.schemas import integer, string
 from dcslog.db.models import LogFile
 from dcslog.httpserver import REQUEST_ID
 from dcslog.services import records, redislog
-from dcslog.state import JOURNAL, KEYRING, SESSIONMAKER, STORE
+from dcslog.state import DOWNLOAD_BUDGET, JOURNAL, KEYRING, SESSIONMAKER, STORE
 from dcslog.storage.local import LocalObjectStore
 
 
@@ -240,10 +240,12 @@ async def download_redislog(request: web.Request) -> web.StreamResponse:
 
 async def _record_release(request: web.Request, row: LogFile, link_id: str | None) -> None:
     """The audit trail's ``link.download``, committed before the first byte of the body goes out:
-    if it cannot be recorded, the download fails (500) and nothing is released. A ``HEAD`` (and a
-    304, 412 or 416, answered before this) sends no content and is not recorded."""
+    if it cannot be recorded, the download fails (500) and nothing is released; past the project's
+    downloads a minute (``DownloadBudget``, what bounds the trail's disk), 429 and nothing either. A
+    ``HEAD`` (and a 304, 412 or 416, answered before this) sends no content and is not recorded."""
     if request.method == "HEAD":
         return
+    request.app[DOWNLOAD_BUDGET].take(row.project_id)
     await redislog.record_download(request.app[JOURNAL], row, link_id, source_ip=request.remote,
                                    request_id=request[REQUEST_ID])
 

@@ -9,6 +9,7 @@ could be read from is then in the ``X-Dcslog-Sources`` header).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -22,10 +23,13 @@ from dcslog.api.context import Context
 from dcslog.api.ndjson import NDJSON, NdjsonStream
 from dcslog.api.operations import Header, Reply, operation
 from dcslog.api.params import choice, epoch_ms, integer, json_response, text
+from dcslog.auth import check_standing
 from dcslog.httpserver import REQUEST_ID, give_back_freed_memory
+from dcslog.roles import Caller
 from dcslog.runlog.grammar import LEVELS, ROLES
 from dcslog.services import records, redislog
 from dcslog.services.records import RecordQuery
+from dcslog.state import SESSIONMAKER
 
 NODE_IDS = re.compile(r"[0-9a-f-]{36}(,[0-9a-f-]{36}){0,127}")
 
@@ -66,6 +70,7 @@ EVENT_STREAM = "text/event-stream"
 #: Seconds between two reads of the nodes while following, and between heartbeats when nothing comes.
 FOLLOW_POLL = 0.25
 HEARTBEAT = 15.0
+CALLER_RECHECK = 1.0  # seconds between two looks at whether a follow's token or key still stands
 FOLLOW_EVENTS = {"description": "Server-Sent Events: data is a Record (event record) or the sources (event sources)"}
 EXPORT = {NDJSON: {"type": "string", "description": "one Record (JSON) a line"}}
 ANSWER = {200: Reply("ListRecordsResponse", f"A page of records (with Accept: {NDJSON}, every record as NDJSON)",
@@ -134,16 +139,28 @@ async def _follow(ctx: Context, start_time: int | None, end_time: int | None, re
                                            "X-Request-Id": request[REQUEST_ID]})
     await response.prepare(request)
     try:
-        return await _send_follow(request, response, follower, end)
+        return await _send_follow(request, response, follower, end, ctx.caller)
     finally:
         give_back_freed_memory()  # what the polls freed (docs/design.md, "Memory")
 
 
-async def _send_follow(request: web.Request, response: web.StreamResponse, follower: records.Follower, end: int
-                       ) -> web.StreamResponse:
+async def _send_follow(request: web.Request, response: web.StreamResponse, follower: records.Follower, end: int,
+                       caller: Caller) -> web.StreamResponse:
     sent_sources = None
-    quiet_since = time.monotonic()
+    quiet_since = checked_at = time.monotonic()
     while True:
+        if time.monotonic() - checked_at >= CALLER_RECHECK:
+            # A revoked token or key ends its open streams too, within a second: the last event is
+            # the error a new request would get.
+            checked_at = time.monotonic()
+            try:
+                async with request.app[SESSIONMAKER]() as session:
+                    await check_standing(session, caller)
+            except errors.DcsError as refused:
+                with contextlib.suppress(ConnectionResetError, ConnectionError):
+                    await response.write(f"event: error\ndata: {json.dumps(refused.body())}\n\n".encode())
+                    await response.write_eof()
+                return response
         now_ms = int(time.time() * 1000)
         found, sources = await asyncio.to_thread(follower.poll, now_ms, end if end < records.MAX_MS else None)
         events = []

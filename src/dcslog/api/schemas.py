@@ -237,7 +237,7 @@ SCHEMAS: dict[str, Schema] = {
         "error_msg": nullable(string(description="extension: why the task failed")),
     }),
     "AuditRecord": closed_object({
-        "id": integer(minimum=1),
+        "id": string(pattern="^[0-9a-f]{24}$", description="made when written, ordered by time; opaque otherwise"),
         "time": string(pattern=DCS_TIME),
         "project_id": string(pattern=anchored(PROJECT_ID.pattern)),
         "actor": string(description="access key, token id (tok-…), link id, or the system user"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+import time
 from datetime import datetime
 
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
@@ -323,6 +325,11 @@ class Event(Base):
     )
 
 
+def new_audit_id() -> str:
+    """24 hex digits: microseconds since the epoch, then 40 random bits (ids sort by when they were made)."""
+    return f"{time.time_ns() // 1000:014x}{secrets.token_hex(5)}"
+
+
 class AuditRecord(Base):
     """Who did what (SPEC §8): one row per action that changed state or released data, added in the
     action's own transaction (``services/audit.py``). Never a secret: actors and targets are access
@@ -330,7 +337,9 @@ class AuditRecord(Base):
 
     __tablename__ = "audit_records"
     __table_args__ = (Index("ix_audit_records_project_time", "project_id", "time", "id"),)
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    # Made by the writer, not the database: records of one trail live in two SQLite files on the
+    # embedded default (services/audit.Journal), and ids must not collide. Time-ordered.
+    id: Mapped[str] = mapped_column(String(24), primary_key=True, default=new_audit_id)
     time: Mapped[datetime] = mapped_column(DateTime, index=True)
     project_id: Mapped[str] = mapped_column(String(64))
     actor: Mapped[str] = mapped_column(String(128))

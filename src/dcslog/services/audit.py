@@ -29,17 +29,27 @@ arguments of anything here; ids only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
+import math
 import os
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, delete, insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from dcslog import errors
 from dcslog.db import queries
 from dcslog.db.models import AuditRecord
+from dcslog.db.session import audit_journal_url, create_sessionmaker, inline_writer_engine, open_audit_journal
+from dcslog.observability import JOURNAL_WAITS
 from dcslog.roles import Caller
 from dcslog.services.common import dcs_time, utcnow
 
@@ -104,13 +114,23 @@ def record(session: AsyncSession, actor: Actor, action: str, *, project_id: str,
 class Journal:
     """Records of actions that write nothing else — a link made, a download released — committed
     in groups: each caller waits until its own record is committed (and is refused if that
-    fails), but the records of requests arriving together share one transaction. A commit on
-    SQLite is the single writer's turn and changes ``data_version`` (every process's read cache
-    starts again): one per download made downloads 4x slower under load (docs/design.md,
-    "Audit trail"). One per API process (``state.JOURNAL``)."""
+    fails), but the records of requests arriving together share one transaction. One per API
+    process (``state.JOURNAL``).
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]):
+    On SQLite they go to a file of their own (``db.session.audit_journal_url``): a commit to the
+    main file would change its ``data_version`` and empty every API process's read cache, and
+    take the single writer's turn. There a group is committed on the loop's own thread (``inline``:
+    a WAL append, ~0.2 ms, against ~2 ms through aiosqlite's thread hops), and only when another
+    connection holds the file's lock through ``sessionmaker``, which waits its turn
+    (docs/design.md, "Audit trail", has the figures). Reads of the trail (``list_audit``) and its
+    retention sweep cover both files; ``own_sessions`` is that file's sessions, None where the
+    records go to the main database."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *, own_database: bool = False,
+                 inline: Engine | None = None):
         self._sessionmaker = sessionmaker
+        self._inline = inline
+        self.own_sessions = sessionmaker if own_database else None
         self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
 
@@ -129,10 +149,7 @@ class Journal:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
-                async with self._sessionmaker() as session:
-                    # One executemany, no unit of work: the rows are only ever inserted.
-                    await session.execute(insert(AuditRecord), [values for values, _ in batch])
-                    await session.commit()
+                await self._commit([values for values, _ in batch])
             except Exception as exc:  # noqa: BLE001 - handed to every waiter: their actions are refused
                 for _, done in batch:
                     if not done.done():
@@ -141,6 +158,84 @@ class Journal:
                 for _, done in batch:
                     if not done.done():
                         done.set_result(None)
+
+    async def _commit(self, rows: list[dict[str, Any]]) -> None:
+        # One executemany, no unit of work: the rows are only ever inserted.
+        if self._inline is not None:
+            try:
+                with self._inline.begin() as connection:
+                    connection.execute(insert(AuditRecord), rows)
+                return
+            except OperationalError as exc:
+                if not _busy(exc):
+                    raise
+                JOURNAL_WAITS.inc()
+        async with self._sessionmaker() as session:
+            await session.execute(insert(AuditRecord), rows)
+            await session.commit()
+
+    def close(self) -> None:
+        if self._inline is not None:
+            self._inline.dispose()
+
+
+def _busy(exc: OperationalError) -> bool:
+    """SQLite's "busy"/"locked" (another connection holds the lock), as opposed to a real failure."""
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+async def open_journal(database_url: str,
+                       sessionmaker: async_sessionmaker[AsyncSession]) -> tuple[Journal, AsyncEngine | None]:
+    """The API process's journal for the database at ``database_url`` (whose sessions ``sessionmaker``
+    makes), and the engine of its file of its own to dispose of at the end (SQLite), or None."""
+    engine = await open_audit_journal(database_url)
+    if engine is None:
+        return Journal(sessionmaker), None
+    inline = inline_writer_engine(audit_journal_url(database_url) or "")
+    return Journal(create_sessionmaker(engine), own_database=True, inline=inline), engine
+
+
+class DownloadBudget:
+    """How many downloads through links each project may still make on this API process
+    (``DCSLOG_DOWNLOADS_PER_MINUTE``): a token bucket per project holding at most a minute's
+    worth, refilled at that rate. It is what bounds the audit trail's disk: every download is a
+    record kept for ``DCSLOG_AUDIT_RETENTION_DAYS`` (docs/design.md, "Audit trail"). A refused
+    download releases nothing and is not recorded. Per process, like the journal: N API processes
+    allow N times the rate."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic):
+        self._per_minute = per_minute
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # project → (tokens, when counted)
+
+    def take(self, project_id: str) -> None:
+        """Count one download of ``project_id``, or raise ``Throttled`` (with when to retry)."""
+        if self._per_minute <= 0:
+            return
+        now = self._clock()
+        tokens, then = self._buckets.get(project_id, (float(self._per_minute), now))
+        tokens = min(float(self._per_minute), tokens + (now - then) * self._per_minute / 60)
+        if tokens < 1:
+            self._buckets[project_id] = (tokens, now)
+            raise errors.Throttled(
+                f"This project's downloads through links reached {self._per_minute} a minute on this server.",
+                retry_after=math.ceil((1 - tokens) * 60 / self._per_minute))
+        self._buckets[project_id] = (tokens - 1, now)
+
+
+@contextlib.asynccontextmanager
+async def journal_sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession] | None]:
+    """Sessions of the journal's file of its own beside the database at ``database_url`` (SQLite),
+    opened (and created) for the block; None where the journal's records are in that database."""
+    engine = await open_audit_journal(database_url)
+    if engine is None:
+        yield None
+        return
+    try:
+        yield create_sessionmaker(engine)
+    finally:
+        await engine.dispose()
 
 
 def link_target(file_id: str, link_id: str | None = None) -> str:
@@ -159,21 +254,52 @@ def audit_item(row: AuditRecord, link_makers: dict[str, tuple[str, str]]) -> dic
     return item
 
 
-async def list_audit(session: AsyncSession, project_id: str, *, offset: int, limit: int,
-                     start: datetime | None = None, end: datetime | None = None, action: str | None = None,
-                     instance_id: str | None = None, actor: str | None = None) -> tuple[int, list[dict[str, Any]]]:
+async def list_audit(session: AsyncSession, journal: async_sessionmaker[AsyncSession] | None, project_id: str, *,
+                     offset: int, limit: int, start: datetime | None = None, end: datetime | None = None,
+                     action: str | None = None, instance_id: str | None = None,
+                     actor: str | None = None) -> tuple[int, list[dict[str, Any]]]:
     """The project's records matching the filters: how many, and one page, newest first. A
-    ``link.download`` record names the link's maker (its ``link.create`` record), when kept."""
-    total, rows = await queries.audit_page(session, project_id, offset=offset, limit=limit, start=start, end=end,
-                                           action=action, instance_id=instance_id, actor=actor)
-    makers = await queries.link_makers(
-        session, project_id, {link_target(r.target or "", r.actor) for r in rows if r.action == "link.download"})
+    ``link.download`` record names the link's maker (its ``link.create`` record), when kept.
+    ``journal``: the sessions of the journal's file of its own (``Journal.own_sessions``,
+    ``journal_sessions``), or None. With such a file, the page is merged from both files' first
+    ``offset + limit`` (an admin's occasional read; the trail's paging is by offset anyway)."""
+    async def page(each: AsyncSession, offset: int, limit: int) -> tuple[int, list[AuditRecord]]:
+        return await queries.audit_page(each, project_id, offset=offset, limit=limit, start=start, end=end,
+                                        action=action, instance_id=instance_id, actor=actor)
+
+    async with contextlib.AsyncExitStack() as stack:
+        sessions = [session]
+        if journal is not None:
+            sessions.append(await stack.enter_async_context(journal()))
+        if len(sessions) == 1:
+            total, rows = await page(session, offset, limit)
+        else:
+            total, rows = 0, []
+            for each in sessions:
+                count, first = await page(each, 0, offset + limit)
+                total += count
+                rows += first
+            rows.sort(key=lambda r: (r.time, r.id), reverse=True)
+            rows = rows[offset:offset + limit]
+        wanted = {link_target(r.target or "", r.actor) for r in rows if r.action == "link.download"}
+        makers: dict[str, tuple[str, str]] = {}
+        for each in sessions:
+            makers |= await queries.link_makers(each, project_id, wanted)
     return total, [audit_item(r, makers) for r in rows]
 
 
-async def sweep_audit(session: AsyncSession, retention_days: float) -> int:
-    """Delete records older than ``retention_days`` (``DCSLOG_AUDIT_RETENTION_DAYS``); returns how many."""
-    gone = cast(CursorResult[Any], await session.execute(
-        delete(AuditRecord).where(AuditRecord.time < utcnow() - timedelta(days=retention_days))))
-    await session.commit()
-    return gone.rowcount or 0
+async def sweep_audit(session: AsyncSession, journal: async_sessionmaker[AsyncSession] | None,
+                      retention_days: float) -> int:
+    """Delete records older than ``retention_days`` (``DCSLOG_AUDIT_RETENTION_DAYS``), the journal's
+    file's too; returns how many."""
+    before = utcnow() - timedelta(days=retention_days)
+    gone = 0
+    async with contextlib.AsyncExitStack() as stack:
+        sessions = [session]
+        if journal is not None:
+            sessions.append(await stack.enter_async_context(journal()))
+        for each in sessions:
+            result = cast(CursorResult[Any], await each.execute(delete(AuditRecord).where(AuditRecord.time < before)))
+            await each.commit()
+            gone += result.rowcount or 0
+    return gone

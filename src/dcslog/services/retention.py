@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dcslog.config import Settings
 from dcslog.db.models import Instance, LogFile, Task
-from dcslog.services.audit import sweep_audit
+from dcslog.services.audit import journal_sessions, sweep_audit
 from dcslog.services.common import utcnow
 from dcslog.services.node_state import sweep_events
 from dcslog.services.slowlog_harvest import sweep_slowlog
@@ -63,7 +63,8 @@ class Retention:
             await delete_finished_tasks(session, self.settings.retention_days)
             await sweep_slowlog(session, self.settings.slowlog_retention_days)
             await sweep_events(session, self.settings.slowlog_retention_days)
-            await sweep_audit(session, self.settings.audit_retention_days)
+            async with journal_sessions(self.settings.effective_database_url) as journal:
+                await sweep_audit(session, journal, self.settings.audit_retention_days)
         if deleted:
             log.info("retention: deleted %d expired file(s)", deleted)
         try:

@@ -25,6 +25,7 @@ from __future__ import annotations
 from dcslog.db.queries.audit import audit_page, link_makers
 from dcslog.db.queries.callers import (
     caller_by_token_hash,
+    caller_row,
     credential,
     credential_for_update,
     credentials,
@@ -62,7 +63,7 @@ from dcslog.db.queries.timeline import timeline_events, timeline_slowlog
 __all__ = [
     "TopGroup", "TopPage", "slowlog_top", "audit_page", "link_makers",
     "EventsPage", "FilesPage", "GroupSizes", "InstancesPage", "MetricsSnapshot", "NodeHarvest", "SlowlogPage",
-    "caller_by_token_hash", "collected_days", "credential", "credential_for_update", "credentials",
+    "caller_by_token_hash", "caller_row", "collected_days", "credential", "credential_for_update", "credentials",
     "database_answers", "events_page",
     "files_page", "group_masters", "group_sizes", "harvest_cursors", "harvest_status", "harvestable_nodes",
     "instance_by_id", "instance_in_project", "instances", "instances_page", "is_node_of", "log_file",

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from dcslog.db.inline import read
 from dcslog.db.models import Credential, Token
@@ -16,6 +17,16 @@ from dcslog.db.readcache import cached
 async def caller_by_token_hash(session: AsyncSession, token_hash: str) -> Token | None:
     """The token stored under ``token_hash``, expired or revoked or not. Cached, inline."""
     return await cached(session, ("token", token_hash), lambda: read(session, lambda s: s.get(Token, token_hash)))
+
+
+async def caller_row(session: AsyncSession, user_id: str) -> Token | Credential | None:
+    """The token whose id is ``user_id`` (``tok-…``), or the credential of that access key: what a
+    ``Caller`` was authenticated by, as it stands now. Cached, inline."""
+    def load(s: Session) -> Token | Credential | None:
+        if user_id.startswith("tok-"):
+            return s.scalar(select(Token).where(Token.id == user_id))
+        return s.get(Credential, user_id)
+    return await cached(session, ("caller", user_id), lambda: read(session, load))
 
 
 async def credential(session: AsyncSession, access_key: str,

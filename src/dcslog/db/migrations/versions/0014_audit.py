@@ -16,7 +16,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         'audit_records',
-        sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), primary_key=True, autoincrement=True),
+        sa.Column('id', sa.String(24), primary_key=True),
         sa.Column('time', sa.DateTime(), nullable=False),
         sa.Column('project_id', sa.String(64), nullable=False),
         sa.Column('actor', sa.String(128), nullable=False),
