@@ -33,6 +33,7 @@ from aiohttp.web_protocol import RequestHandler
 from dcslog import errors
 from dcslog.api.params import json_response
 from dcslog.observability import REQUEST_METRICS, log_info, new_request_id, request_id_var
+from dcslog.roles import TOKEN_ID
 
 log = logging.getLogger("dcslog")
 
@@ -129,13 +130,17 @@ def _route_template(request: web.BaseRequest) -> str:
     return resource.canonical if resource is not None else "(unmatched)"
 
 
+# Revoking a token takes its id; a token sent there instead is refused (404), and must not be logged.
+TOKEN_ROUTE = "/v2/{project_id}/tokens/{token_id}"
+
+
 class AccessLogger(AbstractAccessLogger):
     """Runs once per request, after its response is sent (aiohttp calls it whenever an
     access logger is set, ``enabled`` being True): counts the request in the request
     metrics, and writes the access line — method, path as sent (percent-encoded, so one
     line), status, time; the request id is added by the log format — unless the
     ``aiohttp.access`` logger is quiet (DCSLOG_ACCESS_LOG=false). Download tokens are
-    bearer secrets: never logged."""
+    bearer secrets: never logged; nor is what came where a token's id belongs, unless it is one."""
 
     def log(self, request, response, time):
         route = _route_template(request)
@@ -144,6 +149,8 @@ class AccessLogger(AbstractAccessLogger):
             path = request.rel_url.raw_path
             if request.path.startswith("/downloads/"):  # the decoded path: "/%64ownloads/…" too
                 path = "/downloads/<token>"
+            elif route == TOKEN_ROUTE and not TOKEN_ID.fullmatch(request.match_info["token_id"]):
+                path = path.rsplit("/", 1)[0] + "/<not a token id>"  # perhaps the token, pasted for its id
             log_info(self.logger, f"{request.method} {path} {response.status} {time * 1000:.1f}ms")
 
 

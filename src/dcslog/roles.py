@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 ROLES = ("viewer", "operator", "admin")
+#: A token's id: what names a token in lists, revocations and the audit trail (never the token).
+TOKEN_ID = re.compile(r"tok-[0-9a-f]{16}")
 
 
 @dataclass(frozen=True)

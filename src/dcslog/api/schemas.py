@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from dcslog.api.params import anchored
+from dcslog.roles import ROLES as CALLER_ROLES
+from dcslog.roles import TOKEN_ID
 from dcslog.runlog.grammar import FORMATS, LEVELS, ROLES
 from dcslog.services.audit import ACTIONS, ACTOR_TYPES, OUTCOMES
 from dcslog.services.common import PROJECT_ID
@@ -255,6 +257,23 @@ SCHEMAS: dict[str, Schema] = {
         "total_num": integer(minimum=0),
         "records": array(ref("AuditRecord")),
     }),
+    "Credential": closed_object({
+        "access_key": string(),
+        "name": nullable(string(description="what it is for, or who holds it (`--name`); null if made without")),
+        "role": string(enum=list(CALLER_ROLES)),
+        "project_id": string(pattern=anchored(PROJECT_ID.pattern)),
+        "created_at": string(pattern=UTC_SECONDS),
+    }, description="An access key, never its secret key (dcslog extension)."),
+    "ListCredentialsResponse": closed_object({"credentials": array(ref("Credential"))}),
+    "Token": closed_object({
+        "id": string(pattern=anchored(TOKEN_ID.pattern), description="names the token; gives nothing of it"),
+        "name": nullable(string()),
+        "role": string(enum=list(CALLER_ROLES)),
+        "project_id": string(pattern=anchored(PROJECT_ID.pattern)),
+        "created_at": string(pattern=UTC_SECONDS),
+        "expires_at": string(pattern=UTC_SECONDS),
+    }, description="A token by its id, never the token (dcslog extension)."),
+    "ListTokensResponse": closed_object({"tokens": array(ref("Token"))}),
     "ListBackgroundTaskResponse": closed_object({
         "task_count": string(pattern="^[0-9]+$", description="a string, as in DCS"),
         "tasks": array(ref("BackgroundTask")),

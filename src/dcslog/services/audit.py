@@ -7,7 +7,7 @@ recorded is not done (the commit fails, the caller gets the error). What is reco
 * ``instance.import|refresh|remove`` (the CLI: actor ``system``, the operating-system user),
   target the instance's name;
 * ``credential.create|revoke`` (target the access key) and ``token.create|revoke`` (target the
-  token's id ``tok-…``, never the token), by the CLI;
+  token's id ``tok-…``, never the token), by the CLI, and revocations by an admin through the API;
 * ``runlog.collect`` — CreateRedislog (the caller) and automatic capture (actor ``dcslog``, type
   ``system``) — target the task id;
 * ``link.create`` (target ``{file_id}/links/{link_id}``), ``link.revoke`` (the same, or

@@ -1,5 +1,7 @@
-"""Who may call the API: AK/SK credentials and X-Auth-Tokens, made, listed and revoked by the admin
-commands (``dcslog credentials …``, ``dcslog token …``). Requests find them through ``auth``.
+"""Who may call the API: AK/SK credentials and X-Auth-Tokens, made by the admin commands
+(``dcslog credentials …``, ``dcslog token …``: a secret is shown once, on a terminal), listed and
+revoked by them and by an admin through the API (``api/credentials.py``, the console). Requests
+find them through ``auth``.
 
 Revoking is a soft delete: the row stays, with ``revoked_at``, so that what a key or token did
 can still be told by its name (the audit trail), and ``auth`` refuses it. It is one committed
@@ -9,7 +11,6 @@ revocation cannot be undone: make a new credential."""
 
 from __future__ import annotations
 
-import re
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,12 +21,12 @@ from dcslog import errors
 from dcslog.db import queries
 from dcslog.db.models import Credential, Token
 from dcslog.keys import Keyring, hash_token, new_access_key, new_secret_key, new_token
+from dcslog.roles import TOKEN_ID
 from dcslog.services import audit
 from dcslog.services.audit import Actor
 from dcslog.services.common import utcnow
 
 NAME_MAX = 128
-TOKEN_ID = re.compile(r"tok-[0-9a-f]{16}")
 
 
 def new_token_id() -> str:

@@ -122,6 +122,12 @@
     return element;
   }
 
+  function fragment(items) {
+    var out = document.createDocumentFragment();
+    items.forEach(function (item) { out.appendChild(item); });
+    return out;
+  }
+
   function $(selector, root) {
     return (root || document).querySelector(selector);
   }
@@ -135,7 +141,8 @@
     main.replaceChildren(template.content.cloneNode(true));
   }
 
-  function showError(alert, error) {
+  /* The error in its alert box; `needs` says, on a 403, what the credential's role lacks. */
+  function showError(alert, error, needs) {
     alert.replaceChildren();
     if (!error) {
       alert.hidden = true;
@@ -147,6 +154,7 @@
       alert.appendChild(h("span", { className: "error-meta",
         text: " (HTTP " + error.status + (error.requestId ? ", request " + error.requestId : "") + ")" }));
     }
+    if (error.status === 403 && needs) alert.appendChild(h("div", { className: "alert-hint", text: needs }));
     if (error.status === 401) {
       alert.appendChild(document.createTextNode(" "));
       alert.appendChild(h("a", { href: "#/sign-in", onclick: function (event) { event.preventDefault(); signOut(); },
@@ -156,7 +164,7 @@
   }
 
   function badge(status) {
-    var kind = { RUNNING: "ok", succeed: "ok", Active: "ok", creating: "busy", running: "busy",
+    var kind = { RUNNING: "ok", succeed: "ok", succeeded: "ok", Active: "ok", creating: "busy", running: "busy",
                  ERROR: "bad", failed: "bad", Inactive: "bad" }[status] || "neutral";
     return h("span", { className: "badge badge-" + kind }, status);
   }
@@ -214,11 +222,42 @@
     next.onclick = function () { if (!unavailable(next)) onPage(offset + limit); };
   }
 
+  /* The ask-then-fill of a list view, written once: `ask(offset, limit)` is the API call; its answer fills
+   * `tbody` with `rows(body)`, shows `empty` when `total(body)` is 0, and sets the pager (when there is one)
+   * and the status line (`describe(body)`). A refusal goes to `alert` (with `needs` on a 403) and to
+   * `refused(error)`. Only the latest answer is shown, and none once the view is left. Returns load(offset). */
+  function pagedTable(options) {
+    var mine = generation;
+    var seq = 0;
+    function load(offset) {
+      var asked = ++seq;
+      var limit = options.limit ? options.limit() : 0;
+      if (options.status) options.status.textContent = "Loading…";
+      return options.ask(offset, limit).then(function (result) {
+        if (mine !== generation || asked !== seq) return;
+        var body = result.body || {};
+        var total = options.total(body);
+        showError(options.alert, null);
+        options.tbody.replaceChildren(fragment(options.rows(body)));
+        options.empty.hidden = total > 0;
+        if (options.pager) setPager(options.pager, offset, limit, total, load);
+        if (options.status) options.status.textContent = options.describe ? options.describe(body, total) : "";
+      }, function (error) {
+        if (mine !== generation || asked !== seq) return;
+        if (options.status) options.status.textContent = "";
+        showError(options.alert, error, options.needs);
+        if (options.refused) options.refused(error);
+      });
+    }
+    return load;
+  }
+
   // ---- routing ----
 
   function parseRoute() {
     var parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
     if (parts[0] === "sign-in") return { view: "sign-in" };
+    if (parts[0] === "audit" || parts[0] === "credentials") return { view: parts[0] };
     if (parts[0] === "instances" && parts[1]) {
       return { view: "instance", instanceId: parts[1], tab: TABS.indexOf(parts[2]) >= 0 ? parts[2] : "run-logs" };
     }
@@ -243,14 +282,60 @@
     current = target;
     if (target.view === "sign-in") renderSignIn();
     else if (target.view === "instance") renderInstance(target);
+    else if (target.view === "audit") renderAudit();
+    else if (target.view === "credentials") renderCredentials();
     else renderInstances(0);
+    if (credentials && credentials.admin === undefined) learnWhetherAdmin(credentials);
   }
 
   function renderSession(credentials) {
     $("#session").hidden = !credentials;
+    $("#project-nav").hidden = !credentials;
     if (!credentials) return;
     $("#session-project").textContent = credentials.projectId;
     $("#session-mode").textContent = credentials.method === "token" ? "token" : "AK " + credentials.accessKey;
+    var view = parseRoute().view;
+    $all("[data-nav]").forEach(function (link) {
+      if (link.dataset.nav === (view === "instance" ? "instances" : view)) link.setAttribute("aria-current", "page");
+      else link.removeAttribute("aria-current");
+      // The admin's views are offered to an admin, or while it is not known yet; a 403 there says why anyway.
+      if (link.hasAttribute("data-admin")) link.hidden = credentials.admin === false;
+    });
+  }
+
+  /* Whether the signed-in credential is an admin, asked once per sign-in with one cheap read that only an
+   * admin may make (a page of one audit record; reading records nothing): the Audit trail and Credentials
+   * links are hidden otherwise. Any other answer than 200 or 403 leaves it unknown (asked again later). */
+  var adminAsked = null; // the credentials (as JSON) whose role is being asked, so it is asked once
+
+  function learnWhetherAdmin(credentials) {
+    var asked = JSON.stringify(credentials);
+    if (adminAsked === asked) return;
+    adminAsked = asked;
+    call("GET", projectPath(credentials) + "/audit", [["limit", 1]], credentials).then(function () {
+      return true;
+    }, function (error) {
+      return error.status === 403 ? false : undefined;
+    }).then(function (admin) {
+      if (adminAsked === asked) adminAsked = null;
+      var now = loadCredentials();
+      if (admin === undefined || !now || JSON.stringify(now) !== asked) return;
+      now.admin = admin;
+      saveCredentials(now);
+      renderSession(now);
+    });
+  }
+
+  /* A view only an admin may see, refused: its content is hidden, the alert says why, the links go. */
+  function refusedAdminView(error) {
+    if (error.status !== 403) return;
+    $all("[data-admin-only]", main).forEach(function (part) { part.hidden = true; });
+    var credentials = loadCredentials();
+    if (credentials && credentials.admin !== false) {
+      credentials.admin = false;
+      saveCredentials(credentials);
+      renderSession(credentials);
+    }
   }
 
   // ---- sign in ----
@@ -309,22 +394,18 @@
   // ---- instance list ----
 
   function renderInstances(offset) {
-    var mine = generation;
     show("instances");
     document.title = "Instances · dcslog console";
-    var alert = $(".alert", main);
-    var tbody = $("#instances-table tbody");
-    $('[data-action="refresh"]', main).addEventListener("click", function () { load(offset); });
-    main.focus({ preventScroll: true });
-
-    function load(at) {
-      offset = at;
-      var credentials = loadCredentials();
-      call("GET", projectPath(credentials) + "/instances", [["offset", at], ["limit", INSTANCE_PAGE]]).then(function (result) {
-        if (mine !== generation) return;
-        showError(alert, null);
-        var instances = result.body.instances || [];
-        tbody.replaceChildren.apply(tbody, instances.map(function (instance) {
+    var load = pagedTable({
+      alert: $(".alert", main), tbody: $("#instances-table tbody"), empty: $(".empty", main), pager: $(".pager", main),
+      limit: function () { return INSTANCE_PAGE; },
+      ask: function (at, limit) {
+        offset = at;
+        return call("GET", projectPath(loadCredentials()) + "/instances", [["offset", at], ["limit", limit]]);
+      },
+      total: function (body) { return body.instance_num; },
+      rows: function (body) {
+        return (body.instances || []).map(function (instance) {
           return h("tr", null,
             h("td", null, h("a", { href: "#/instances/" + encodeURIComponent(instance.instance_id), text: instance.name })),
             h("td", null, badge(instance.status),
@@ -336,14 +417,208 @@
             h("td", { className: "num", text: instance.replica_count }),
             h("td", { text: instance.timezone || "UTC" }),
             h("td", { text: (instance.created_at || "").replace("T", " ").replace(/\.\d+Z$/, "") }));
-        }));
-        $(".empty", main).hidden = result.body.instance_num > 0;
-        setPager($(".pager", main), at, INSTANCE_PAGE, result.body.instance_num, load);
-      }, function (error) {
-        if (mine === generation) showError(alert, error);
+        });
+      }
+    });
+    $('[data-action="refresh"]', main).addEventListener("click", function () { load(offset); });
+    main.focus({ preventScroll: true });
+    load(offset);
+  }
+
+  // ---- Audit trail (admin): who did what in the project, newest first ----
+
+  var ADMIN_NEEDS = "This view is for the admin role: sign in with an admin's token or access key to see it.";
+  var ACTOR_TYPES = { access_key: "access key", token: "token", link: "link", system: "system user" };
+
+  /* yyyyMMddHHmmss in UTC: the audit endpoint's times, to the second. */
+  function compactUtc(ms) {
+    return new Date(ms).toISOString().replace(/[-:T]/g, "").slice(0, 14);
+  }
+
+  /* "2026-12-06 11:22:33" of a UTC time the API gives as 2026-12-06T11:22:33Z. */
+  function utcText(time) {
+    return (time || "").replace("T", " ").replace(/(\.\d+)?Z$/, "");
+  }
+
+  function renderAudit() {
+    show("audit");
+    document.title = "Audit trail · dcslog console";
+    var base = projectPath(loadCredentials());
+    var form = $("#audit-form");
+    var el = form.elements;
+    var alert = $('[data-alert="audit"]', main);
+    var windowOf = rangePicker(form);
+    var names = {}; // instance id → name, for the Instance column
+    var asked = null; // {params, limit} of the list shown: paging keeps them
+    $('[data-field="audit-zone"]', main).textContent = zoneLabel() + " The actor is matched exactly.";
+
+    /* A button that shows only this actor's records. */
+    function actorButton(actor, label) {
+      return h("button", { type: "button", className: "btn-link mono", title: "Only the records of " + actor,
+                           text: label || actor, onclick: function () { el.actor.value = actor; search(); } });
+    }
+
+    function auditRow(record) {
+      var actor = h("td", null, actorButton(record.actor), " ",
+                    h("span", { className: "muted", text: ACTOR_TYPES[record.actor_type] || record.actor_type }));
+      if (record.action === "link.download") {
+        // A download's actor is the link; who made it is the link's maker (from its link.create record).
+        actor.appendChild(record.link_created_by ?
+          h("div", { className: "cell-sub", "data-field": "link-maker" }, "link made by ",
+            actorButton(record.link_created_by), " ",
+            h("span", { className: "muted", text: ACTOR_TYPES[record.link_created_by_type] || "" })) :
+          h("div", { className: "cell-sub", "data-field": "link-maker", text: "who made the link is no longer recorded" }));
+      }
+      var instance = !record.instance_id ? h("td", { className: "muted", text: "—" }) :
+        names[record.instance_id] ? h("td", null, h("a", { href: "#/instances/" + encodeURIComponent(record.instance_id),
+                                                            title: record.instance_id, text: names[record.instance_id] })) :
+        h("td", { className: "mono", title: "an instance no longer in the project", text: record.instance_id });
+      return h("tr", { "data-audit-id": String(record.id), "data-action": record.action },
+        h("td", { className: "nowrap", title: record.time, text: localTime(new Date(record.time)) }),
+        h("td", { className: "mono nowrap", text: record.action }),
+        h("td", null, badge(record.outcome)),
+        actor,
+        instance,
+        h("td", { className: "mono target", text: record.target || "—" }),
+        h("td", { className: "mono", text: record.source_ip || "—" }),
+        h("td", { className: "mono request-id", text: record.request_id || "—" }));
+    }
+
+    var load = pagedTable({
+      alert: alert, status: $('[data-status="audit"]', main), tbody: $("#audit-table tbody"),
+      empty: $('[data-empty="audit"]', main), pager: $('[data-pager="audit"]', main),
+      limit: function () { return asked.limit; },
+      ask: function (offset, limit) { return call("GET", base + "/audit", asked.params.concat([["offset", offset], ["limit", limit]])); },
+      total: function (body) { return body.total_num; },
+      rows: function (body) { return body.records.map(auditRow); },
+      describe: function (body, total) { return total + (total === 1 ? " record" : " records") + ", newest first."; },
+      needs: ADMIN_NEEDS, refused: refusedAdminView
+    });
+
+    function search() {
+      var range = windowOf();
+      if (!range) {
+        showError(alert, { code: "Invalid", message: "Enter a start and an end time." });
+        return;
+      }
+      var params = [];
+      if (range.from !== null) params.push(["start_time", compactUtc(range.from)]);
+      // A "last …" range ends now, and no record is later: only a custom range sends its end.
+      if (el.range.value === "custom") params.push(["end_time", compactUtc(range.to)]);
+      [["action", el.action.value], ["instance_id", el.instance_id.value], ["actor", el.actor.value.trim()]]
+        .forEach(function (pair) { if (pair[1]) params.push(pair); });
+      asked = { params: params, limit: Number(el.limit.value) };
+      load(0);
+    }
+
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      search();
+    });
+    [el.action, el.instance_id, el.limit].forEach(function (select) { select.addEventListener("change", search); });
+    main.focus({ preventScroll: true });
+
+    // The instances name the Instance column and fill its filter; the records come either way.
+    var mine = generation;
+    call("GET", base + "/instances", [["limit", 1000]]).then(function (result) {
+      if (mine !== generation) return;
+      (result.body.instances || []).forEach(function (instance) {
+        names[instance.instance_id] = instance.name;
+        el.instance_id.appendChild(h("option", { value: instance.instance_id, text: instance.name }));
+      });
+    }, function () { /* the records say what is wrong */ }).then(function () {
+      if (mine === generation) search();
+    });
+  }
+
+  // ---- Credentials (admin): the project's access keys and tokens, and their revocation ----
+
+  function renderCredentials() {
+    show("credentials");
+    document.title = "Credentials · dcslog console";
+    var credentials = loadCredentials();
+    var base = projectPath(credentials);
+    var alert = $('[data-alert="credentials"]', main);
+    var status = $('[data-status="credentials"]', main);
+
+    /* Revoke, after a confirmation: final, and whoever holds it is refused from the next request on. */
+    function revokeButton(kind, id, name, path, heading) {
+      var yours = kind === "access key" && credentials.method === "aksk" && credentials.accessKey === id;
+      var button = h("button", { type: "button", className: "btn btn-small btn-danger", "aria-label": "Revoke " + kind + " " + id,
+                                 text: "Revoke" });
+      button.addEventListener("click", function () {
+        if (unavailable(button)) return;
+        var question = "Revoke " + kind + " " + id + (name ? " (" + name + ")" : "") + "?\n\nEvery request made with it " +
+          "will be refused from now on. This cannot be undone." +
+          (yours ? "\n\nThis console is signed in with it: its next request will be refused too." : "");
+        if (!window.confirm(question)) return;
+        setUnavailable(button, true);
+        showError(alert, null);
+        call("DELETE", path).then(function () {
+          status.textContent = "Revoked " + kind + " " + id + (name ? " (" + name + ")" : "") + ".";
+          $("#" + heading).focus(); // its row goes: the focus stays in its list
+          reload();
+        }, function (error) {
+          setUnavailable(button, false);
+          showError(alert, error, ADMIN_NEEDS);
+          refusedAdminView(error);
+        });
+      });
+      return button;
+    }
+
+    function nameCell(name) {
+      return name ? h("td", { text: name }) : h("td", { className: "muted", text: "—" });
+    }
+
+    /* One of the two lists, with its own alert; a refusal of the role is said once, above both. */
+    function list(options) {
+      return pagedTable({
+        alert: $('[data-alert="' + options.part + '"]', main), tbody: $("#" + options.part + "-table tbody"),
+        empty: $('[data-empty="' + options.part + '"]', main),
+        ask: function () { return call("GET", base + "/" + options.path); },
+        total: function (body) { return body[options.path].length; },
+        rows: function (body) { return body[options.path].map(options.row); },
+        refused: function (error) {
+          if (error.status !== 403) return;
+          showError(alert, error, ADMIN_NEEDS);
+          refusedAdminView(error);
+        }
       });
     }
-    load(offset);
+
+    var loadKeys = list({ part: "keys", path: "credentials", row: function (key) {
+      var yours = credentials.method === "aksk" && credentials.accessKey === key.access_key;
+      return h("tr", { "data-access-key": key.access_key },
+        h("td", null, h("span", { className: "mono", text: key.access_key }),
+          yours ? h("span", { className: "muted", text: " (this console's)" }) : null),
+        nameCell(key.name),
+        h("td", { text: key.role }),
+        h("td", { className: "nowrap", text: utcText(key.created_at) }),
+        h("td", { className: "actions" }, revokeButton("access key", key.access_key, key.name,
+                                                       base + "/credentials/" + seg(key.access_key), "keys-title")));
+    } });
+    var loadTokens = list({ part: "tokens", path: "tokens", row: function (token) {
+      return h("tr", { "data-token-id": token.id },
+        h("td", { className: "mono", text: token.id }),
+        nameCell(token.name),
+        h("td", { text: token.role }),
+        h("td", { className: "nowrap", text: utcText(token.created_at) }),
+        h("td", { className: "nowrap", text: utcText(token.expires_at) }),
+        h("td", { className: "actions" }, revokeButton("token", token.id, token.name, base + "/tokens/" + seg(token.id),
+                                                       "tokens-title")));
+    } });
+
+    function reload() {
+      loadKeys(0);
+      loadTokens(0);
+    }
+    $('[data-action="refresh"]', main).addEventListener("click", function () {
+      status.textContent = "";
+      reload();
+    });
+    main.focus({ preventScroll: true });
+    reload();
   }
 
   // ---- one instance ----
@@ -484,6 +759,10 @@
         }).then(function () { setUnavailable(button, false); });
     });
 
+    var LINKS_NEEDS = "Revoking links is for the operator and admin roles: a viewer may make links, not revoke them.";
+    var links = state.runLogs.links = {}; // file id → the links this page made: [{id, made, expires, revoked}]
+    var files = []; // the page of files shown
+
     function download(file, button) {
       if (unavailable(button)) return; // its link is on its way
       setUnavailable(button, true);
@@ -496,25 +775,85 @@
         anchor.click();
         anchor.remove();
         status.textContent = "Downloading " + file.file_name + ".";
+        // Kept (its id only, never the link) so that it can be revoked from here.
+        (links[file.id] = links[file.id] || []).push({ id: result.body.link_id, made: new Date(),
+                                                        expires: result.body.expires_at, revoked: false });
+        if (mine === generation) render();
       }, function (error) {
         showError(alert, error);
       }).then(function () { setUnavailable(button, false); });
     }
 
-    function row(file) {
+    /* DELETE …/links (every link of the file made so far, after a confirmation), or …/links/{link_id}. */
+    function revoke(file, link, button) {
+      if (unavailable(button)) return;
+      if (!link && !window.confirm("Revoke every download link of " + file.file_name + " made so far, by anyone?\n\n" +
+                                   "Each answers 403 from now on; links made afterwards work.")) return;
+      setUnavailable(button, true);
+      showError(alert, null);
+      var path = state.paths.redislog + "/" + seg(file.id) + "/links" + (link ? "/" + seg(link.id) : "");
+      call("DELETE", path).then(function () {
+        (link ? [link] : links[file.id] || []).forEach(function (made) { made.revoked = true; });
+        status.textContent = link ? "Link " + link.id + " of " + file.file_name + " revoked: it answers 403 now." :
+          "Every link of " + file.file_name + " made so far is revoked: they answer 403 now.";
+        if (mine === generation) render();
+      }, function (error) {
+        setUnavailable(button, false);
+        showError(alert, error, LINKS_NEEDS);
+      });
+    }
+
+    function fileButton(key, label, text, onclick, off) {
+      var made = h("button", { type: "button", className: "btn btn-small", disabled: off, "data-key": key,
+                               "aria-label": label, text: text });
+      made.addEventListener("click", function () { onclick(made); });
+      return made;
+    }
+
+    function rows(file) {
       var statusCell = h("td", { "data-file-status": file.status }, badge(file.status));
       if (file.error_msg) statusCell.appendChild(h("div", { className: "cell-note", text: file.error_msg }));
-      var action = h("button", { type: "button", className: "btn btn-small", disabled: file.status !== "succeed",
-                                 "aria-label": "Download " + file.file_name, text: "Download" });
-      action.addEventListener("click", function () { download(file, action); });
-      return h("tr", { "data-file-id": file.id },
+      // Links serve what a file holds: a succeed file, or a refreshing one's previous copy (it has a size).
+      var content = file.status === "succeed" || (file.size !== null && file.size !== undefined);
+      var out = [h("tr", { "data-file-id": file.id },
         h("td", { className: "mono", text: file.file_name }),
         h("td", { text: file.group_name }),
         h("td", { className: "mono", text: file.replication_ip }),
         h("td", { text: file.time }),
         statusCell,
         h("td", { className: "num", text: file.status === "succeed" ? bytes(file.size) : "" }),
-        h("td", { className: "actions" }, action));
+        h("td", { className: "actions" },
+          fileButton("download", "Download " + file.file_name, "Download", function (b) { download(file, b); },
+                 file.status !== "succeed"), " ",
+          fileButton("revoke-links", "Revoke links of " + file.file_name, "Revoke links",
+                 function (b) { revoke(file, null, b); }, !content)))];
+      var made = links[file.id] || [];
+      if (made.length) {
+        out.push(h("tr", { className: "links-row", "data-file-id": file.id, "data-links-of": file.id },
+          h("td", { colspan: "7" }, h("span", { className: "muted", text: "Links made here: " }),
+            h("ul", { className: "made-links" }, fragment(made.map(function (link) {
+              return h("li", { "data-link-id": link.id, "data-revoked": link.revoked ? "true" : "false" },
+                h("span", { className: "mono", text: link.id }),
+                h("span", { className: "muted", text: " made " + localTime(link.made) + ", valid until " +
+                                                          localTime(new Date(link.expires)) + " " }),
+                link.revoked ? badge("revoked") :
+                  fileButton("revoke-link:" + link.id, "Revoke link " + link.id, "Revoke",
+                         function (b) { revoke(file, link, b); }, false));
+            }))))));
+      }
+      return out;
+    }
+
+    /* The files shown, rebuilt; the keyboard focus stays on the same button of the same file. */
+    function render() {
+      var focused = document.activeElement;
+      var focusedRow = focused && focused.closest ? focused.closest("tr[data-file-id]") : null;
+      var again = focusedRow && tbody.contains(focusedRow) ?
+        'tr[data-file-id="' + CSS.escape(focusedRow.dataset.fileId) + '"] [data-key="' + CSS.escape(focused.dataset.key || "") + '"]' : null;
+      tbody.replaceChildren(fragment([].concat.apply([], files.map(rows))));
+      var target = again && ($(again, tbody) || // gone (a link revoked): its file's Download instead
+        $('tr[data-file-id="' + CSS.escape(focusedRow.dataset.fileId) + '"] [data-key="download"]', tbody));
+      if (target && !target.disabled) target.focus();
     }
 
     function load() {
@@ -523,16 +862,9 @@
       var seq = ++state.runLogs.seq; // only the latest answer is shown: an older poll may land after it
       call("GET", state.paths.redislog, [["log_type", "run"], ["offset", offset], ["limit", RUN_LOG_PAGE]]).then(function (result) {
         if (mine !== generation || seq !== state.runLogs.seq) return;
-        var files = result.body ? result.body.file_list : [];
+        files = result.body ? result.body.file_list : [];
         var total = result.body ? result.body.total_num : 0;
-        // Rebuild rows but keep keyboard focus on the same file's button across refreshes.
-        var focused = document.activeElement && document.activeElement.closest("tr[data-file-id]");
-        var focusedId = focused && tbody.contains(focused) ? focused.dataset.fileId : null;
-        tbody.replaceChildren.apply(tbody, files.map(row));
-        if (focusedId) {
-          var again = $('tr[data-file-id="' + CSS.escape(focusedId) + '"] button', tbody);
-          if (again && !again.disabled) again.focus();
-        }
+        render();
         $('[data-empty="run-logs"]', main).hidden = total > 0;
         setPager($('[data-pager="run-logs"]', main), offset, RUN_LOG_PAGE, total, function (at) {
           state.runLogs.offset = at;
@@ -1110,12 +1442,6 @@
     return node.replication_role + (node.status === "Active" ? "" : " · " + node.status);
   }
 
-  function fragment(items) {
-    var out = document.createDocumentFragment();
-    items.forEach(function (item) { out.appendChild(item); });
-    return out;
-  }
-
   function setUpNodeState(state, mine) {
     var status = $('[data-status="nodes"]', main);
     var holder = $("#node-groups");
@@ -1229,6 +1555,7 @@
       $all("[data-custom]", form).forEach(function (field) { field.hidden = !custom; });
     });
     return function () {
+      if (el.range.value === "all") return { from: null, to: null }; // no bounds (the Audit trail's "Any time")
       if (el.range.value !== "custom") {
         var now = Date.now();
         return { from: now - Number(el.range.value), to: now + 1 }; // include this millisecond
