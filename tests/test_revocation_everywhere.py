@@ -357,6 +357,11 @@ class Requests:
                   "link_id": self.link_id, "task_id": self.d.task_id}
         if op.method == "DELETE" and "{task_id}" in op.path:
             values["task_id"] = self.victim_tasks.pop()
+        # Revoking an access key or a token (the admin API): one made for the request each time.
+        if "{access_key}" in op.path:
+            values["access_key"] = self.d.cli("credentials", "create", "--project-id", PROJECT)["access_key"]
+        if "{token_id}" in op.path:
+            values["token_id"] = self.d.cli("token", "create", "--project-id", PROJECT)["id"]
         if op.method == "POST" and op.path.endswith("/redislog"):
             self.d.settle()
 
