@@ -94,6 +94,17 @@ def collected_site(server, redis_node, tmp_path: Path, project_id: str = "proj-a
     return imported["instance_id"], log_file
 
 
+def collected_file(server, redis_node, tmp_path: Path, project_id: str = "proj-a") -> tuple[str, str, str]:
+    """A collected file of a new instance (through the SDK, as an operator): its links URL, an admin
+    token of the project and the file's id."""
+    instance_id, _ = collected_site(server, redis_node, tmp_path, project_id)
+    sdk = Sdk(server, server.credentials(project_id, role="operator"))
+    sdk.client.create_redislog(CreateRedislogRequest(instance_id=instance_id, log_type="run"))
+    [file] = wait_settled(sdk.client, instance_id)
+    token = server.cli("token", "create", "--project-id", project_id)["token"]
+    return f"{server.url}/v2/{project_id}/instances/{instance_id}/redislog/{file.id}/links", token, file.id
+
+
 def test_every_action_is_recorded_once_with_who_what_and_where(dcslog_server, redis_standalone, tmp_path):
     server = dcslog_server
     admin = server.cli("token", "create", "--project-id", "proj-a", "--role", "admin", "--name", "auditor")
@@ -324,12 +335,7 @@ def test_an_action_that_cannot_be_recorded_is_not_done(dcslog_server, redis_stan
     out and a download is refused before its first byte (500 in the envelope); once the trail can
     be written again, both work."""
     server = dcslog_server
-    instance_id, _ = collected_site(server, redis_standalone, tmp_path)
-    token = server.cli("token", "create", "--project-id", "proj-a")["token"]
-    sdk = Sdk(server, server.credentials(role="operator"))
-    sdk.client.create_redislog(CreateRedislogRequest(instance_id=instance_id, log_type="run"))
-    [file] = wait_settled(sdk.client, instance_id)
-    base = f"{server.url}/v2/proj-a/instances/{instance_id}/redislog/{file.id}/links"
+    base, token, file_id = collected_file(server, redis_standalone, tmp_path)
     link = httpx.post(base, headers={"X-Auth-Token": token}).json()["link"]
     database = Path(server.settings.data_dir) / "dcslog-audit.db"
     with contextlib.closing(sqlite3.connect(database)) as db:
@@ -339,7 +345,7 @@ def test_an_action_that_cannot_be_recorded_is_not_done(dcslog_server, redis_stan
         assert (made.status_code, made.json()["error_code"]) == (500, "DCS.5000")
         got = httpx.get(link)
         assert (got.status_code, got.json()["error_code"]) == (500, "DCS.5000")
-        assert file.id.encode() not in got.content
+        assert file_id.encode() not in got.content
     finally:
         with contextlib.closing(sqlite3.connect(database)) as db:
             db.execute("ALTER TABLE audit_records_away RENAME TO audit_records")
@@ -436,12 +442,7 @@ def test_downloads_arriving_together_are_each_recorded_once(dcslog_server, redis
     """Links made and downloads share group commits (``audit.Journal``): 40 downloads and 10 links
     at once are 50 records, each with its own request id, none lost or doubled."""
     server = dcslog_server
-    instance_id, _ = collected_site(server, redis_standalone, tmp_path)
-    token = server.cli("token", "create", "--project-id", "proj-a")["token"]
-    sdk = Sdk(server, server.credentials(role="operator"))
-    sdk.client.create_redislog(CreateRedislogRequest(instance_id=instance_id, log_type="run"))
-    [file] = wait_settled(sdk.client, instance_id)
-    base = f"{server.url}/v2/proj-a/instances/{instance_id}/redislog/{file.id}/links"
+    base, token, file_id = collected_file(server, redis_standalone, tmp_path)
     link = httpx.post(base, headers={"X-Auth-Token": token}).json()["link"]
 
     async def together() -> list[int]:
@@ -463,12 +464,7 @@ def test_a_journal_another_connection_holds_waits_its_turn(dcslog_server, redis_
     connection holds its file's write lock, a link is handed out (and recorded) only once the
     lock is let go — through the waiting path, never an error and never a link unrecorded."""
     server = dcslog_server
-    instance_id, _ = collected_site(server, redis_standalone, tmp_path)
-    token = server.cli("token", "create", "--project-id", "proj-a")["token"]
-    sdk = Sdk(server, server.credentials(role="operator"))
-    sdk.client.create_redislog(CreateRedislogRequest(instance_id=instance_id, log_type="run"))
-    [file] = wait_settled(sdk.client, instance_id)
-    base = f"{server.url}/v2/proj-a/instances/{instance_id}/redislog/{file.id}/links"
+    base, token, file_id = collected_file(server, redis_standalone, tmp_path)
     journal = Path(server.settings.data_dir) / "dcslog-audit.db"
     with contextlib.closing(sqlite3.connect(journal, isolation_level=None)) as holder:
         holder.execute("BEGIN IMMEDIATE")
@@ -489,14 +485,8 @@ def test_a_flood_of_downloads_is_throttled_per_project(dcslog_server_factory, re
     with dcslog_server_factory(downloads_per_minute="3") as server:
         links = {}
         for project in ("proj-a", "proj-b"):
-            instance_id, _ = collected_site(server, redis_standalone, tmp_path, project)
-            sdk = Sdk(server, server.credentials(project, role="operator"))
-            sdk.client.create_redislog(CreateRedislogRequest(instance_id=instance_id, log_type="run"))
-            [file] = wait_settled(sdk.client, instance_id)
-            token = server.cli("token", "create", "--project-id", project)["token"]
-            made = httpx.post(f"{server.url}/v2/{project}/instances/{instance_id}/redislog/{file.id}/links",
-                              headers={"X-Auth-Token": token})
-            links[project] = (made.json()["link"], token, file.id)
+            base, token, file_id = collected_file(server, redis_standalone, tmp_path, project)
+            links[project] = (httpx.post(base, headers={"X-Auth-Token": token}).json()["link"], token, file_id)
         link, token_a, _ = links["proj-a"]
         assert httpx.head(link).status_code == 200
         assert [httpx.get(link).status_code for _ in range(3)] == [200] * 3
