@@ -45,8 +45,6 @@ plain log, and its continuation lines go with it. Lines that continue no entry
 
 from __future__ import annotations
 
-import errno
-import json
 import os
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -68,8 +66,6 @@ DETECT_BYTES = 4096
 _PROBE = 4096
 #: Read size when unwrapping a range.
 _BLOCK = 1 << 20
-#: Size of the pieces ``unwrap`` yields.
-_OUT = 1 << 20
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DOCKER_LOG = b'{"log":"'
 _DOCKER_STREAM = b'","stream":"'
@@ -144,6 +140,8 @@ def _docker(line: bytes) -> Piece | None:
 
 
 def _docker_slow(line: bytes) -> Piece | None:
+    import json  # only here: it imports re, which a plain log's slice never pays for
+
     try:
         obj = json.loads(line)
     except ValueError:
@@ -355,23 +353,20 @@ class WrappedSource:
     # --- the Redis log's bytes ---------------------------------------------------------------
 
     def unwrap(self, start: int, end: int) -> Iterator[bytes]:
-        """The Redis log's bytes carried by the wrapper lines starting in ``[start, end)``, in
-        pieces of about ``_OUT`` bytes."""
-        out: list[bytes] = []
-        size = 0
-        for _off, line in self.lines(start, end, _BLOCK):
-            piece = parse(self.kind, line)
-            if piece is None or piece.stream != STREAM:
-                continue
-            out.append(piece.text)
-            size += len(piece.text) + 1
-            if not piece.partial:
-                out.append(b"\n")
-            if size >= _OUT:
-                yield b"".join(out)
-                out, size = [], 0
-        if out:
-            yield b"".join(out)
+        """The Redis log's bytes carried by the wrapper lines starting in ``[start, end)`` (``end``
+        a line start, or the size), read ``_BLOCK`` bytes at a time; one piece per read."""
+        pos, carry = start, b""
+        while pos < end:
+            want = min(_BLOCK, end - pos)
+            block = self._read(want, pos)
+            if len(block) < want:
+                raise _shrank()
+            pos += want
+            data = carry + block if carry else block
+            cut = data.rfind(b"\n") + 1
+            carry = data[cut:]  # a line that goes on in the next read (or is being written, at the end)
+            if cut:
+                yield unwrap_lines(self.kind, data[:cut] if carry else data)
 
     def leading(self, end: int, day: date, clock: Clock) -> Iterator[bytes]:
         """The lines before ``end`` (the first entry's offset, or the size) whose wrapper time is
@@ -411,16 +406,9 @@ class UnwrappedReader:
             self._eof = True  # a last line without its newline was being written: left out
             return False
         data = self._carry + data if self._carry else data
-        i = 0
-        kind, buf = self._kind, self._buf
-        while (nl := data.find(b"\n", i)) >= 0:
-            piece = parse(kind, data[i:nl + 1])
-            if piece is not None and piece.stream == STREAM:
-                buf += piece.text
-                if not piece.partial:
-                    buf += b"\n"
-            i = nl + 1
-        self._carry = data[i:]
+        cut = data.rfind(b"\n") + 1
+        self._buf += unwrap_lines(self._kind, data[:cut])
+        self._carry = data[cut:]
         return True
 
     def read(self, n: int = -1) -> bytes:
@@ -445,10 +433,28 @@ class UnwrappedReader:
         return out
 
 
-def detect_file(fd: int) -> str | None:
-    """The shape of the open plain file ``fd`` (its first line), None for a plain log."""
-    return detect(os.pread(fd, DETECT_BYTES, 0))
+_CRI_STDOUT_F = b" stdout F "
+_DOCKER_STDOUT = b'\\n","stream":"stdout","time":"'
 
 
-def unwrap_error(path: str) -> OSError:
-    return OSError(errno.EIO, "container log lines could not be read", path)
+def unwrap_lines(kind: str, data: bytes) -> bytes:
+    """What the complete wrapper lines ``data`` carry of the Redis log (their stdout pieces).
+
+    The common line — a full stdout line (CRI), one whose text json-file did not escape (Docker)
+    — is recognised by a few searches and cut where it stands; any other (a partial piece, a
+    stderr line, an escape) is parsed (``parse``)."""
+    lines = data.split(b"\n")
+    lines.pop()  # (data ends with a newline)
+    if kind == CRI:
+        out = [line[k + 10:] + b"\n" if (k := line.find(b" ")) >= 20 and line.startswith(_CRI_STDOUT_F, k)
+               else _inner(kind, line) for line in lines]
+    else:
+        out = [line[8:k] + b"\n" if (k := line.find(_DOCKER_STDOUT, 8)) > 0 and line.find(b"\\", 8, k) < 0
+               and line.startswith(_DOCKER_LOG) else _inner(kind, line) for line in lines]
+    return b"".join(out)
+
+
+def _inner(kind: str, line: bytes) -> bytes:
+    """What the wrapper ``line`` (without its newline) carries of the Redis log."""
+    piece = parse(kind, line + b"\n")
+    return piece.inner if piece is not None and piece.stream == STREAM else b""

@@ -231,7 +231,8 @@ def _unwrapped_parts(source: WrappedSource, stack: ExitStack) -> list[Segment]:
             cuts.append(0)
         elif (hit := source.next_entry(target, cuts[-1])) is not None:
             cuts.append(hit[0])
-    return [_UnwrappedSegment(source, start, end, stack) for start, end in zip(cuts[:0:-1], cuts[-2::-1])
+    cuts.reverse()
+    return [_UnwrappedSegment(source, start, end, stack) for start, end in zip(cuts, cuts[1:], strict=False)
             if end > start]
 
 
