@@ -528,6 +528,12 @@ def test_docker_escapes_round_trip():
         assert piece is not None and piece.partial == partial and piece.text == data
         assert json.loads(line)["log"].encode() == piece.inner
     assert containers.parse("docker", wrap("docker", 5, b"stdout", b"a\xffb", False)).text == "a\ufffdb".encode()
+    # Unwrapped in bulk (the common lines cut where they stand, the others parsed), the same bytes.
+    texts = [b"MASTER <-> REPLICA sync & more", b"a literal \\u003c and <", b"ends in a backslash \\",
+             b"quote \" and tab \t", b"plain line", data]
+    lines = b"".join(wrap("docker", 5, b"stdout", t, False) + wrap("docker", 6, b"stderr", b"<no>", False)
+                     for t in texts)
+    assert containers.unwrap_lines("docker", lines) == b"".join(t + b"\n" for t in texts)
 
 
 
@@ -548,3 +554,23 @@ def test_records_near_the_present_unwrap_the_newest_part_alone(tmp_path, monkeyp
                if isinstance(r, Record)]
     assert [r.message for r in got] == [f"DB saved on disk, {i} changes".encode() for i in range(119_979, 120_000)]
     assert CountingWrapped.bytes < 1024 * 1024 < size / 10, (CountingWrapped.bytes, size)
+
+
+def test_importing_a_node_on_stdout_points_at_the_runtime_files(dcslog_server, redis_node_factory, capsys):
+    node = redis_node_factory("127.0.0.3", logfile="")
+    dcslog_server.import_instance(node.url)
+    err = capsys.readouterr().err
+    assert f"warning: {node.host}:{node.port} has no log file dcslog can collect" in err
+    assert f"--log-file {node.host}:{node.port}=PATH" in err and "/var/log/pods/" in err and "-json.log" in err
+
+
+def test_the_agent_serves_a_container_directory_it_allows(tmp_path):
+    from dcslog import errors
+    from dcslog.agent.server import _allowed
+
+    pod = tmp_path / "pods" / "ns_pod_uid" / "redis"
+    pod.mkdir(parents=True)
+    assert _allowed(str(pod), (pod,)) == pod
+    assert _allowed(str(pod), (tmp_path / "pods",)) == pod
+    with pytest.raises(errors.Forbidden):
+        _allowed(str(tmp_path / "pods"), (pod,))

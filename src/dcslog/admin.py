@@ -172,8 +172,13 @@ def _warn_unreadable_logs(view: dict) -> None:
             if node["agent"]:
                 continue
             if not path:
-                print(f"warning: {address} has no log file dcslog can collect ({node['log_file_error']}). "
-                      f"Start Redis with --logfile, or give the path with --log-file {address}=PATH.",
+                hint = f"Start Redis with --logfile, or give the path with --log-file {address}=PATH."
+                if "stdout" in (node["log_file_error"] or ""):
+                    hint = (f"In a container, its log is in the runtime's files: give them with --log-file "
+                            f"{address}=PATH, PATH the pod's container directory (/var/log/pods/"
+                            f"<namespace>_<pod>_<uid>/<container>) or the Docker json-file log "
+                            f"(/var/lib/docker/containers/<id>/<id>-json.log); else start Redis with --logfile.")
+                print(f"warning: {address} has no log file dcslog can collect ({node['log_file_error']}). {hint}",
                       file=sys.stderr)
                 continue
             if not os.path.exists(path):

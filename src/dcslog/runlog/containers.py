@@ -442,7 +442,7 @@ def unwrap_lines(kind: str, data: bytes) -> bytes:
 
     The common line — a full stdout line (CRI), one whose text json-file did not escape (Docker)
     — is recognised by a few searches and cut where it stands; any other (a partial piece, a
-    stderr line, an escape) is parsed (``parse``)."""
+    stderr line, an escape other than of ``<`` ``>`` ``&``) is parsed (``parse``)."""
     lines = data.split(b"\n")
     lines.pop()  # (data ends with a newline)
     if kind == CRI:
@@ -450,8 +450,19 @@ def unwrap_lines(kind: str, data: bytes) -> bytes:
                else _inner(kind, line) for line in lines]
     else:
         out = [line[8:k] + b"\n" if (k := line.find(_DOCKER_STDOUT, 8)) > 0 and line.find(b"\\", 8, k) < 0
-               and line.startswith(_DOCKER_LOG) else _inner(kind, line) for line in lines]
+               and line.startswith(_DOCKER_LOG) else _docker_inner(line, k) for line in lines]
     return b"".join(out)
+
+
+def _docker_inner(line: bytes, k: int) -> bytes:
+    """What a json-file ``line`` other than the plainest carries: one whose only escapes are of
+    ``<`` ``>`` ``&`` (Go's, in every "MASTER <-> REPLICA" line) by replacing them — exact, since
+    a backslash left over means one was something else, and then the line is parsed."""
+    if k > 0 and line.startswith(_DOCKER_LOG):
+        text = line[8:k].replace(b"\\u003c", b"<").replace(b"\\u003e", b">").replace(b"\\u0026", b"&")
+        if b"\\" not in text:
+            return text + b"\n"
+    return _inner(DOCKER, line)
 
 
 def _inner(kind: str, line: bytes) -> bytes:
