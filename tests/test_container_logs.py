@@ -574,3 +574,42 @@ def test_the_agent_serves_a_container_directory_it_allows(tmp_path):
     assert _allowed(str(pod), (tmp_path / "pods",)) == pod
     with pytest.raises(errors.Forbidden):
         _allowed(str(tmp_path / "pods"), (pod,))
+
+
+def test_importing_a_directory_with_no_container_log_warns(dcslog_server, redis_node_factory, tmp_path, capsys):
+    node = redis_node_factory("127.0.0.3", logfile="")
+    empty = tmp_path / "not-a-pod"
+    empty.mkdir()
+    dcslog_server.import_instance(node.url, "proj-a", "cache", "--log-file", f"{node.address}={empty}")
+    assert "a directory holding no container log" in capsys.readouterr().err
+
+
+def test_records_of_a_node_in_a_container_through_the_api(dcslog_server, redis_node_factory, monkeypatch, tmp_path):
+    """The records endpoint reads the node's container log as its log: every record of the
+    captured stdout, in order, with the reference's ids; a keyword search finds its own."""
+    from tests.records_reference import reference_records
+    from tests.test_records import Api, assert_same, expected, node_info
+
+    runtime = Runtime(tmp_path / "pods" / "default_cache-0_uid" / "redis", "cri-o", rotate_bytes=1500)
+    node = start_node(redis_node_factory, monkeypatch, runtime, True)
+    with node.client() as c:
+        for i in range(40):
+            c.execute_command("DEBUG", "LOG", f"record {i} NEEDLE" if i % 9 == 0 else f"record {i}")
+            if i % 10 == 0:
+                runtime.write(b"stderr", b"stderr NEEDLE noise")
+    runtime.wait_for_output(b"record 39")
+    instance_id = dcslog_server.import_instance(node.url, "proj-a", "records", "--timezone", ZONE,
+                                                "--log-file", f"{node.address}={runtime.log_file}")["instance_id"]
+    nodes, _ = node_info(dcslog_server.cli("instances", "show", instance_id))
+    rid = next(iter(nodes))
+    api = Api(dcslog_server, instance_id)
+    now = int(time.time() * 1000)
+    start, end = now - 3_600_000, now + 60_000
+    exported, sources = api.export(start_time=start, end_time=end)
+    found, _ = api.walk(3, start_time=start, end_time=end, keyword="needle", case="insensitive")
+    refs = {rid: reference_records(bytes(runtime.captured), TZ)}
+    assert runtime.rotations >= 2 and sources[0]["read"] is True
+    assert_same(exported, expected(refs, nodes, TZ, start=start, end=end))
+    assert_same(found, expected(refs, nodes, TZ, start=start, end=end, keyword="needle", insensitive=True))
+    assert len(found) == 5
+    api.close()

@@ -185,6 +185,17 @@ def _warn_unreadable_logs(view: dict) -> None:
                 why = "no such file on this machine"
             elif not os.access(path, os.R_OK):
                 why = f"user {_user_name()} may not read it"
+            elif os.path.isdir(path):  # a container's log directory: the files in it are what is read
+                from dcslog.runlog.sources import log_sources
+
+                files = log_sources(path)
+                unreadable = next((f for f in files if not os.access(f, os.R_OK)), None)
+                if not files:
+                    why = "a directory holding no container log (N.log, <id>-json.log) on this machine"
+                elif unreadable is not None:
+                    why = f"user {_user_name()} may not read {unreadable}"
+                else:
+                    continue
             else:
                 continue
             print(f"warning: {address} logs to {path}: {why}. A worker "
