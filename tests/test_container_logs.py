@@ -613,3 +613,58 @@ def test_records_of_a_node_in_a_container_through_the_api(dcslog_server, redis_n
     assert_same(found, expected(refs, nodes, TZ, start=start, end=end, keyword="needle", insensitive=True))
     assert len(found) == 5
     api.close()
+
+
+def test_follow_a_node_in_a_container_across_the_kubelets_rotations(dcslog_server, redis_node_factory, monkeypatch,
+                                                                     tmp_path):
+    """Follow reads the pod's directory afresh at every poll: records keep coming, none lost or
+    repeated, while the live 0.log is renamed away and its older copies gzipped."""
+    from tests.test_records_follow import Events, keyed
+
+    runtime = Runtime(tmp_path / "pods" / "default_cache-0_uid" / "redis", "containerd", rotate_bytes=1200)
+    node = start_node(redis_node_factory, monkeypatch, runtime, False)
+    instance_id = dcslog_server.import_instance(node.url, "proj-a", "followed", "--timezone", ZONE,
+                                                "--log-file", f"{node.address}={runtime.log_file}")["instance_id"]
+    token = dcslog_server.cli("token", "create", "--project-id", "proj-a", "--role", "viewer")["token"]
+    url = f"{dcslog_server.url}/v2/proj-a/instances/{instance_id}/redislog/records"
+    start_ms = int(time.time() * 1000)
+    events = Events(url, {"follow": "true", "keyword": "follow me"}, {"X-Auth-Token": token})
+    try:
+        time.sleep(0.5)
+        with node.client() as c:
+            for i in range(30):
+                c.execute_command("DEBUG", "LOG", f"follow me {i}")
+                time.sleep(0.03)
+        got = events.wait_for(30)
+        assert not events.ended.is_set(), events.sources
+        assert runtime.rotations >= 3
+        assert [r["message"] for r in got] == [f"DEBUG LOG: follow me {i}" for i in range(30)]
+        ids = [(r["time_ms"], r["id"]) for r in got]
+        assert ids == sorted(ids) and len(set(ids)) == 30
+        assert all(r["time_ms"] >= start_ms for r in got) and keyed(got)
+    finally:
+        events.close()
+
+
+def test_a_crash_in_a_container_is_told_from_its_log(dcslog_server, redis_node_factory, monkeypatch, tmp_path):
+    """The harvester reads the container log for events as any run log: the bug report (its long
+    client-list line in partial pieces) is a crash, with the reason Redis gave."""
+    from tests.test_events import Api as EventsApi
+    from tests.test_runlog_events import HOLD_S, crash, told
+
+    runtime = Runtime(tmp_path / "pods" / "default_cache-0_uid" / "redis", "docker", rotate_bytes=50_000)
+    node = start_node(redis_node_factory, monkeypatch, runtime, False, "--crash-memcheck-enabled", "no")
+    api = EventsApi(dcslog_server, dcslog_server.import_instance(
+        node.url, "proj-a", "crashing", "--timezone", ZONE,
+        "--log-file", f"{node.address}={runtime.log_file}")["instance_id"])
+    time.sleep(HOLD_S)
+    dcslog_server.harvest()  # the first look: what came before is history
+    with node.client() as named:
+        named.client_setname("n" * 20_000)
+        crash(node, "SEGFAULT")
+    runtime.join()
+    assert runtime.partials >= 1
+    time.sleep(HOLD_S)
+    dcslog_server.harvest()
+    [(kind, _, _, details)] = told(api)
+    assert kind == "crash" and "crashed by signal: 11" in details["reason"]
