@@ -668,3 +668,14 @@ def test_a_crash_in_a_container_is_told_from_its_log(dcslog_server, redis_node_f
     dcslog_server.harvest()
     [(kind, _, _, details)] = told(api)
     assert kind == "crash" and "crashed by signal: 11" in details["reason"]
+
+
+def test_progress_estimates_the_redis_log_of_the_day_not_its_wrapping(tmp_path):
+    from dcslog.services.collection import estimate_day
+
+    lines = [(ns_of(at(day, i * 60)), b"stdout", entry(at(day, i * 60), f"saved {i}"))
+             for day in (D, D + timedelta(days=1)) for i in range(1000)]
+    wrapped_file(tmp_path / "0.log", "docker", lines)
+    day = len(b"".join(iter_day(str(tmp_path), D)))
+    assert day == sum(len(data) for ns, _, data in lines[:1000])
+    assert estimate_day(str(tmp_path), D, "UTC") == pytest.approx(day, rel=0.02)

@@ -43,7 +43,7 @@ from dcslog.runlog.grammar import FORMATS, PREFIX_MAX, Clock
 from dcslog.runlog.search import BufferSource, FileSource, day_bounds, is_head_of, last_dated, next_dated
 from dcslog.runlog.sources import log_sources
 
-__all__ = ["SourceChanged", "UnknownLogFormat", "day_range", "iter_day", "write_day"]
+__all__ = ["SourceChanged", "UnknownLogFormat", "day_range", "day_size", "iter_day", "write_day"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20
@@ -66,6 +66,24 @@ def day_range(path: str, day: date, tz: tzinfo | None = None) -> tuple[int, int]
         if f.read(2) == _GZIP_MAGIC:
             raise ValueError(f"{path} is gzip-compressed; use write_day or iter_day")
         return day_bounds(_searchable(f.fileno(), os.fstat(f.fileno()).st_size), day, clock=Clock(tz))
+
+
+def day_size(path: str, day: date, tz: tzinfo | None = None) -> int:
+    """About how many bytes of ``day`` the uncompressed file ``path`` holds (for progress): the
+    length of ``day_range`` in a plain log; in a container log, that range's wrapped bytes times
+    the share of them that is the Redis log's, judged on one read at its start."""
+    with open(path, "rb", buffering=0) as f:
+        if f.read(2) == _GZIP_MAGIC:
+            raise ValueError(f"{path} is gzip-compressed; use write_day or iter_day")
+        src = _searchable(f.fileno(), os.fstat(f.fileno()).st_size)
+        start, end = day_bounds(src, day, clock=Clock(tz))
+        if end <= start or not isinstance(src, WrappedSource):
+            return end - start
+        raw = src.pread(start, min(end - start, 1 << 16))
+        cut = raw.rfind(b"\n") + 1
+        if not cut:
+            return end - start
+        return (end - start) * len(b"".join(src.unwrap(start, start + cut))) // cut
 
 
 def _searchable(fd: int, size: int) -> FileSource | WrappedSource:
