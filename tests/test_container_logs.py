@@ -149,12 +149,13 @@ class Runtime:
             self._threads.append(thread)
 
     def _copy(self, pipe, stream: bytes) -> None:
-        while piece := pipe.readline(MAX_LINE):
-            partial = not piece.endswith(b"\n")
-            self.write(stream, piece if partial else piece[:-1], partial)
-            if stream == b"stdout":
-                with self._lock:
-                    self.captured += piece
+        with pipe:  # closed at the end of the stream (the process gone), as a runtime closes it
+            while piece := pipe.readline(MAX_LINE):
+                partial = not piece.endswith(b"\n")
+                self.write(stream, piece if partial else piece[:-1], partial)
+                if stream == b"stdout":
+                    with self._lock:
+                        self.captured += piece
 
     def write(self, stream: bytes, piece: bytes, partial: bool = False, ns: int | None = None) -> None:
         line = wrap(self.style, time.time_ns() if ns is None else ns, stream, piece, partial)
@@ -393,6 +394,14 @@ def test_lines_before_the_first_entry_take_the_wrapper_day(tmp_path):
     assert b"".join(iter_day(str(path), D)) == b"  a line before any entry\n"
     assert b"".join(iter_day(str(path), D + timedelta(days=1))) == \
         b"  and one after midnight\n" + entry(at(D + timedelta(days=1), 1), "first entry")
+    # The same once the kubelet rotated and compressed it, a newer live log beside it.
+    os.rename(path, tmp_path / "0.log.20261127-000100")
+    _gzip_in_place(tmp_path / "0.log.20261127-000100")
+    later = entry(at(D + timedelta(days=1), 60), "later")
+    wrapped_file(path, "containerd", [(ns_of(at(D + timedelta(days=1), 60)), b"stdout", later)])
+    assert b"".join(iter_day(str(tmp_path), D)) == b"  a line before any entry\n"
+    assert b"".join(iter_day(str(tmp_path), D + timedelta(days=1))) == \
+        b"  and one after midnight\n" + entry(at(D + timedelta(days=1), 1), "first entry") + later
 
 
 class CountingWrapped(WrappedSource):
@@ -475,6 +484,12 @@ def test_a_pod_directory_lists_each_start_and_its_rotations_oldest_first(tmp_pat
     for name in ["abc-json.log", "abc-json.log.1", "abc-json.log.2.gz", "config.v2.json", "hostconfig.json"]:
         (docker / name).write_bytes(b"")
     assert [Path(p).name for p in log_sources(str(docker))] == ["abc-json.log.2.gz", "abc-json.log.1", "abc-json.log"]
+    # cri-dockerd: the pod's N.log links to Docker's json log, whose rotations are beside it.
+    dockerd_pod = tmp_path / "ns_pod2_uid" / "redis"
+    dockerd_pod.mkdir(parents=True)
+    (dockerd_pod / "0.log").symlink_to(docker / "abc-json.log")
+    assert log_sources(str(dockerd_pod)) == [str(docker / n) for n in ("abc-json.log.2.gz", "abc-json.log.1",
+                                                                       "abc-json.log")]
 
 
 @pytest.mark.parametrize("style", ["docker", "cri-o"])

@@ -46,13 +46,14 @@ plain log, and its continuation lines go with it. Lines that continue no entry
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 from dcslog.runlog.grammar import PREFIX_MAX, Clock, Head, match_head
 
-__all__ = ["CRI", "DOCKER", "KINDS", "Piece", "UnwrappedReader", "WrappedSource", "detect", "parse", "wrapper_ms"]
+__all__ = ["CRI", "DOCKER", "KINDS", "Piece", "UnwrappedReader", "WrappedSource", "detect", "leading_pieces", "parse",
+           "unwrap_lines", "wrapper_ms"]
 
 DOCKER = "docker"
 CRI = "cri"
@@ -370,14 +371,25 @@ class WrappedSource:
 
     def leading(self, end: int, day: date, clock: Clock) -> Iterator[bytes]:
         """The lines before ``end`` (the first entry's offset, or the size) whose wrapper time is
-        on ``day``: lines that continue no entry (see the module's docstring). A line cut into
-        pieces has the time of its first piece."""
-        line_day: date | None = None
-        for _off, piece, begins in self._pieces(0, end):
-            if begins:
-                line_day = wrapper_day(piece.time, clock)
-            if line_day == day:
-                yield piece.inner
+        on ``day`` (``leading_pieces``)."""
+        return leading_pieces((piece for _off, piece, _begins in self._pieces(0, end)), day, clock)
+
+
+def leading_pieces(pieces: Iterable[Piece | None], day: date, clock: Clock) -> Iterator[bytes]:
+    """Of a container log's pieces from its start (None: a line that is none), the stdout lines
+    before its first entry whose wrapper time is on ``day``: lines that continue no entry (see the
+    module's docstring). A line cut into pieces has the time of its first piece."""
+    begins, line_day = True, None
+    for piece in pieces:
+        if piece is None or piece.stream != STREAM:
+            continue
+        if begins:
+            if match_head(piece.text if piece.partial else piece.text + b"\n") is not None:
+                return
+            line_day = wrapper_day(piece.time, clock)
+        if line_day == day:
+            yield piece.inner
+        begins = not piece.partial
 
 
 def _shrank() -> OSError:

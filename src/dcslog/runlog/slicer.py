@@ -27,7 +27,7 @@ A log that holds bytes but not one entry of any known format raises
 A container runtime's log file (Docker ``json-file``, CRI; see ``containers``)
 is recognised by its first line and read as the Redis log it carries: searched
 by its own lines' offsets, and only the day's lines unwrapped; lines before the
-log's first entry take their wrapper's day (in a gzip copy, the rule above).
+log's first entry take their wrapper's day.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from collections.abc import Iterator
 from datetime import date, tzinfo
 from io import BufferedIOBase, RawIOBase
 
-from dcslog.runlog.containers import DETECT_BYTES, UnwrappedReader, WrappedSource, detect
+from dcslog.runlog.containers import DETECT_BYTES, UnwrappedReader, WrappedSource, detect, leading_pieces, parse
 from dcslog.runlog.grammar import FORMATS, PREFIX_MAX, Clock
 from dcslog.runlog.search import BufferSource, FileSource, day_bounds, is_head_of, last_dated, next_dated
 from dcslog.runlog.sources import log_sources
@@ -197,10 +197,13 @@ def _pieces(paths: list[str], day: date, clock: Clock) -> Iterator[_Range | byte
             return
         seen = False  # an entry in an older source
         for i, o in enumerate(opened):
-            if o.wrapped is not None and not seen:
+            if o.kind is not None and not seen:
                 # A container log's lines before the log's first entry continue no entry: each
                 # has its wrapper's day, not the first entry's.
-                yield from o.wrapped.leading(o.first_at, day, clock)
+                if o.wrapped is not None:
+                    yield from o.wrapped.leading(o.first_at, day, clock)
+                else:
+                    yield from _gz_leading(o.file, o.kind, day, clock)
                 if o.first is None:
                     continue
             first_of_log, seen = not seen, seen or o.first is not None
@@ -213,7 +216,7 @@ def _pieces(paths: list[str], day: date, clock: Clock) -> Iterator[_Range | byte
                 lead = o.first or lead
                 continue
             if o.gz:
-                lead = yield from _gz_pieces(o.file, day, lead, clock, o.kind)
+                lead = yield from _gz_pieces(o.file, day, lead, clock, o.kind, skip_leading=first_of_log and o.kind)
                 continue
             src = o.wrapped or FileSource(o.file.fileno(), o.size)
             start, end = day_bounds(src, day, lead, clock)
@@ -268,10 +271,12 @@ def _stream_first_date(g: BufferedIOBase | UnwrappedReader, clock: Clock) -> dat
     return None
 
 
-def _gz_pieces(f: RawIOBase, day: date, lead: date, clock: Clock, kind: str | None = None):
+def _gz_pieces(f: RawIOBase, day: date, lead: date, clock: Clock, kind: str | None = None,
+               skip_leading: bool | str | None = False):
     """Yield the day's bytes from gzip file ``f`` (``_CHUNK``-sized reads, pieces of
     at most ``_CHUNK + PREFIX_MAX`` bytes); return the effective date at its end.
-    A compressed container log (``kind``) is read as the Redis log it carries.
+    A compressed container log (``kind``) is read as the Redis log it carries; with
+    ``skip_leading``, its lines before its first entry are left out (``_gz_leading`` gave them).
 
     Each decompressed chunk is searched like a small file: its lines are in
     order, so the day's part of it is one contiguous range. Stops decompressing
@@ -296,12 +301,31 @@ def _gz_pieces(f: RawIOBase, day: date, lead: date, clock: Clock, kind: str | No
             rest = BufferSource(memoryview(buf)[k:])
             s, e = day_bounds(rest, day, cur, clock)
             start = 0 if cur == day else k + s
+            if skip_leading:
+                hit = next_dated(rest, 0, rest.size, clock)
+                if hit is None:  # leading lines only, so far
+                    at_start = buf.endswith(b"\n")
+                    continue
+                start, skip_leading = max(start, k + hit[0]), False
             if k + e > start:
                 yield buf[start:k + e]
             last = last_dated(rest, clock)
             cur = last[1] if last else cur
             at_start = buf.endswith(b"\n")
     return cur
+
+
+def _gz_leading(f: RawIOBase, kind: str, day: date, clock: Clock) -> Iterator[bytes]:
+    """The lines of the compressed container log ``f`` before its first entry whose wrapper time
+    is on ``day`` (``containers.leading_pieces``); ``f`` is left at its start."""
+    import gzip
+
+    f.seek(0)
+    try:
+        with gzip.GzipFile(fileobj=f) as g:
+            yield from leading_pieces((parse(kind, line) for line in g), day, clock)
+    finally:
+        f.seek(0)
 
 
 def _complete_prefixes(buf: bytes, at_start: bool) -> int:
