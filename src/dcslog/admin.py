@@ -172,14 +172,30 @@ def _warn_unreadable_logs(view: dict) -> None:
             if node["agent"]:
                 continue
             if not path:
-                print(f"warning: {address} has no log file dcslog can collect ({node['log_file_error']}). "
-                      f"Start Redis with --logfile, or give the path with --log-file {address}=PATH.",
+                hint = f"Start Redis with --logfile, or give the path with --log-file {address}=PATH."
+                if "stdout" in (node["log_file_error"] or ""):
+                    hint = (f"In a container, its log is in the runtime's files: give them with --log-file "
+                            f"{address}=PATH, PATH the pod's container directory (/var/log/pods/"
+                            f"<namespace>_<pod>_<uid>/<container>) or the Docker json-file log "
+                            f"(/var/lib/docker/containers/<id>/<id>-json.log); else start Redis with --logfile.")
+                print(f"warning: {address} has no log file dcslog can collect ({node['log_file_error']}). {hint}",
                       file=sys.stderr)
                 continue
             if not os.path.exists(path):
                 why = "no such file on this machine"
             elif not os.access(path, os.R_OK):
                 why = f"user {_user_name()} may not read it"
+            elif os.path.isdir(path):  # a container's log directory: the files in it are what is read
+                from dcslog.runlog.sources import log_sources
+
+                files = log_sources(path)
+                unreadable = next((f for f in files if not os.access(f, os.R_OK)), None)
+                if not files:
+                    why = "a directory holding no container log (N.log, <id>-json.log) on this machine"
+                elif unreadable is not None:
+                    why = f"user {_user_name()} may not read {unreadable}"
+                else:
+                    continue
             else:
                 continue
             print(f"warning: {address} logs to {path}: {why}. A worker "

@@ -281,7 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--password-prompt", action="store_true",
                      help="ask for the Redis password (read from stdin when it is not a terminal)")
     imp.add_argument("--log-file", action="append", default=[], metavar="HOST:PORT=PATH",
-                     help="the node's run-log path, when CONFIG GET cannot tell it (repeatable)")
+                     help="the node's run-log path, when CONFIG GET cannot tell it: a log file, or for a "
+                          "node in a container its runtime's log file or pod container directory (repeatable)")
     imp.add_argument("--agent", action="append", default=[], metavar="HOST:PORT=URL",
                      help="read this node's log through the `dcslog agent` at URL (repeatable)")
     imp.add_argument("--agent-key", default=os.environ.get("DCSLOG_AGENT_KEY"),

@@ -6,7 +6,8 @@ day's bytes — the same slicer, rotated and .gz files included — streamed in
 1 MiB chunks, so memory stays bounded whatever the day's size. ``GET
 /v1/runlog/records?log_file=…&start_ms=…`` (and the records query) answers a
 node's records as NDJSON, filtered here so only matching records cross the
-network. Only files under the agent's allowed directories are served.
+network. Only files under the agent's allowed directories are served. PATH may be a container
+runtime's log file or a pod's container directory (``runlog.containers``): read only, as any log.
 """
 
 from __future__ import annotations
@@ -43,8 +44,10 @@ def _allowed(path: str, allowed_dirs: tuple[Path, ...]) -> Path:
     if not os.path.isabs(path):
         raise errors.InvalidParameter("log_file", "log_file must be an absolute path.")
     resolved = Path(os.path.realpath(path))
-    # Rotated siblings live beside the file, so the file's directory is what must be allowed.
-    if not any(resolved.parent == d or d in resolved.parents for d in allowed_dirs):
+    # Rotated siblings live beside the file, so the file's directory is what must be allowed; a
+    # container log's directory (a pod's container directory) holds its files itself.
+    if not any(resolved.parent == d or d in resolved.parents or (resolved == d and resolved.is_dir())
+               for d in allowed_dirs):
         raise errors.Forbidden(f"{path} is outside the directories this agent serves.")
     return resolved
 

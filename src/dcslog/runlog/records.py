@@ -42,6 +42,7 @@ from stringzilla import rfind as _rfind
 from stringzilla import translate as _translate
 
 from dcslog.pacing import PACER
+from dcslog.runlog.containers import DETECT_BYTES, UnwrappedReader, WrappedSource, detect
 from dcslog.runlog.grammar import LEVELS, PREFIX_MAX, ROLES, Clock, Head, HeadReader, match_head
 from dcslog.runlog.search import FileSource, Source, is_head_of, next_entry
 from dcslog.runlog.sources import log_sources
@@ -166,8 +167,13 @@ def host_segments(logfile: str, stack: ExitStack) -> list[Segment]:
             continue  # rotated away between listing and opening
         if f.read(2) == _GZIP_MAGIC:
             segments.append(_GzipSegment(f, stack))
+            continue
+        size = os.fstat(f.fileno()).st_size
+        kind = detect(os.pread(f.fileno(), DETECT_BYTES, 0)) if size else None
+        if kind is None:
+            segments.append(FileSource(f.fileno(), size))
         else:
-            segments.append(FileSource(f.fileno(), os.fstat(f.fileno()).st_size))
+            segments.extend(_unwrapped_parts(WrappedSource(f.fileno(), size, kind), stack))
     if not segments:
         raise FileNotFoundError(f"{logfile}: no run log or rotated run log")
     if len(segments) >= 2 and isinstance(segments[-2], FileSource) and isinstance(segments[-1], FileSource) \
@@ -186,9 +192,63 @@ class _GzipSegment:
     def _open(self) -> FileSource:
         if self._plain is None:
             self._file.seek(0)
+            with gzip.GzipFile(fileobj=self._file) as g:
+                kind = detect(g.read(DETECT_BYTES))
+            self._file.seek(0)
             plain = self._stack.enter_context(tempfile.TemporaryFile())
             with gzip.GzipFile(fileobj=self._file) as g:
-                shutil.copyfileobj(g, plain, CHUNK)
+                shutil.copyfileobj(UnwrappedReader(g, kind) if kind else g, plain, CHUNK)
+            plain.flush()
+            self._plain = FileSource(plain.fileno(), plain.tell())
+        return self._plain
+
+    @property
+    def size(self) -> int:
+        return self._open().size
+
+    def pread(self, offset: int, n: int) -> bytes:
+        return self._open().pread(offset, n)
+
+
+#: The newest part of a container log unwrapped on its own (``_unwrapped_parts``); each older one
+#: is _PART_GROWTH times larger.
+_PART = 256 * 1024
+_PART_GROWTH = 4
+
+
+def _unwrapped_parts(source: WrappedSource, stack: ExitStack) -> list[Segment]:
+    """A container log as segments (oldest first) cut where entries begin: the newest ``_PART``
+    bytes, the ``_PART_GROWTH`` times more before them, and so on. A scan reads a segment at the
+    Redis log's own offsets, which the container file does not hold, so a segment is unwrapped
+    into a temporary file when first read; and a scan starts from the newest segment that reaches
+    its window (``_start_segment``): a window near the present (a follow's poll, the last hour)
+    unwraps the newest part alone, an older one what lies between it and the present."""
+    cuts, span = [source.size], _PART
+    while cuts[-1] > 0:
+        target = source.size - span
+        span *= _PART_GROWTH
+        if target <= 0:
+            cuts.append(0)
+        elif (hit := source.next_entry(target, cuts[-1])) is not None:
+            cuts.append(hit[0])
+    cuts.reverse()
+    return [_UnwrappedSegment(source, start, end, stack) for start, end in zip(cuts, cuts[1:], strict=False)
+            if end > start]
+
+
+class _UnwrappedSegment:
+    """The wrapper lines ``[start, end)`` of a container log (see ``containers``) read as the
+    Redis log they carry, unwrapped into a temporary file on first use."""
+
+    def __init__(self, source: WrappedSource, start: int, end: int, stack: ExitStack):
+        self._source, self._start, self._end, self._stack = source, start, end, stack
+        self._plain: FileSource | None = None
+
+    def _open(self) -> FileSource:
+        if self._plain is None:
+            plain = self._stack.enter_context(tempfile.TemporaryFile())
+            for chunk in self._source.unwrap(self._start, self._end):
+                plain.write(chunk)
             plain.flush()
             self._plain = FileSource(plain.fileno(), plain.tell())
         return self._plain

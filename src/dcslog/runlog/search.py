@@ -82,7 +82,12 @@ def next_dated(src: Source, x: int, hi: int, clock: Clock = _UTC_CLOCK) -> tuple
 
 
 def next_entry(src: Source, x: int, hi: int) -> tuple[int, Head] | None:
-    """(offset, parsed prefix) of the first prefixed line starting in ``[x, hi)``, else None."""
+    """(offset, parsed prefix) of the first prefixed line starting in ``[x, hi)``, else None.
+
+    A source whose lines are not the log's own (a container log: ``containers.WrappedSource``)
+    answers this itself, with offsets of its own lines."""
+    if type(src) is not FileSource and (own := getattr(src, "next_entry", None)) is not None:
+        return own(x, hi)
     at_start = x == 0
     pos = x if at_start else x - 1  # the byte before x tells whether x starts a line
     # Read enough that a line starting in the first half of the block has its whole prefix.
@@ -116,6 +121,9 @@ def next_entry(src: Source, x: int, hi: int) -> tuple[int, Head] | None:
 
 def last_dated(src: Source, clock: Clock = _UTC_CLOCK) -> tuple[int, date] | None:
     """(offset, date) of the last prefixed line, else None; reads backwards from the end."""
+    if type(src) is not FileSource and (own := getattr(src, "last_entry", None)) is not None:
+        hit = own()
+        return None if hit is None else (hit[0], clock.day(hit[1]))
     end = src.size  # every line starting at or after `end` has been looked at
     while end > 0:
         start = max(0, end - BLOCK)

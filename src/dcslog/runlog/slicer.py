@@ -23,6 +23,11 @@ size whatever the size of the files or of the day.
 
 A log that holds bytes but not one entry of any known format raises
 ``UnknownLogFormat``: an empty day is an answer, a log we cannot read is not.
+
+A container runtime's log file (Docker ``json-file``, CRI; see ``containers``)
+is recognised by its first line and read as the Redis log it carries: searched
+by its own lines' offsets, and only the day's lines unwrapped; lines before the
+log's first entry take their wrapper's day.
 """
 
 from __future__ import annotations
@@ -33,11 +38,12 @@ from collections.abc import Iterator
 from datetime import date, tzinfo
 from io import BufferedIOBase, RawIOBase
 
+from dcslog.runlog.containers import DETECT_BYTES, UnwrappedReader, WrappedSource, detect, leading_pieces, parse
 from dcslog.runlog.grammar import FORMATS, PREFIX_MAX, Clock
 from dcslog.runlog.search import BufferSource, FileSource, day_bounds, is_head_of, last_dated, next_dated
 from dcslog.runlog.sources import log_sources
 
-__all__ = ["SourceChanged", "UnknownLogFormat", "day_range", "iter_day", "write_day"]
+__all__ = ["SourceChanged", "UnknownLogFormat", "day_range", "day_size", "iter_day", "write_day"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20
@@ -52,12 +58,38 @@ def day_range(path: str, day: date, tz: tzinfo | None = None) -> tuple[int, int]
 
     Continuation lines are included with their entry; leading continuation
     lines count for the file's first entry (there is no older source here).
-    ``(x, x)`` when the day is absent. Costs O(log size) small reads.
+    ``(x, x)`` when the day is absent. Costs O(log size) small reads. In a
+    container log the offsets are the file's: the range holds the day's lines
+    as the runtime wrapped them.
     """
     with open(path, "rb", buffering=0) as f:
         if f.read(2) == _GZIP_MAGIC:
             raise ValueError(f"{path} is gzip-compressed; use write_day or iter_day")
-        return day_bounds(FileSource(f.fileno(), os.fstat(f.fileno()).st_size), day, clock=Clock(tz))
+        return day_bounds(_searchable(f.fileno(), os.fstat(f.fileno()).st_size), day, clock=Clock(tz))
+
+
+def day_size(path: str, day: date, tz: tzinfo | None = None) -> int:
+    """About how many bytes of ``day`` the uncompressed file ``path`` holds (for progress): the
+    length of ``day_range`` in a plain log; in a container log, that range's wrapped bytes times
+    the share of them that is the Redis log's, judged on one read at its start."""
+    with open(path, "rb", buffering=0) as f:
+        if f.read(2) == _GZIP_MAGIC:
+            raise ValueError(f"{path} is gzip-compressed; use write_day or iter_day")
+        src = _searchable(f.fileno(), os.fstat(f.fileno()).st_size)
+        start, end = day_bounds(src, day, clock=Clock(tz))
+        if end <= start or not isinstance(src, WrappedSource):
+            return end - start
+        raw = src.pread(start, min(end - start, 1 << 16))
+        cut = raw.rfind(b"\n") + 1
+        if not cut:
+            return end - start
+        return (end - start) * len(b"".join(src.unwrap(start, start + cut))) // cut
+
+
+def _searchable(fd: int, size: int) -> FileSource | WrappedSource:
+    """The open plain file ``fd`` as a source to search: a container log's lines unwrapped."""
+    kind = detect(os.pread(fd, DETECT_BYTES, 0)) if size else None
+    return FileSource(fd, size) if kind is None else WrappedSource(fd, size, kind)
 
 
 def write_day(logfile: str, day: date, out_fd: int, tz: tzinfo | None = None) -> int:
@@ -123,12 +155,16 @@ class _Range:
 
 
 class _Opened:
-    """An open source: gzip or plain (then with its size snapshot), and its first entry's date."""
+    """An open source: gzip or plain (then with its size snapshot), and its first entry's date.
+    A container log: its ``kind``, and when plain, the ``wrapped`` source and the offset of its
+    first entry (``first_at``, the size when there is none)."""
 
-    __slots__ = ("file", "gz", "size", "first")
+    __slots__ = ("file", "gz", "size", "first", "kind", "wrapped", "first_at")
 
-    def __init__(self, file: RawIOBase, gz: bool, size: int, first: date | None):
+    def __init__(self, file: RawIOBase, gz: bool, size: int, first: date | None, kind: str | None = None,
+                 wrapped: WrappedSource | None = None, first_at: int = 0):
         self.file, self.gz, self.size, self.first = file, gz, size, first
+        self.kind, self.wrapped, self.first_at = kind, wrapped, first_at
 
 
 def _pieces(paths: list[str], day: date, clock: Clock) -> Iterator[_Range | bytes]:
@@ -159,7 +195,18 @@ def _pieces(paths: list[str], day: date, clock: Clock) -> Iterator[_Range | byte
         if lead is None:  # no entry anywhere: no line has a day
             _check_blank(opened, paths[-1])
             return
+        seen = False  # an entry in an older source
         for i, o in enumerate(opened):
+            if o.kind is not None and not seen:
+                # A container log's lines before the log's first entry continue no entry: each
+                # has its wrapper's day, not the first entry's.
+                if o.wrapped is not None:
+                    yield from o.wrapped.leading(o.first_at, day, clock)
+                else:
+                    yield from _gz_leading(o.file, o.kind, day, clock)
+                if o.first is None:
+                    continue
+            first_of_log, seen = not seen, seen or o.first is not None
             if lead > day:
                 return  # this and every newer source come after the day
             newer = next((d for d in firsts[i + 1:] if d is not None), None)
@@ -169,11 +216,16 @@ def _pieces(paths: list[str], day: date, clock: Clock) -> Iterator[_Range | byte
                 lead = o.first or lead
                 continue
             if o.gz:
-                lead = yield from _gz_pieces(o.file, day, lead, clock)
+                lead = yield from _gz_pieces(o.file, day, lead, clock, o.kind, skip_leading=first_of_log and o.kind)
                 continue
-            src = FileSource(o.file.fileno(), o.size)
+            src = o.wrapped or FileSource(o.file.fileno(), o.size)
             start, end = day_bounds(src, day, lead, clock)
-            if end > start:
+            if o.wrapped is not None:
+                if first_of_log:  # its leading lines went by their own day, above
+                    start = max(start, o.first_at)
+                if end > start:
+                    yield from o.wrapped.unwrap(start, end)
+            elif end > start:
                 yield _Range(o.file.fileno(), start, end)
             last = last_dated(src, clock)
             lead = last[1] if last else lead
@@ -196,15 +248,21 @@ def _open(f: RawIOBase, clock: Clock) -> _Opened:
         import gzip  # only here: most slices never touch a compressed file
 
         with gzip.GzipFile(fileobj=f) as g:
-            first = _stream_first_date(g, clock)
+            kind = detect(g.read(DETECT_BYTES))
         f.seek(0)
-        return _Opened(f, True, 0, first)
+        with gzip.GzipFile(fileobj=f) as g:
+            first = _stream_first_date(UnwrappedReader(g, kind) if kind else g, clock)
+        f.seek(0)
+        return _Opened(f, True, 0, first, kind)
     size = os.fstat(f.fileno()).st_size
-    hit = next_dated(FileSource(f.fileno(), size), 0, size, clock)
-    return _Opened(f, False, size, hit[1] if hit else None)
+    src = _searchable(f.fileno(), size)
+    hit = next_dated(src, 0, size, clock)
+    wrapped = src if isinstance(src, WrappedSource) else None
+    return _Opened(f, False, size, hit[1] if hit else None, wrapped.kind if wrapped else None, wrapped,
+                   hit[0] if hit else size)
 
 
-def _stream_first_date(g: BufferedIOBase, clock: Clock) -> date | None:
+def _stream_first_date(g: BufferedIOBase | UnwrappedReader, clock: Clock) -> date | None:
     at_start = True
     while chunk := g.readline(_CHUNK):  # bounded: a huge line comes in pieces
         if at_start and (d := clock.day_at(chunk)) is not None:
@@ -213,9 +271,12 @@ def _stream_first_date(g: BufferedIOBase, clock: Clock) -> date | None:
     return None
 
 
-def _gz_pieces(f: RawIOBase, day: date, lead: date, clock: Clock):
+def _gz_pieces(f: RawIOBase, day: date, lead: date, clock: Clock, kind: str | None = None,
+               skip_leading: bool | str | None = False):
     """Yield the day's bytes from gzip file ``f`` (``_CHUNK``-sized reads, pieces of
     at most ``_CHUNK + PREFIX_MAX`` bytes); return the effective date at its end.
+    A compressed container log (``kind``) is read as the Redis log it carries; with
+    ``skip_leading``, its lines before its first entry are left out (``_gz_leading`` gave them).
 
     Each decompressed chunk is searched like a small file: its lines are in
     order, so the day's part of it is one contiguous range. Stops decompressing
@@ -224,7 +285,8 @@ def _gz_pieces(f: RawIOBase, day: date, lead: date, clock: Clock):
     import gzip
 
     cur, at_start, carry = lead, True, b""
-    with gzip.GzipFile(fileobj=f) as g:
+    with gzip.GzipFile(fileobj=f) as gz:
+        g = UnwrappedReader(gz, kind) if kind else gz
         while cur <= day:
             data = g.read(_CHUNK)
             buf = carry + data
@@ -239,12 +301,31 @@ def _gz_pieces(f: RawIOBase, day: date, lead: date, clock: Clock):
             rest = BufferSource(memoryview(buf)[k:])
             s, e = day_bounds(rest, day, cur, clock)
             start = 0 if cur == day else k + s
+            if skip_leading:
+                hit = next_dated(rest, 0, rest.size, clock)
+                if hit is None:  # leading lines only, so far
+                    at_start = buf.endswith(b"\n")
+                    continue
+                start, skip_leading = max(start, k + hit[0]), False
             if k + e > start:
                 yield buf[start:k + e]
             last = last_dated(rest, clock)
             cur = last[1] if last else cur
             at_start = buf.endswith(b"\n")
     return cur
+
+
+def _gz_leading(f: RawIOBase, kind: str, day: date, clock: Clock) -> Iterator[bytes]:
+    """The lines of the compressed container log ``f`` before its first entry whose wrapper time
+    is on ``day`` (``containers.leading_pieces``); ``f`` is left at its start."""
+    import gzip
+
+    f.seek(0)
+    try:
+        with gzip.GzipFile(fileobj=f) as g:
+            yield from leading_pieces((parse(kind, line) for line in g), day, clock)
+    finally:
+        f.seek(0)
 
 
 def _complete_prefixes(buf: bytes, at_start: bool) -> int:
@@ -267,8 +348,12 @@ def _check_blank(opened: list[_Opened], logfile: str) -> None:
     for o in opened:
         o.file.seek(0)
         if o.gz:
-            with gzip.GzipFile(fileobj=o.file) as g:
+            with gzip.GzipFile(fileobj=o.file) as gz:
+                g = UnwrappedReader(gz, o.kind) if o.kind else gz
                 sample, more = g.read(_SAMPLE), bool(g.read(1))
+        elif o.wrapped is not None:
+            sample = next(o.wrapped.unwrap(0, o.size), b"")
+            sample, more = sample[:_SAMPLE], len(sample) > _SAMPLE
         else:
             sample, more = os.pread(o.file.fileno(), _SAMPLE, 0), o.size > _SAMPLE
         if sample.strip() or more:

@@ -35,7 +35,7 @@ from dcslog.db.models import Instance, Replication, Task
 from dcslog.keys import Keyring
 from dcslog.observability import COLLECTED_BYTES, COLLECTION_SECONDS, COLLECTIONS
 from dcslog.redis.addresses import node_entry
-from dcslog.runlog.slicer import SourceChanged, UnknownLogFormat, day_range, write_day
+from dcslog.runlog.slicer import SourceChanged, UnknownLogFormat, day_size, write_day
 from dcslog.runlog.sources import log_sources
 from dcslog.services import jobs
 from dcslog.statuses import FileStatus, TaskStatus
@@ -116,7 +116,8 @@ def describe_failure(exc: BaseException, log_file: str) -> str:
 
 def estimate_day(log_file: str, day: date, timezone: str) -> int | None:
     """About how many bytes ``day`` holds in ``log_file`` and its rotated files, for progress: its
-    range in each plain source (a few small reads each); gzip sources count 0 (finding the day
+    range in each plain source (a few small reads each; in a container log, scaled to the share of
+    the Redis log in its lines); gzip sources count 0 (finding the day
     means decompressing them). None when it cannot be told (no such file, a log we cannot read):
     the cut itself then says why."""
     tz = ZoneInfo(timezone)
@@ -124,8 +125,7 @@ def estimate_day(log_file: str, day: date, timezone: str) -> int | None:
     try:
         for path in log_sources(log_file):
             with contextlib.suppress(ValueError):  # gzip-compressed: not estimated
-                start, end = day_range(path, day, tz)
-                total += end - start
+                total += day_size(path, day, tz)
     except Exception:  # noqa: BLE001 - an estimate; the cut reports what is wrong
         return None
     return total

@@ -138,6 +138,7 @@ class RedisNode:
         logfile: str | None | object = DEFAULT_LOGFILE,
         tls: TlsFiles | None = None,
         server: str | None = None,
+        pipes: Callable[[subprocess.Popen], None] | None = None,
     ) -> None:
         self.server = server  # the executable: redis-server from PATH unless given (valkey_server_path())
         self.host = host
@@ -156,6 +157,9 @@ class RedisNode:
             # Relative paths are relative to --dir (the server runs with cwd=dir).
             self.log_file = os.path.join(str(self.dir), self.logfile_arg)
         self.proc: subprocess.Popen | None = None
+        # Given: stdout and stderr are pipes, handed to it as soon as the process starts (a test
+        # reading them as a container runtime does); else they go to the file stdout.txt.
+        self.pipes = pipes
 
     # -- addressing -------------------------------------------------------
     @property
@@ -232,8 +236,8 @@ class RedisNode:
                 self.command_line(),
                 cwd=str(self.dir),
                 stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
+                stdout=subprocess.PIPE if self.pipes else out,
+                stderr=subprocess.PIPE if self.pipes else subprocess.STDOUT,
                 # PDEATHSIG fires when the *thread* that forked exits, so only
                 # use it from the main thread.
                 preexec_fn=die_with_parent if threading.current_thread() is threading.main_thread() else None,
@@ -241,6 +245,8 @@ class RedisNode:
         finally:
             out.close()
         _LIVE.add(self.proc)
+        if self.pipes:
+            self.pipes(self.proc)
         self._wait_ready(timeout)
         return self
 
@@ -315,11 +321,12 @@ class NodeSet:
         tls: TlsFiles | None = None,
         start: bool = True,
         server: str | None = None,
+        pipes: Callable[[subprocess.Popen], None] | None = None,
     ) -> RedisNode:
         port = port or free_redis_port(host)
         node = RedisNode(
             host, port, self.base / f"{host}-{port}",
-            args=args, password=password, logfile=logfile, tls=tls, server=server,
+            args=args, password=password, logfile=logfile, tls=tls, server=server, pipes=pipes,
         )
         self.nodes.append(node)
         if start:
