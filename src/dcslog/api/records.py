@@ -13,10 +13,12 @@ import contextlib
 import json
 import re
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from dcslog import errors
 from dcslog.api.context import Context
@@ -102,9 +104,10 @@ async def list_redislog_records(ctx: Context, start_time: int | None, end_time: 
         return await _follow(ctx, start_time, end_time, replication_id, keyword, case, level, role, cursor,
                              sort_dir)
     query = _query(start_time, end_time, keyword, case, level, role, cursor, sort_dir)
-    plans = await records.plan_nodes(ctx.session, ctx.instance, ctx.keyring, replication_id, query)
-    await ctx.session.close()  # the reading may take a while: hold no connection meanwhile
-    return await _answer(ctx, plans, query, limit)
+
+    async def plan(session: AsyncSession) -> list[records.NodePlan]:
+        return await records.plan_nodes(session, ctx.instance, ctx.keyring, replication_id, query)
+    return await _answer(ctx, plan, query, limit)
 
 
 async def _follow(ctx: Context, start_time: int | None, end_time: int | None, replication_id: list[str] | None,
@@ -196,17 +199,41 @@ async def list_redislog_file_records(ctx: Context, file_id: str, start_time: int
     if start_time is None and end_time is None:
         start_time, end_time = 0, records.MAX_MS  # a file's records: all of them unless asked otherwise
     query = _query(start_time, end_time, keyword, case, level, role, cursor, sort_dir)
-    plan = await records.plan_file(ctx.session, ctx.instance, row, object_key)
-    await ctx.session.close()
-    return await _answer(ctx, [plan], query, limit)
+
+    async def plan(session: AsyncSession) -> list[records.NodePlan]:
+        nonlocal row, object_key
+        if session is not ctx.session:  # planning again: the file's content as it is now
+            row, object_key = await redislog.file_content(session, ctx.instance, file_id)
+        return [await records.plan_file(session, ctx.instance, row, object_key)]
+    return await _answer(ctx, plan, query, limit)
 
 
-async def _answer(ctx: Context, plans: list[records.NodePlan], query: RecordQuery, limit: int) -> web.StreamResponse:
+Planner = Callable[[AsyncSession], Awaitable[list[records.NodePlan]]]
+
+
+async def _answer(ctx: Context, plan: Planner, query: RecordQuery, limit: int) -> web.StreamResponse:
+    """A page, or the NDJSON export, of what ``plan`` says to read. The session is closed before the
+    reading, which may take a while. A collected copy deleted after it was planned (a newer
+    collection of its day replaced it; on S3 its reads come later, by ranged GETs) is planned
+    again, once, in a session of its own: the answer reads the newer copy. A copy still missing
+    then costs its day (``sources``), as it always did."""
     store, tz = ctx.store, ctx.instance.timezone
-    if NDJSON in ctx.request.headers.get("Accept", ""):
-        return await _export(ctx.request, plans, query, store, tz)
-    page = await asyncio.to_thread(_read_page, plans, query, store, tz, limit)
-    return json_response(page)
+
+    async def read(plans: list[records.NodePlan]) -> web.StreamResponse:
+        if NDJSON in ctx.request.headers.get("Accept", ""):
+            return await _export(ctx.request, plans, query, store, tz)
+        return json_response(await asyncio.to_thread(_read_page, plans, query, store, tz, limit))
+
+    plans = await plan(ctx.session)
+    await ctx.session.close()
+    for node in plans:
+        node.raise_if_gone = True  # the first time: a day found missing is planned again, below
+    try:
+        return await read(plans)
+    except FileNotFoundError:
+        async with ctx.request.app[SESSIONMAKER]() as session:
+            plans = await plan(session)
+    return await read(plans)
 
 
 def _read_page(plans: list[records.NodePlan], query: RecordQuery, store: Any, tz: str, limit: int
@@ -227,6 +254,9 @@ async def _export(request: web.Request, plans: list[records.NodePlan], query: Re
                                                    "X-Request-Id": request[REQUEST_ID]})
             response.enable_chunked_encoding()
             await response.prepare(request)
-            await stream.send(response, items)
+            try:
+                await stream.send(response, items)
+            except FileNotFoundError as gone:  # too late to plan again (_answer): the headers are sent
+                raise ConnectionAbortedError(f"a collected copy was replaced during the export: {gone}") from gone
             await response.write_eof()
             return response

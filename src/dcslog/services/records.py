@@ -115,6 +115,10 @@ class NodePlan:
     agent_key: str | None
     collected: list[tuple[str, str]] = field(default_factory=list)  # (day, object key), oldest first
     error: str | None = None  # why the host cannot be read, known before trying
+    # A collected day's object found missing: skipped (its days cost, the answer goes on), or with
+    # this, FileNotFoundError — for a caller that plans again, since a newer collection of the day
+    # may have replaced it since the plan was made (api/records._answer).
+    raise_if_gone: bool = False
 
 
 @dataclass
@@ -264,6 +268,11 @@ class _NodeStream:
         for day, key in self.plan.collected:
             try:
                 segments[day] = self.store.open_segment(key, self.stack)
+            except FileNotFoundError:
+                if self.plan.raise_if_gone:
+                    raise
+                log.warning("collected file %s not found", key)
+                continue
             except Exception as exc:  # noqa: BLE001 - a missing object costs its days, not the answer
                 log.warning("collected file %s unreadable: %r", key, exc)
                 continue

@@ -71,8 +71,14 @@ class S3ObjectStore:
             self.staging.discard(staged_path)
 
     def open_segment(self, key: str, stack: ExitStack) -> S3Segment:
-        """The object as a random-access source for reading records: ranged GETs."""
-        size = self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"]
+        """The object as a random-access source for reading records: ranged GETs. A missing object is
+        FileNotFoundError, as a missing file is to the local store."""
+        try:
+            size = self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"]
+        except self.client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                raise FileNotFoundError(f"object {self._key(key)} not found") from None
+            raise
         return S3Segment(self.client, self.bucket, self._key(key), size)
 
     def delete(self, key: str) -> None:
@@ -150,7 +156,12 @@ class S3Segment:
         if not (start <= offset and offset + n <= start + len(self._block)):
             length = max(n, self.READ_AHEAD)
             end = min(self.size, offset + length) - 1
-            body = self.client.get_object(Bucket=self.bucket, Key=self.key, Range=f"bytes={offset}-{end}")["Body"]
+            try:
+                body = self.client.get_object(Bucket=self.bucket, Key=self.key, Range=f"bytes={offset}-{end}")["Body"]
+            except self.client.exceptions.NoSuchKey:
+                # Deleted since it was opened (a newer collection of the day replaced it): as a file
+                # unlinked under a reader would be, were it not that a local reader keeps its copy.
+                raise FileNotFoundError(f"object {self.key} no longer exists") from None
             self._block_start, self._block = offset, body.read()
             start = offset
         return self._block[offset - start:offset - start + n]
