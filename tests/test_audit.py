@@ -15,6 +15,8 @@ import concurrent.futures
 import contextlib
 import getpass
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -483,10 +485,12 @@ def test_a_flood_of_downloads_is_throttled_per_project(dcslog_server_factory, re
     429 (the API gateway's APIGW.0308, with Retry-After), releases nothing and is not recorded;
     another project's downloads and a HEAD are not counted against it."""
     with dcslog_server_factory(downloads_per_minute="3") as server:
-        links = {}
+        links, bases = {}, {}
         for project in ("proj-a", "proj-b"):
-            base, token, file_id = collected_file(server, redis_standalone, tmp_path, project)
-            links[project] = (httpx.post(base, headers={"X-Auth-Token": token}).json()["link"], token, file_id)
+            bases[project], token, file_id = collected_file(server, redis_standalone, tmp_path, project)
+            links[project] = (httpx.post(bases[project], headers={"X-Auth-Token": token}).json()["link"], token,
+                              file_id)
+        base_a = bases["proj-a"]
         link, token_a, _ = links["proj-a"]
         assert httpx.head(link).status_code == 200
         assert [httpx.get(link).status_code for _ in range(3)] == [200] * 3
@@ -495,7 +499,60 @@ def test_a_flood_of_downloads_is_throttled_per_project(dcslog_server_factory, re
         assert refused.json() == {"error_code": "APIGW.0308", "error_msg": "The throttling threshold has been reached.",
                                   "error_ext_msg": refused.json()["error_ext_msg"]}
         assert 1 <= int(refused.headers["Retry-After"]) <= 20  # a token every 20 s at 3 a minute
+        records_link = httpx.post(base_a, params={"format": "ndjson"}, headers={"X-Auth-Token": token_a}).json()
+        assert httpx.get(records_link["link"]).status_code == 429  # a records link is refused before converting
         assert len(records(server, token_a, action="link.download")) == 3
         other_link, token_b, _ = links["proj-b"]
         assert httpx.get(other_link).status_code == 200
         assert len(records(server, token_b, project_id="proj-b", action="link.download")) == 1
+
+
+def test_a_journal_file_removed_under_the_server_is_opened_anew(dcslog_server, redis_standalone, tmp_path):
+    """The journal file deleted while the API runs (an operator, a restore): the next link made is
+    recorded in a new file that the API and the CLI both read — never into the deleted file. The
+    CLI, which only reads, does not create the file itself."""
+    server = dcslog_server
+    base, token, _ = collected_file(server, redis_standalone, tmp_path)
+    assert httpx.post(base, headers={"X-Auth-Token": token, "X-Request-Id": "before"}).status_code == 200
+    journal = Path(server.settings.data_dir) / "dcslog-audit.db"
+    for name in ("dcslog-audit.db", "dcslog-audit.db-wal", "dcslog-audit.db-shm"):
+        (journal.parent / name).unlink(missing_ok=True)
+    assert server.cli("audit", "list", "--project-id", "proj-a", "--action", "link.create")["total_num"] == 0
+    assert not journal.exists()  # the CLI only reads
+    assert httpx.post(base, headers={"X-Auth-Token": token, "X-Request-Id": "after"}).status_code == 200
+    assert journal.exists() and journal.stat().st_mode & 0o777 == 0o600
+    assert [r["request_id"] for r in records(server, token, action="link.create")] == ["after"]
+    listed = server.cli("audit", "list", "--project-id", "proj-a", "--action", "link.create")
+    assert [r["request_id"] for r in listed["records"]] == ["after"]
+
+
+def test_processes_opening_a_new_journal_together_all_succeed(tmp_path):
+    """API processes started together on a fresh install each create the journal's table: none
+    fails on the others' (CREATE … IF NOT EXISTS, not a look first)."""
+    script = ("import asyncio, sys\n"
+              "from dcslog.db.session import open_audit_journal\n"
+              "async def main():\n"
+              "    engine = await open_audit_journal(sys.argv[1])\n"
+              "    await engine.dispose()\n"
+              "asyncio.run(main())\n")
+    for trial in range(5):
+        url = f"sqlite+aiosqlite:///{tmp_path / f'trial{trial}' / 'dcslog.db'}"
+        started = [subprocess.Popen([sys.executable, "-c", script, url], stderr=subprocess.PIPE)
+                   for _ in range(4)]
+        failures = [p.communicate(timeout=60)[1].decode() for p in started if p.wait(timeout=60) != 0]
+        assert failures == [], failures[0]
+        with contextlib.closing(sqlite3.connect(tmp_path / f"trial{trial}" / "dcslog-audit.db")) as db:
+            indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert {"ix_audit_records_time", "ix_audit_records_project_time"} <= indexes
+
+
+def test_a_page_ends_at_most_ten_thousand_records_deep(dcslog_server):
+    """The listing merges two files' first offset + limit records on the event loop: bounded, as
+    search APIs bound their result windows; the bound is said in the error."""
+    server = dcslog_server
+    token = server.cli("token", "create", "--project-id", "proj-a")["token"]
+    assert trail(server, token, offset=9000, limit=1000)["records"] == []
+    deep = httpx.get(f"{server.url}/v2/proj-a/audit", params={"offset": 9001, "limit": 1000},
+                     headers={"X-Auth-Token": token})
+    assert (deep.status_code, deep.json()["error_code"]) == (400, "DCS.4800")
+    assert "10000" in deep.json()["error_ext_msg"]

@@ -551,6 +551,20 @@ def test_docker_escapes_round_trip():
     assert containers.unwrap_lines("docker", lines) == b"".join(t + b"\n" for t in texts)
 
 
+def test_a_torn_or_hostile_docker_line_is_no_wrapper_line():
+    """A line cut by a crash mid-write with the next one appended to it (a bare quote inside the
+    text: Go escapes every one) is damaged, not text; nor is JSON nested past the parser's depth."""
+    whole = wrap("docker", 5, b"stdout", b"1:M 06 Dec 2026 10:00:00.000 * Ready", False)
+    torn = b'{"log":"1:M 06 Dec 2026 10:00:00.000 * Half writ' + whole
+    assert json.loads(whole) and containers.parse("docker", whole) is not None
+    with pytest.raises(ValueError):
+        json.loads(torn)
+    assert containers.parse("docker", torn) is None
+    assert containers.unwrap_lines("docker", torn + whole) == b"1:M 06 Dec 2026 10:00:00.000 * Ready\n"
+    nested = b"[" * 200_000 + b"\n"
+    assert containers.parse("docker", nested) is None
+
+
 
 def test_records_near_the_present_unwrap_the_newest_part_alone(tmp_path, monkeypatch):
     """A follow's poll or the last minutes of a big container log: what is read is about the
@@ -589,6 +603,28 @@ def test_the_agent_serves_a_container_directory_it_allows(tmp_path):
     assert _allowed(str(pod), (tmp_path / "pods",)) == pod
     with pytest.raises(errors.Forbidden):
         _allowed(str(tmp_path / "pods"), (pod,))
+
+
+def test_the_agent_follows_no_link_out_of_what_it_allows(tmp_path):
+    """A pod directory (or a log file) inside an allowed directory whose log links outside it: the
+    link's target and its rotated siblings would be read; refused, as the target itself is."""
+    from dcslog import errors
+    from dcslog.agent.server import _allowed
+
+    allowed = tmp_path / "pods"
+    pod = allowed / "ns_pod_uid" / "redis"
+    pod.mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "redis.log").write_text("secret\n")
+    (outside / "redis.log.1").write_text("older secret\n")
+    (pod / "0.log").symlink_to(outside / "redis.log")
+    for asked in (pod, pod / "0.log", outside / "redis.log"):
+        with pytest.raises(errors.Forbidden):
+            _allowed(str(asked), (allowed,))
+    (pod / "0.log").unlink()
+    (pod / "0.log").write_text("")  # a real log inside: served
+    assert _allowed(str(pod), (allowed,)) == pod
 
 
 def test_importing_a_directory_with_no_container_log_warns(dcslog_server, redis_node_factory, tmp_path, capsys):

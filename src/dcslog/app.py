@@ -39,7 +39,7 @@ def _resources(run_worker: bool):
         from dcslog.db.session import create_engine, create_sessionmaker, upgrade
         from dcslog.keys import Keyring, load_server_key
         from dcslog.pacing import watch_loop
-        from dcslog.services.audit import DownloadBudget, open_journal
+        from dcslog.services.audit import DownloadBudget, Journal
         from dcslog.state import DOWNLOAD_BUDGET, ENGINE, JOURNAL, KEYRING, SESSIONMAKER, SETTINGS, STORE
         from dcslog.storage import open_object_store
 
@@ -53,7 +53,7 @@ def _resources(run_worker: bool):
         app[ENGINE] = engine
         app[SESSIONMAKER] = create_sessionmaker(engine, read_cache, inline_reads)
         # SQLite: the journal's file of its own (services/audit.Journal).
-        app[JOURNAL], journal_engine = await open_journal(url, app[SESSIONMAKER])
+        app[JOURNAL] = await Journal.open(url, app[SESSIONMAKER])
         app[DOWNLOAD_BUDGET] = DownloadBudget(settings.downloads_per_minute)
         app[KEYRING] = Keyring(load_server_key(settings))
         app[STORE] = await asyncio.to_thread(open_object_store, settings)
@@ -82,8 +82,6 @@ def _resources(run_worker: bool):
             await metrics_listener.cleanup()
         read_cache.close()
         inline_reads.close()
-        app[JOURNAL].close()
-        if journal_engine is not None:
-            await journal_engine.dispose()
+        await app[JOURNAL].close()
         await engine.dispose()
     return resources

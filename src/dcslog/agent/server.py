@@ -30,6 +30,7 @@ from dcslog.httpserver import REQUEST_ID, dcs_envelope, run_app
 from dcslog.runlog.grammar import Clock
 from dcslog.runlog.records import Checkpoint, Filters, Scan, first_time, host_segments, record_to_wire, scan_node
 from dcslog.runlog.slicer import SourceChanged, UnknownLogFormat, iter_day
+from dcslog.runlog.sources import log_sources
 from dcslog.signing import SignedRequest, parse_authorization, verify_signature
 
 log = logging.getLogger("dcslog.agent")
@@ -49,6 +50,12 @@ def _allowed(path: str, allowed_dirs: tuple[Path, ...]) -> Path:
     if not any(resolved.parent == d or d in resolved.parents or (resolved == d and resolved.is_dir())
                for d in allowed_dirs):
         raise errors.Forbidden(f"{path} is outside the directories this agent serves.")
+    # What the path stands for — a directory's container logs, a link's target and its rotated
+    # siblings — must be inside them too: a link in an allowed directory is no way out of it.
+    for source in log_sources(str(resolved)):
+        real = Path(os.path.realpath(source))
+        if not any(d in real.parents for d in allowed_dirs):
+            raise errors.Forbidden(f"{path} links outside the directories this agent serves.")
     return resolved
 
 

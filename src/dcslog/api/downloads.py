@@ -207,7 +207,10 @@ FILE_HEADERS = {
                    Fail(404, "The file is gone (retention) or being collected again", ("DCS.4001",)),
                    Fail(412, "If-Match / If-Unmodified-Since failed", ("DCS.4800",)),
                    Fail(416, "Range not satisfiable", ("DCS.4800",), headers={
-                       "Content-Range": {"required": False, "schema": string(pattern="^bytes \\*/[0-9]+$")}})])
+                       "Content-Range": {"required": False, "schema": string(pattern="^bytes \\*/[0-9]+$")}}),
+                   Fail(429, "The project's downloads a minute (DCSLOG_DOWNLOADS_PER_MINUTE) reached on this API "
+                             "process", ("APIGW.0308",), headers={
+                       "Retry-After": {"required": True, "schema": string(pattern="^[0-9]+$")}})])
 async def download_redislog(request: web.Request) -> web.StreamResponse:
     if _asked_format(request) == redislog.NDJSON:
         return await _download_records(request)
@@ -281,6 +284,8 @@ async def _download_records(request: web.Request) -> web.StreamResponse:
                 async with request.app[SESSIONMAKER]() as session:
                     row, link_id, instance, plan = await redislog.records_for_download(
                         session, request.app[KEYRING], request.match_info["token"])
+                if request.method != "HEAD":  # past the budget, before the conversion is paid for
+                    request.app[DOWNLOAD_BUDGET].check(row.project_id)
                 sources, items = await stream.call(records.export, [plan], query, store, instance.timezone, stack)
                 if sources[0]["collected_days"]:
                     break

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -69,6 +70,7 @@ QUERY_PARAMS = [START_TIME, END_TIME, KEYWORD, CASE, LEVEL, ROLE, RECORD_LIMIT, 
 ACCEPT = Header("Accept", f"{NDJSON}: every matching record, one JSON object a line, streamed without paging")
 LAST_EVENT_ID = Header("Last-Event-ID", "with follow=true: continue after this record id (as cursor does)")
 EVENT_STREAM = "text/event-stream"
+log = logging.getLogger(__name__)
 #: Seconds between two reads of the nodes while following, and between heartbeats when nothing comes.
 FOLLOW_POLL = 0.25
 HEARTBEAT = 15.0
@@ -164,6 +166,9 @@ async def _send_follow(request: web.Request, response: web.StreamResponse, follo
                     await response.write(f"event: error\ndata: {json.dumps(refused.body())}\n\n".encode())
                     await response.write_eof()
                 return response
+            except Exception as exc:  # noqa: BLE001 - the database unreachable a moment: no revocation
+                # could be committed meanwhile either; the stream goes on, and looks again next time.
+                log.warning("follow: could not look at the caller's standing: %r", exc)
         now_ms = int(time.time() * 1000)
         found, sources = await asyncio.to_thread(follower.poll, now_ms, end if end < records.MAX_MS else None)
         events = []

@@ -113,19 +113,29 @@ def audit_journal_url(url: str) -> str | None:
         hide_password=False)
 
 
-async def open_audit_journal(url: str) -> AsyncEngine | None:
+async def open_audit_journal(url: str, *, create: bool = True) -> AsyncEngine | None:
     """The engine of ``audit_journal_url(url)``, its one table created if missing (owner-only file),
-    or None when the records go to the database at ``url``. Its schema is ``AuditRecord``'s: a
-    migration that changes ``audit_records`` changes this file's table too (none has)."""
+    or None when the records go to the database at ``url`` (or, with ``create`` false, when the file
+    does not exist). Its schema is ``AuditRecord``'s: a migration that changes ``audit_records``
+    changes this file's table too (none has). Processes starting together may all create it:
+    ``IF NOT EXISTS``, not a look first."""
     journal_url = audit_journal_url(url)
     if journal_url is None:
         return None
+    path = sqlite_file(journal_url)
+    if not create and (path is None or not os.path.isfile(path)):
+        return None
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
     from dcslog.db.models import AuditRecord
 
+    table = cast(Table, AuditRecord.__table__)
     engine = create_engine(journal_url)
     try:
         async with engine.begin() as connection:
-            await connection.run_sync(lambda sync: cast(Table, AuditRecord.__table__).create(sync, checkfirst=True))
+            await connection.execute(CreateTable(table, if_not_exists=True))
+            for index in table.indexes:
+                await connection.execute(CreateIndex(index, if_not_exists=True))
     except BaseException:
         await engine.dispose()
         raise

@@ -132,7 +132,9 @@ def _docker(line: bytes) -> Piece | None:
         if k > 0:
             raw = line[8:k]
             full = raw.endswith(b"\\n")
-            if b"\\" not in (raw[:-2] if full else raw):
+            # No quote either: Go escapes every one, so a bare quote is a torn line's end (a crash
+            # mid-write, the next line appended to it) — parsed, and refused, below.
+            if b"\\" not in (raw[:-2] if full else raw) and b'"' not in raw:
                 s = k + len(_DOCKER_STREAM)
                 q = line.find(b'"', s)
                 if line.startswith(_DOCKER_TIME, q) and line.endswith(b'"}\n'):
@@ -145,7 +147,7 @@ def _docker_slow(line: bytes) -> Piece | None:
 
     try:
         obj = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth: no wrapper line
         return None
     if not isinstance(obj, dict) or not isinstance(obj.get("time"), str) \
             or not isinstance(obj.get("log", ""), str) or not isinstance(obj.get("stream", ""), str):
@@ -462,7 +464,8 @@ def unwrap_lines(kind: str, data: bytes) -> bytes:
                else _inner(kind, line) for line in lines]
     else:
         out = [line[8:k] + b"\n" if (k := line.find(_DOCKER_STDOUT, 8)) > 0 and line.find(b"\\", 8, k) < 0
-               and line.startswith(_DOCKER_LOG) else _docker_inner(line, k) for line in lines]
+               and line.find(b'"', 8, k) < 0 and line.startswith(_DOCKER_LOG) else _docker_inner(line, k)
+               for line in lines]
     return b"".join(out)
 
 
@@ -472,7 +475,7 @@ def _docker_inner(line: bytes, k: int) -> bytes:
     a backslash left over means one was something else, and then the line is parsed."""
     if k > 0 and line.startswith(_DOCKER_LOG):
         text = line[8:k].replace(b"\\u003c", b"<").replace(b"\\u003e", b">").replace(b"\\u0026", b"&")
-        if b"\\" not in text:
+        if b"\\" not in text and b'"' not in text:
             return text + b"\n"
     return _inner(DOCKER, line)
 

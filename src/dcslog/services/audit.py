@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import logging
 import math
 import os
 import sqlite3
@@ -48,10 +49,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from dcslog import errors
 from dcslog.db import queries
 from dcslog.db.models import AuditRecord
-from dcslog.db.session import audit_journal_url, create_sessionmaker, inline_writer_engine, open_audit_journal
+from dcslog.db.session import (
+    audit_journal_url,
+    create_sessionmaker,
+    inline_writer_engine,
+    open_audit_journal,
+    sqlite_file,
+)
 from dcslog.observability import JOURNAL_WAITS
 from dcslog.roles import Caller
 from dcslog.services.common import dcs_time, utcnow
+
+log = logging.getLogger(__name__)
 
 ACTIONS = ("instance.import", "instance.refresh", "instance.remove", "credential.create", "credential.revoke",
            "token.create", "token.revoke", "runlog.collect", "link.create", "link.download", "link.revoke",
@@ -59,6 +68,9 @@ ACTIONS = ("instance.import", "instance.refresh", "instance.remove", "credential
 ACTOR_TYPES = ("access_key", "token", "link", "system")
 SUCCEEDED, FAILED, UNCHANGED = "succeeded", "failed", "unchanged"
 OUTCOMES = (SUCCEEDED, FAILED, UNCHANGED)
+#: How deep a page of the trail may end (offset + limit): a merge of two files' first records is
+#: built on the event loop (ORM rows), so it is bounded; as search APIs bound result windows.
+MAX_WINDOW = 10_000
 #: The actor of dcslog's own actions (automatic capture): the tasks' ``user_name``, too.
 SERVICE_USER = "dcslog"
 
@@ -115,24 +127,58 @@ class Journal:
     """Records of actions that write nothing else — a link made, a download released — committed
     in groups: each caller waits until its own record is committed (and is refused if that
     fails), but the records of requests arriving together share one transaction. One per API
-    process (``state.JOURNAL``).
+    process (``state.JOURNAL``), made by ``open`` and closed by ``close``.
 
     On SQLite they go to a file of their own (``db.session.audit_journal_url``): a commit to the
     main file would change its ``data_version`` and empty every API process's read cache, and
-    take the single writer's turn. There a group is committed on the loop's own thread (``inline``:
-    a WAL append, ~0.2 ms, against ~2 ms through aiosqlite's thread hops), and only when another
-    connection holds the file's lock through ``sessionmaker``, which waits its turn
-    (docs/design.md, "Audit trail", has the figures). Reads of the trail (``list_audit``) and its
-    retention sweep cover both files; ``own_sessions`` is that file's sessions, None where the
-    records go to the main database."""
+    take the single writer's turn. There a group is committed on the loop's own thread (a WAL
+    append, ~0.2 ms, against ~2 ms through aiosqlite's thread hops), and only when another
+    connection holds the file's lock through aiosqlite, which waits its turn (docs/design.md,
+    "Audit trail", has the figures). A file removed or replaced under the process is opened anew
+    (and created: as at a start) before the next commit — never written to where no one reads.
+    Reads of the trail (``list_audit``) and its retention sweep cover both files;
+    ``own_sessions`` is that file's sessions, None where the records go to the main database."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *, own_database: bool = False,
-                 inline: Engine | None = None):
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], database_url: str | None = None):
+        self._main_sessionmaker = sessionmaker
         self._sessionmaker = sessionmaker
-        self._inline = inline
-        self.own_sessions = sessionmaker if own_database else None
+        self._database_url = database_url  # set: the records go to a file of their own
+        self._path: str | None = None
+        self._identity: tuple[int, int] | None = None
+        self._engine: AsyncEngine | None = None
+        self._inline: Engine | None = None
+        self.own_sessions: async_sessionmaker[AsyncSession] | None = None
         self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(cls, database_url: str, sessionmaker: async_sessionmaker[AsyncSession]) -> Journal:
+        """The journal of the database at ``database_url`` (whose sessions ``sessionmaker`` makes)."""
+        if audit_journal_url(database_url) is None:
+            return cls(sessionmaker)
+        journal = cls(sessionmaker, database_url)
+        await journal._open_file()
+        return journal
+
+    async def _open_file(self) -> None:
+        assert self._database_url is not None
+        journal_url = audit_journal_url(self._database_url)
+        engine = await open_audit_journal(self._database_url)
+        assert engine is not None and journal_url is not None
+        self._engine, self._inline = engine, inline_writer_engine(journal_url)
+        self._sessionmaker = self.own_sessions = create_sessionmaker(engine)
+        self._path = sqlite_file(journal_url)
+        self._identity = _file_identity(self._path) if self._path else None
+
+    async def _close_file(self) -> None:
+        if self._inline is not None:
+            self._inline.dispose()
+        if self._engine is not None:
+            await self._engine.dispose()
+        self._engine = self._inline = None
+
+    async def close(self) -> None:
+        await self._close_file()
 
     async def record(self, actor: Actor, action: str, *, project_id: str, instance_id: str | None = None,
                      target: str | None = None) -> None:
@@ -160,6 +206,12 @@ class Journal:
                         done.set_result(None)
 
     async def _commit(self, rows: list[dict[str, Any]]) -> None:
+        if self._path is not None and _file_identity(self._path) != self._identity:
+            # Removed or replaced (an operator, a restore): the connections held would write into a
+            # file no one reads any more.
+            log.warning("the audit journal %s was removed or replaced: opening it anew", self._path)
+            await self._close_file()
+            await self._open_file()
         # One executemany, no unit of work: the rows are only ever inserted.
         if self._inline is not None:
             try:
@@ -174,26 +226,19 @@ class Journal:
             await session.execute(insert(AuditRecord), rows)
             await session.commit()
 
-    def close(self) -> None:
-        if self._inline is not None:
-            self._inline.dispose()
+
+def _file_identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _busy(exc: OperationalError) -> bool:
     """SQLite's "busy"/"locked" (another connection holds the lock), as opposed to a real failure."""
     code = getattr(exc.orig, "sqlite_errorcode", None)
     return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-
-
-async def open_journal(database_url: str,
-                       sessionmaker: async_sessionmaker[AsyncSession]) -> tuple[Journal, AsyncEngine | None]:
-    """The API process's journal for the database at ``database_url`` (whose sessions ``sessionmaker``
-    makes), and the engine of its file of its own to dispose of at the end (SQLite), or None."""
-    engine = await open_audit_journal(database_url)
-    if engine is None:
-        return Journal(sessionmaker), None
-    inline = inline_writer_engine(audit_journal_url(database_url) or "")
-    return Journal(create_sessionmaker(engine), own_database=True, inline=inline), engine
 
 
 class DownloadBudget:
@@ -209,26 +254,35 @@ class DownloadBudget:
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}  # project → (tokens, when counted)
 
+    def check(self, project_id: str) -> None:
+        """Raise ``Throttled`` now if ``take`` would: for a download whose preparation costs (a
+        records link converts), before it is paid for."""
+        self._count(project_id, take=False)
+
     def take(self, project_id: str) -> None:
         """Count one download of ``project_id``, or raise ``Throttled`` (with when to retry)."""
+        self._count(project_id, take=True)
+
+    def _count(self, project_id: str, *, take: bool) -> None:
         if self._per_minute <= 0:
             return
         now = self._clock()
         tokens, then = self._buckets.get(project_id, (float(self._per_minute), now))
         tokens = min(float(self._per_minute), tokens + (now - then) * self._per_minute / 60)
+        self._buckets[project_id] = (tokens - 1 if take and tokens >= 1 else tokens, now)
         if tokens < 1:
-            self._buckets[project_id] = (tokens, now)
             raise errors.Throttled(
                 f"This project's downloads through links reached {self._per_minute} a minute on this server.",
                 retry_after=math.ceil((1 - tokens) * 60 / self._per_minute))
-        self._buckets[project_id] = (tokens - 1, now)
 
 
 @contextlib.asynccontextmanager
 async def journal_sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession] | None]:
     """Sessions of the journal's file of its own beside the database at ``database_url`` (SQLite),
-    opened (and created) for the block; None where the journal's records are in that database."""
-    engine = await open_audit_journal(database_url)
+    opened for the block; None where the journal's records are in that database, or where its file
+    does not exist (yet): nothing to read or sweep, and a command run by another user (root) must
+    not create a file the service's user then cannot open."""
+    engine = await open_audit_journal(database_url, create=False)
     if engine is None:
         yield None
         return
@@ -262,7 +316,11 @@ async def list_audit(session: AsyncSession, journal: async_sessionmaker[AsyncSes
     ``link.download`` record names the link's maker (its ``link.create`` record), when kept.
     ``journal``: the sessions of the journal's file of its own (``Journal.own_sessions``,
     ``journal_sessions``), or None. With such a file, the page is merged from both files' first
-    ``offset + limit`` (an admin's occasional read; the trail's paging is by offset anyway)."""
+    ``offset + limit`` (an admin's occasional read; the trail's paging is by offset anyway), which
+    is why a page ends at most ``MAX_WINDOW`` records deep: deeper, narrow the time window."""
+    if offset + limit > MAX_WINDOW:
+        raise errors.InvalidParameter("offset", f"offset + limit may reach {MAX_WINDOW} at most: page within a "
+                                                "narrower start_time/end_time window instead.")
     async def page(each: AsyncSession, offset: int, limit: int) -> tuple[int, list[AuditRecord]]:
         return await queries.audit_page(each, project_id, offset=offset, limit=limit, start=start, end=end,
                                         action=action, instance_id=instance_id, actor=actor)
