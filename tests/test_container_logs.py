@@ -566,6 +566,34 @@ def test_a_torn_or_hostile_docker_line_is_no_wrapper_line():
 
 
 
+def test_a_wrapper_line_too_long_to_be_one_is_skipped_never_held(tmp_path):
+    """The runtimes cut lines into 16 KiB pieces: a wrapper line over MAX_WRAPPER_LINE is damaged
+    or hostile (a small gzip copy can hold gigabytes in one line). Every reading — forward,
+    backward, unwrapping a range, a gzip copy's lines and its unwrapped stream — skips it to its
+    end and reads the lines around it as they are."""
+    import gzip
+    import io
+
+    huge = b"x" * (3 * containers.MAX_WRAPPER_LINE)
+    before = [wrap("docker", 5 + i, b"stdout", f"1:M 06 Dec 2026 10:00:0{i}.000 * before {i}".encode(), False)
+              for i in range(3)]
+    after = [wrap("docker", 9 + i, b"stdout", f"1:M 06 Dec 2026 10:00:0{i}.500 * after {i}".encode(), False)
+             for i in range(3)]
+    for damaged in (b'{"log":"' + huge + b"\n", huge + b"\n"):
+        data = b"".join(before) + damaged + b"".join(after)
+        path = tmp_path / "c-json.log"
+        path.write_bytes(data)
+        expected = b"".join(containers.parse("docker", line).inner for line in before + after)
+        with open(path, "rb") as f:
+            source = containers.WrappedSource(f.fileno(), len(data), "docker")
+            assert b"".join(source.unwrap(0, len(data))) == expected
+            assert [line for _, line in source.lines(0, len(data))] == before + after
+            assert [line for _, line in source.lines_backward(len(data))] == list(reversed(before + after))
+        assert list(containers.bounded_lines(gzip.GzipFile(fileobj=io.BytesIO(gzip.compress(data))))) == before + after
+        reader = containers.UnwrappedReader(gzip.GzipFile(fileobj=io.BytesIO(gzip.compress(data))), "docker")
+        assert reader.read() == expected
+
+
 def test_records_near_the_present_unwrap_the_newest_part_alone(tmp_path, monkeypatch):
     """A follow's poll or the last minutes of a big container log: what is read is about the
     newest part of the file, not the file."""

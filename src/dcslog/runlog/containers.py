@@ -67,6 +67,11 @@ DETECT_BYTES = 4096
 _PROBE = 4096
 #: Read size when unwrapping a range.
 _BLOCK = 1 << 20
+#: The longest wrapper line read as one. The runtimes cut a line into 16 KiB pieces (json-file,
+#: containerd, CRI-O); escaped, a piece's wrapper line stays below 100 KiB. A longer one is damaged
+#: or hostile (a gzip copy a few MiB big can hold a line of gigabytes): skipped to its end, never
+#: held — what a plain log's reading bounds the same way ("a huge line comes in pieces").
+MAX_WRAPPER_LINE = 1 << 20
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DOCKER_LOG = b'{"log":"'
 _DOCKER_STREAM = b'","stream":"'
@@ -235,6 +240,20 @@ class WrappedSource:
                 i = nl + 1
             carry = data[i:]
             pos += len(block)
+            if len(carry) > MAX_WRAPPER_LINE:  # damaged: skipped to its end
+                pos, carry = self._next_line_start(pos), b""
+
+    def _next_line_start(self, x: int) -> int:
+        """The offset after the first newline at or after ``x`` (the size: none)."""
+        while x < self.size:
+            block = self._read(min(_BLOCK, self.size - x), x)
+            if not block:
+                break
+            nl = block.find(b"\n")
+            if nl >= 0:
+                return x + nl + 1
+            x += len(block)
+        return self.size
 
     def lines_backward(self, end: int) -> Iterator[tuple[int, bytes]]:
         """(offset, line) of the wrapper lines ending at or before ``end`` (a line start or the
@@ -250,6 +269,9 @@ class WrappedSource:
                 raise _shrank()
             nl = block.rfind(b"\n", 0, len(block) - 1)
             if nl < 0 and start > 0:
+                if step > MAX_WRAPPER_LINE:  # damaged: skipped to its start
+                    top, step = self._line_start(start), _PROBE
+                    continue
                 step *= 2  # one line longer than the block
                 continue
             cut = top - start
@@ -358,18 +380,16 @@ class WrappedSource:
     def unwrap(self, start: int, end: int) -> Iterator[bytes]:
         """The Redis log's bytes carried by the wrapper lines starting in ``[start, end)`` (``end``
         a line start, or the size), read ``_BLOCK`` bytes at a time; one piece per read."""
-        pos, carry = start, b""
+        pos, carry, skipping = start, b"", False
         while pos < end:
             want = min(_BLOCK, end - pos)
             block = self._read(want, pos)
             if len(block) < want:
                 raise _shrank()
             pos += want
-            data = carry + block if carry else block
-            cut = data.rfind(b"\n") + 1
-            carry = data[cut:]  # a line that goes on in the next read (or is being written, at the end)
-            if cut:
-                yield unwrap_lines(self.kind, data[:cut] if carry else data)
+            complete, carry, skipping = complete_lines(carry, block, skipping)
+            if complete:
+                yield unwrap_lines(self.kind, complete)
 
     def leading(self, end: int, day: date, clock: Clock) -> Iterator[bytes]:
         """The lines before ``end`` (the first entry's offset, or the size) whose wrapper time is
@@ -394,6 +414,32 @@ def leading_pieces(pieces: Iterable[Piece | None], day: date, clock: Clock) -> I
         begins = not piece.partial
 
 
+def complete_lines(carry: bytes, block: bytes, skipping: bool) -> tuple[bytes, bytes, bool]:
+    """Of ``carry`` (an unfinished wrapper line) and the next ``block`` read: (the complete lines,
+    what is left of an unfinished one, whether a line over ``MAX_WRAPPER_LINE`` is being skipped).
+    Memory: at most that bound plus the block, whatever the line."""
+    if skipping:
+        nl = block.find(b"\n")
+        if nl < 0:
+            return b"", b"", True
+        block = block[nl + 1:]
+    data = carry + block if carry else block
+    cut = data.rfind(b"\n") + 1
+    rest = data[cut:]  # a line that goes on in the next read (or is being written, at the end)
+    if len(rest) > MAX_WRAPPER_LINE:
+        return data[:cut], b"", True
+    return data[:cut], rest, False
+
+
+def bounded_lines(f: _Readable) -> Iterator[bytes]:
+    """The complete lines of the stream ``f`` (a gzip copy), those over ``MAX_WRAPPER_LINE`` left
+    out, read ``_BLOCK`` at a time (``for line in f`` would hold any line whole)."""
+    carry, skipping = b"", False
+    while block := f.read(_BLOCK):
+        complete, carry, skipping = complete_lines(carry, block, skipping)
+        yield from complete.splitlines(keepends=True)
+
+
 def _shrank() -> OSError:
     from dcslog.runlog.slicer import SourceChanged  # (slicer imports this module)
 
@@ -409,6 +455,7 @@ class UnwrappedReader:
         self._raw, self._kind, self._chunk = raw, kind, chunk
         self._buf = bytearray()
         self._carry = b""
+        self._skipping = False
         self._eof = False
 
     def _fill(self) -> bool:
@@ -419,10 +466,8 @@ class UnwrappedReader:
         if not data:
             self._eof = True  # a last line without its newline was being written: left out
             return False
-        data = self._carry + data if self._carry else data
-        cut = data.rfind(b"\n") + 1
-        self._buf += unwrap_lines(self._kind, data[:cut])
-        self._carry = data[cut:]
+        complete, self._carry, self._skipping = complete_lines(self._carry, data, self._skipping)
+        self._buf += unwrap_lines(self._kind, complete)
         return True
 
     def read(self, n: int = -1) -> bytes:

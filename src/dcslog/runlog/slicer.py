@@ -38,7 +38,15 @@ from collections.abc import Iterator
 from datetime import date, tzinfo
 from io import BufferedIOBase, RawIOBase
 
-from dcslog.runlog.containers import DETECT_BYTES, UnwrappedReader, WrappedSource, detect, leading_pieces, parse
+from dcslog.runlog.containers import (
+    DETECT_BYTES,
+    UnwrappedReader,
+    WrappedSource,
+    bounded_lines,
+    detect,
+    leading_pieces,
+    parse,
+)
 from dcslog.runlog.grammar import FORMATS, PREFIX_MAX, Clock
 from dcslog.runlog.search import BufferSource, FileSource, day_bounds, is_head_of, last_dated, next_dated
 from dcslog.runlog.sources import log_sources
@@ -323,7 +331,7 @@ def _gz_leading(f: RawIOBase, kind: str, day: date, clock: Clock) -> Iterator[by
     f.seek(0)
     try:
         with gzip.GzipFile(fileobj=f) as g:
-            yield from leading_pieces((parse(kind, line) for line in g), day, clock)
+            yield from leading_pieces((parse(kind, line) for line in bounded_lines(g)), day, clock)
     finally:
         f.seek(0)
 
