@@ -402,7 +402,10 @@ def test_collect_link_download_revoke_on_both_backends(backend_env, dcslog_env, 
         assert len(records(server, token, action="credential.create")) == 1
 
 
-def test_the_retention_sweep_deletes_records_past_the_setting(dcslog_server_factory):
+def test_the_retention_sweep_deletes_records_past_the_setting(dcslog_server_factory, monkeypatch):
+    from dcslog.services import audit
+
+    monkeypatch.setattr(audit, "SWEEP_BATCH", 2)  # in batches: three old ones take two
     with dcslog_server_factory(run_worker=False, audit_retention_days="90") as server:
         token = server.cli("token", "create", "--project-id", "proj-a")["token"]
         now = utcnow()
@@ -423,7 +426,8 @@ def test_the_retention_sweep_deletes_records_past_the_setting(dcslog_server_fact
             engine = create_engine(server.settings.effective_database_url)
             try:
                 sessionmaker = create_sessionmaker(engine)
-                await add(sessionmaker, (91, "old", "token.create"), (89, "kept", "token.create"))
+                await add(sessionmaker, (91, "old", "token.create"), (95, "older", "token.create"),
+                          (120, "oldest", "token.create"), (89, "kept", "token.create"))
                 # On SQLite the records of links and downloads are in the journal's file of its own.
                 async with journal_sessions(server.settings.effective_database_url) as journal:
                     assert journal is not None

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, insert
+from sqlalchemy import CursorResult, delete, insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -71,6 +71,7 @@ OUTCOMES = (SUCCEEDED, FAILED, UNCHANGED)
 #: How deep a page of the trail may end (offset + limit): a merge of two files' first records is
 #: built on the event loop (ORM rows), so it is bounded; as search APIs bound result windows.
 MAX_WINDOW = 10_000
+SWEEP_BATCH = 10_000  # records deleted per transaction by the retention sweep
 #: The actor of dcslog's own actions (automatic capture): the tasks' ``user_name``, too.
 SERVICE_USER = "dcslog"
 
@@ -357,7 +358,14 @@ async def sweep_audit(session: AsyncSession, journal: async_sessionmaker[AsyncSe
         if journal is not None:
             sessions.append(await stack.enter_async_context(journal()))
         for each in sessions:
-            result = cast(CursorResult[Any], await each.execute(delete(AuditRecord).where(AuditRecord.time < before)))
-            await each.commit()
-            gone += result.rowcount or 0
+            # In batches, each its own transaction: a first sweep after a long stop (or a shorter
+            # retention) must not hold the journal's lock past a writer's busy timeout.
+            while True:
+                batch = select(AuditRecord.id).where(AuditRecord.time < before).limit(SWEEP_BATCH)
+                result = cast(CursorResult[Any], await each.execute(
+                    delete(AuditRecord).where(AuditRecord.id.in_(batch.scalar_subquery()))))
+                await each.commit()
+                gone += result.rowcount or 0
+                if (result.rowcount or 0) < SWEEP_BATCH:
+                    break
     return gone
