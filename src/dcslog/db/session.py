@@ -13,7 +13,7 @@ from urllib.request import pathname2url
 from sqlalchemy import Table, event, pool, text
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import inspect as inspect_database
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from dcslog.db.inline import INLINE_READS, InlineReads
@@ -140,23 +140,6 @@ async def open_audit_journal(url: str, *, create: bool = True) -> AsyncEngine | 
         await engine.dispose()
         raise
     return engine
-
-
-def inline_writer_engine(journal_url: str) -> Engine:
-    """A synchronous engine of the journal's SQLite file for commits run on the event loop's own
-    thread (``services/audit.Journal``): one connection, used from the loop only, with no busy
-    timeout — a loop must never wait for a lock; "busy" sends the commit to the waiting path."""
-    path = sqlite_file(journal_url)
-    if path is None:
-        raise ValueError("the journal's inline writer needs a SQLite file")
-    location = "file:" + pathname2url(os.path.abspath(path)) + "?mode=rw"
-
-    def connect() -> sqlite3.Connection:
-        connection = sqlite3.connect(location, uri=True, timeout=0, check_same_thread=False)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
-        return connection
-    return create_sync_engine("sqlite://", poolclass=pool.StaticPool, creator=connect)
 
 
 def is_postgresql(url: str) -> bool:

@@ -34,25 +34,22 @@ import getpass
 import logging
 import math
 import os
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, insert, select
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import CursorResult, Table, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from dcslog import errors
 from dcslog.db import queries
-from dcslog.db.models import AuditRecord
+from dcslog.db.inline import InlineInserts
+from dcslog.db.models import AuditRecord, new_audit_id
 from dcslog.db.session import (
     audit_journal_url,
     create_sessionmaker,
-    inline_writer_engine,
     open_audit_journal,
     sqlite_file,
 )
@@ -147,7 +144,7 @@ class Journal:
         self._path: str | None = None
         self._identity: tuple[int, int] | None = None
         self._engine: AsyncEngine | None = None
-        self._inline: Engine | None = None
+        self._inline: InlineInserts | None = None
         self.own_sessions: async_sessionmaker[AsyncSession] | None = None
         self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
@@ -166,14 +163,15 @@ class Journal:
         journal_url = audit_journal_url(self._database_url)
         engine = await open_audit_journal(self._database_url)
         assert engine is not None and journal_url is not None
-        self._engine, self._inline = engine, inline_writer_engine(journal_url)
-        self._sessionmaker = self.own_sessions = create_sessionmaker(engine)
         self._path = sqlite_file(journal_url)
+        assert self._path is not None
+        self._engine, self._inline = engine, InlineInserts(self._path, cast(Table, AuditRecord.__table__))
+        self._sessionmaker = self.own_sessions = create_sessionmaker(engine)
         self._identity = _file_identity(self._path) if self._path else None
 
     async def _close_file(self) -> None:
         if self._inline is not None:
-            self._inline.dispose()
+            self._inline.close()
         if self._engine is not None:
             await self._engine.dispose()
         self._engine = self._inline = None
@@ -186,7 +184,9 @@ class Journal:
         """Return once the record is committed; raise what the commit raised if it failed."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        self._pending.append((_values(actor, action, project_id, instance_id, target, SUCCEEDED), done))
+        values = _values(actor, action, project_id, instance_id, target, SUCCEEDED)
+        values["id"] = new_audit_id()  # the inline insert applies no column default
+        self._pending.append((values, done))
         if self._flushing is None or self._flushing.done():
             # A task of its own: a caller that goes away does not cancel the others' commit.
             self._flushing = loop.create_task(self._flush())
@@ -215,14 +215,9 @@ class Journal:
             await self._open_file()
         # One executemany, no unit of work: the rows are only ever inserted.
         if self._inline is not None:
-            try:
-                with self._inline.begin() as connection:
-                    connection.execute(insert(AuditRecord), rows)
+            if self._inline.insert(rows):
                 return
-            except OperationalError as exc:
-                if not _busy(exc):
-                    raise
-                JOURNAL_WAITS.inc()
+            JOURNAL_WAITS.inc()  # another connection holds the file: wait for it, off the loop
         async with self._sessionmaker() as session:
             await session.execute(insert(AuditRecord), rows)
             await session.commit()
@@ -234,12 +229,6 @@ def _file_identity(path: str) -> tuple[int, int] | None:
     except FileNotFoundError:
         return None
     return st.st_dev, st.st_ino
-
-
-def _busy(exc: OperationalError) -> bool:
-    """SQLite's "busy"/"locked" (another connection holds the lock), as opposed to a real failure."""
-    code = getattr(exc.orig, "sqlite_errorcode", None)
-    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 class DownloadBudget:
