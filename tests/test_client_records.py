@@ -534,7 +534,9 @@ class LiveLog:
         return printed
 
     def tail(self, *args: str, auth: str = "token") -> Tail:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DCSLOG_")}
+        # As a user runs it: stdout to a pipe is block-buffered (no PYTHONUNBUFFERED), so what is
+        # printed must be flushed record by record.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DCSLOG_") and k != "PYTHONUNBUFFERED"}
         env.update({"DCSLOG_ENDPOINT": self.url, "DCSLOG_PROJECT_ID": "proj-t",
                     "DCSLOG_PROFILE_FILE": "/nonexistent/profile.toml"})
         if auth == "token":
