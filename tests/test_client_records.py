@@ -7,6 +7,10 @@ short pages, empty ones even, while ``next_cursor`` is not null (as the real end
 bounds the bytes one request scans); with ``Accept: application/x-ndjson`` it streams
 every matching record. What the client should print is worked out here from the fake's
 data, by the test's own sorting, filtering and formatting.
+
+``logs tail -f`` is tested against the real thing instead (``LiveLog``): `dcslog serve` as a
+process, which a test can crash and start again, serving a real redis-server whose run log
+is a file the test writes; what should be printed is worked out from what the test wrote.
 """
 
 from __future__ import annotations
@@ -615,11 +619,19 @@ def test_tail_follow_prints_each_new_record_once_in_order(live):
         more = live.write(*(f"burst {i}" for i in range(50)))
         assert tail.take(len(more)) == more
         assert tail.quiet()  # nothing printed twice
+        # The log goes where dcslog does not look: the follow's sources say so, and the command warns;
+        # a new log there is followed on.
+        os.replace(live.log_file, f"{live.log_file}-elsewhere")
+        time.sleep(1.5)
+        live.log_file.write_bytes(b"")
+        back = live.write("in a new log")
+        assert tail.take(1) == back
         code, err = tail.stop()
     finally:
         tail.kill()
     assert code == 130, err
-    assert err.splitlines() == ["error: interrupted"]
+    assert err.splitlines() == [f"warning: {live.label} not read: log file {live.log_file} (and rotated copies) "
+                                "not found on this machine", "error: interrupted"]
     assert tail.lines.empty()
 
 
