@@ -7,10 +7,15 @@ short pages, empty ones even, while ``next_cursor`` is not null (as the real end
 bounds the bytes one request scans); with ``Accept: application/x-ndjson`` it streams
 every matching record. What the client should print is worked out here from the fake's
 data, by the test's own sorting, filtering and formatting.
+
+``logs tail -f`` is tested against the real thing instead (``LiveLog``): `dcslog serve` as a
+process, which a test can crash and start again, serving a real redis-server whose run log
+is a file the test writes; what should be printed is worked out from what the test wrote.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -25,11 +30,14 @@ from datetime import UTC, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
+import httpx
 import pytest
 
 from dcslog import cli, errors
 from dcslog.client.records import RecordPrinter
 from dcslog.signing import SignedRequest, parse_authorization, verify_signature
+from dcslog.testing.processes import stop_processes
+from dcslog.testing.waiting import answers, wait_for
 
 PROJECT, AK, SK = "proj-r", "AKRECORDSFAKE0000001", "secret-of-the-fake-endpoint"
 INSTANCE = "6d1c9d1e-3b54-4d43-9a5e-0c1f4f1e2a10"
@@ -453,75 +461,6 @@ def test_tail_prints_the_last_records_oldest_first(fake, capsys):
     assert code == 0 and out == ""
 
 
-def test_tail_follow_prints_each_new_record_once(fake, tmp_path):
-    t0 = now_ms() - 10_000
-    for i in range(6):
-        fake.add([A, B, C][i % 3], t0 + i * 100, "notice", f"before {i}")
-    before = everything(fake)
-    proc = subprocess.Popen([*DCSLOG, "logs", "tail", "--instance", INSTANCE, "-n", "4", "-f", "--interval", "0.2"],
-                            env=client_env(fake.url, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
-
-    def take(n: int, timeout: float = 15) -> list[str]:
-        got = []
-        deadline = time.monotonic() + timeout
-        while len(got) < n:
-            try:
-                got.append(lines.get(timeout=max(0.0, deadline - time.monotonic())).rstrip("\n"))
-            except queue.Empty:
-                raise AssertionError(f"expected {n} lines, got {got}") from None
-        return got
-
-    try:
-        assert take(4) == [line for r in before[-4:] for line in shown(r)]
-        # new entries on two nodes; then one on A written *after* B's newer one was read, with an
-        # earlier time (another host's clock): a cursor on the merged timeline would skip it.
-        t1 = now_ms()
-        new = [fake.add(A, t1, "warning", "new on A"), fake.add(B, t1 + 500, "notice", "new on B", lines=["more"])]
-        assert take(3) == [line for r in new for line in shown(r)]
-        late = fake.add(A, t1 + 200, "notice", "late on A")
-        assert take(1) == shown(late)
-        # a record of C at exactly the time of one already shown, and several at once, across pages
-        fake.budget = 2
-        batch = [fake.add(C, t1 + 500, "verbose", "tie on C")] + [fake.add(B, t1 + 600 + i) for i in range(5)]
-        assert take(6) == [line for r in sorted(batch, key=FakeRecords.key) for line in shown(r)]
-        time.sleep(1.5)  # several more polls: nothing is printed twice
-        assert lines.empty()
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 130, err
-    assert "error: interrupted" in err and "Traceback" not in err
-    assert lines.empty()
-    assert any(q["query"].get("cursor") == late["id"] for q in fake.requests)  # each node after its own newest
-
-
-def test_tail_follow_json_ends_with_the_interruption_as_a_line(fake, tmp_path):
-    record = fake.add(A, now_ms() - 5_000, "notice", "only")
-    proc = subprocess.Popen([*DCSLOG, "logs", "tail", "--instance", INSTANCE, "-f", "--json", "--interval", "0.2"],
-                            env=client_env(fake.url, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    try:
-        assert json.loads(proc.stdout.readline()) == record
-        fake.add(B, now_ms(), "warning", "then this")
-        second = json.loads(proc.stdout.readline())
-        assert second["message"] == "then this"
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 130, err
-    [last] = out.splitlines()
-    assert json.loads(last)["error"]["exit_status"] == 130
-
-
 def test_a_reader_that_goes_away_ends_the_search_quietly(fake, tmp_path):
     base = now_ms() - 30 * 60_000
     for i in range(5000):
@@ -538,3 +477,244 @@ def test_the_window_is_in_utc_unless_it_says(fake, capsys):
     query = fake.requests[-1]["query"]
     assert int(query["start_time"]) == int(datetime(2026, 11, 26, 6, tzinfo=UTC).timestamp() * 1000)
     assert int(query["end_time"]) == int(datetime(2026, 11, 26, 7, tzinfo=UTC).timestamp() * 1000)
+
+
+# -- tail -f against a real dcslog (`dcslog serve` as a process) and redis-server -------------------
+
+MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+
+
+def admin(*args: str) -> dict:
+    """An admin command in-process, on the database of the server the test started (DCSLOG_* set)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = cli.main([*args, "--json"])
+    assert code == 0, f"dcslog {' '.join(args)} failed"
+    return json.loads(out.getvalue())
+
+
+class LiveLog:
+    """A dcslog serving one instance (a real redis-server) whose run log is a file this test writes:
+    what each entry written looks like when `logs tail` prints it is kept in ``shown``."""
+
+    def __init__(self, tmp_path, redis) -> None:
+        self.env = {**os.environ, "DCSLOG_CLOCK_SKEW": "3"}  # a stale signature is refused within seconds
+        self.url = f"http://127.0.0.1:{os.environ['DCSLOG_PORT']}"
+        self.log_file = tmp_path / "redis.log"
+        self.log_file.write_bytes(b"")
+        self.server: subprocess.Popen | None = None
+        self.start()
+        imported = admin("instances", "import", "--project-id", "proj-t", "--name", "tail", "--redis", redis.url,
+                         "--log-file", f"{redis.address}={self.log_file}")
+        self.instance = imported["instance_id"]
+        self.label = redis.address
+        self.key = admin("credentials", "create", "--project-id", "proj-t", "--role", "viewer")
+        self.token = admin("token", "create", "--project-id", "proj-t", "--role", "viewer")
+        self.shown: list[str] = []  # every entry written, as the client should print it
+
+    def start(self) -> None:
+        self.server = subprocess.Popen([*DCSLOG, "serve", "--no-worker"], env=self.env, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL)
+        wait_for(lambda: answers(self.url), timeout=30, what="dcslog serve to answer")
+
+    def kill(self) -> None:
+        """A crash: the connections it held are cut, nothing is said on them."""
+        assert self.server is not None
+        self.server.kill()
+        self.server.wait()
+
+    def write(self, *messages: str, moment: datetime | None = None, lines: tuple[str, ...] = ()) -> list[str]:
+        """Entries written now (or at ``moment``), each with ``lines`` below it; returns how each prints."""
+        printed = []
+        with open(self.log_file, "ab") as f:
+            for message in messages:
+                t = (moment or datetime.now(UTC)).astimezone(UTC)
+                ms = t.microsecond // 1000
+                f.write(f"4242:M {t.day:02d} {MONTHS[t.month - 1]} {t.year} {t:%H:%M:%S}.{ms:03d} * {message}\n"
+                        .encode() + b"".join(line.encode() + b"\n" for line in lines))
+                printed += [f"{t:%Y-%m-%d %H:%M:%S}.{ms:03d} {self.label} M * {message}"]
+                printed += ["    " + line for line in lines]
+        self.shown += printed
+        return printed
+
+    def tail(self, *args: str, auth: str = "token") -> Tail:
+        # As a user runs it: stdout to a pipe is block-buffered (no PYTHONUNBUFFERED), so what is
+        # printed must be flushed record by record.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DCSLOG_") and k != "PYTHONUNBUFFERED"}
+        env.update({"DCSLOG_ENDPOINT": self.url, "DCSLOG_PROJECT_ID": "proj-t",
+                    "DCSLOG_PROFILE_FILE": "/nonexistent/profile.toml"})
+        if auth == "token":
+            env["DCSLOG_TOKEN"] = self.token["token"]
+        else:
+            env.update({"DCSLOG_AK": self.key["access_key"], "DCSLOG_SK": self.key["secret_key"]})
+        return Tail([*DCSLOG, "logs", "tail", "--instance", self.instance, "-f", *args], env)
+
+    def close(self) -> None:
+        if self.server is not None:
+            stop_processes(self.server)
+
+
+class Tail:
+    """`dcslog logs tail -f` as a process, its stdout read line by line in a thread."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.reader = threading.Thread(target=lambda: [self.lines.put(line.rstrip("\n")) for line in self.proc.stdout],
+                                       daemon=True)
+        self.reader.start()
+
+    def take(self, n: int, timeout: float = 30) -> list[str]:
+        got: list[str] = []
+        deadline = time.monotonic() + timeout
+        while len(got) < n:
+            try:
+                got.append(self.lines.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                raise AssertionError(f"expected {n} lines, got {got}") from None
+        return got
+
+    def quiet(self, seconds: float = 3.0) -> bool:
+        """Nothing more printed for ``seconds`` (more than the follow's 2 s hold of a newest entry)."""
+        time.sleep(seconds)
+        return self.lines.empty()
+
+    def stop(self, sig: int | None = signal.SIGINT, timeout: float = 30) -> tuple[int, str]:
+        """Send ``sig`` (None: wait for it to end by itself); returns the exit status and stderr."""
+        if sig is not None:
+            self.proc.send_signal(sig)
+        self.proc.wait(timeout)  # stdout is the reader's, to its end
+        self.reader.join(10)
+        return self.proc.returncode, self.proc.stderr.read()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def live(dcslog_env, redis_standalone, tmp_path) -> Iterator[LiveLog]:
+    served = LiveLog(tmp_path, redis_standalone)
+    yield served
+    served.close()
+
+
+def test_tail_follow_prints_each_new_record_once_in_order(live):
+    before = [live.write(f"before {i}", lines=("  a continuation",) if i == 3 else ())
+              for i in range(5)]  # one entry each, but the fourth has a continuation line below it
+    tail = live.tail("-n", "2")
+    try:
+        assert tail.take(3) == before[3] + before[4]  # the last 2 records, oldest first
+        time.sleep(1.5)  # the follow is open now
+        # An entry reaching the log late, stamped just after the last record shown (another host's
+        # clock, a write that lagged): the follow starts strictly after that record, not "now".
+        last_shown = datetime.fromisoformat(tail_time(before[4][0]))
+        late = live.write("late but after the last shown", moment=last_shown + timedelta(milliseconds=1))
+        new = live.write("new 0", "new 1", lines=("=== REDIS BUG REPORT START ===",)) + live.write("new 2")
+        assert tail.take(len(late + new)) == late + new
+        assert tail.quiet()
+        more = live.write(*(f"burst {i}" for i in range(50)))
+        assert tail.take(len(more)) == more
+        assert tail.quiet()  # nothing printed twice
+        # The log goes where dcslog does not look: the follow's sources say so, and the command warns;
+        # a new log there is followed on.
+        os.replace(live.log_file, f"{live.log_file}-elsewhere")
+        time.sleep(1.5)
+        live.log_file.write_bytes(b"")
+        back = live.write("in a new log")
+        assert tail.take(1) == back
+        code, err = tail.stop()
+    finally:
+        tail.kill()
+    assert code == 130, err
+    assert err.splitlines() == [f"warning: {live.label} not read: log file {live.log_file} (and rotated copies) "
+                                "not found on this machine", "error: interrupted"]
+    assert tail.lines.empty()
+
+
+def tail_time(line: str) -> str:
+    """The time a printed record starts with, as ISO 8601 in UTC (the instance's zone here)."""
+    day, clock = line.split(" ")[:2]
+    return f"{day}T{clock}+00:00"
+
+
+def test_tail_follow_goes_on_across_a_server_restart(live):
+    """The API process dies mid-follow (SIGKILL: its connections are cut, nothing said on them);
+    what is written while it is down and after it is back is printed once, in order, when a new
+    process serves again. The client signs afresh: the server here refuses a signature 3 s old."""
+    live.write("before 0", "before 1")
+    tail = live.tail("-n", "1", auth="aksk")
+    try:
+        assert tail.take(1) == live.shown[-1:]
+        first = live.write("to the first process 0", "to the first process 1")
+        assert tail.take(2) == first
+        time.sleep(max(0.0, tail.started + 6 - time.monotonic()))  # the first signature is stale now
+        live.kill()
+        down = live.write("while down 0", "while down 1", "while down 2")
+        time.sleep(1)  # the client tries to follow again, and is refused a connection
+        live.start()
+        back = live.write("to the second process 0", "to the second process 1")
+        assert tail.take(len(down + back)) == down + back
+        assert tail.quiet()
+        code, err = tail.stop()
+    finally:
+        tail.kill()
+    assert code == 130, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and warnings[0].endswith("; following again"), err
+    assert err.splitlines()[-1] == "error: interrupted" and "Traceback" not in err
+
+
+@pytest.mark.parametrize("revoked", ["token", "access key"])
+def test_tail_follow_ends_when_its_credential_is_revoked(live, revoked):
+    """The endpoint ends a revoked caller's follow with `event: error` (DCS.1001): the command ends
+    with it, as any DCS error ends a command (exit status 1, the error on stderr; with --json one
+    more line)."""
+    live.write("before")
+    if revoked == "token":
+        tail, revoke = live.tail("-n", "1"), ("token", "revoke", live.token["id"])
+        message = "The token has been revoked."
+    else:
+        tail, revoke = live.tail("-n", "1", "--json", auth="aksk"), ("credentials", "revoke", live.key["access_key"])
+        message = "The access key has been revoked."
+    try:
+        assert len(tail.take(1)) == 1
+        time.sleep(1.5)  # the follow is open
+        live.write("followed")
+        assert len(tail.take(1)) == 1
+        admin(*revoke[:2], "--project-id", "proj-t", revoke[2])
+        code, err = tail.stop(None, timeout=15)
+    finally:
+        tail.kill()
+    assert code == 1, err
+    [line] = err.splitlines()
+    assert line.startswith(f"error: DCS.1001: {message} [HTTP 401, request id ")
+    if revoked == "access key":
+        error = json.loads(tail.take(1)[0])["error"]
+        assert {k: error[k] for k in ("exit_status", "status", "error_code", "error_msg")} == \
+            {"exit_status": 1, "status": 401, "error_code": "DCS.1001", "error_msg": message}
+    assert tail.lines.empty()
+
+
+def test_tail_follow_json_is_the_records_as_sent_then_the_interruption(live):
+    live.write("only")
+    tail = live.tail("--json")
+    try:
+        first = json.loads(tail.take(1)[0])
+        assert first["message"] == "only" and first["level"] == "notice" and first["role"] == "master"
+        time.sleep(1.5)
+        live.write("then this")
+        second = json.loads(tail.take(1)[0])
+        assert second["message"] == "then this" and second["id"] != first["id"]
+        # each line is the record as the endpoint has it: the same as a search answers
+        headers = {"X-Auth-Token": live.token["token"]}
+        page = httpx.get(f"{live.url}/v2/proj-t/instances/{live.instance}/redislog/records", headers=headers).json()
+        assert page["records"] == [first, second]
+        code, err = tail.stop()
+    finally:
+        tail.kill()
+    assert code == 130, err
+    assert json.loads(tail.take(1)[0])["error"]["exit_status"] == 130

@@ -29,6 +29,9 @@ PAGE = 100
 RECORDS_PAGE_MAX = 1000
 NDJSON = "application/x-ndjson"
 SOURCES_HEADER = "X-Dcslog-Sources"  # the NDJSON answer's `sources`, as JSON
+EVENT_STREAM = "text/event-stream"
+# The follow sends a heartbeat after 15 s without a record: silence for three of them is a dead connection.
+FOLLOW_SILENCE = 45.0
 
 
 class ApiError(CommandFailed):
@@ -225,21 +228,46 @@ class DcsApi:
         ignored and ``cursor`` is where it starts): ``(sources, records)``, the sources from the
         ``X-Dcslog-Sources`` header (None without one). Records are read as the caller iterates;
         a stream that breaks off raises EndpointUnreachable."""
+        with self._stream(f"/instances/{_path(instance_id)}/redislog/records", query, NDJSON) as response:
+            yield _sources_header(response), _ndjson(response)
+
+    @contextmanager
+    def follow_redislog_records(self, instance_id: str, query: dict[str, Any], last_event_id: str | None = None
+                                ) -> Iterator[Iterator[tuple[str, Any]]]:
+        """The endpoint's follow of ``query`` (``follow=true``, Server-Sent Events), strictly after
+        the record ``last_event_id`` when given: ``(event, data)`` pairs as they come, ``data``
+        decoded (``("record", {…})``, ``("sources", […])``); heartbeats are skipped. An ``event:
+        error`` (the caller's token or key revoked, or expired, while following) raises its
+        ApiError. The iterator ends when the endpoint ends the stream; one that breaks off, or
+        stays silent past three heartbeats, raises EndpointUnreachable. Each call signs afresh."""
         import httpx
 
-        path = f"/instances/{_path(instance_id)}/redislog/records"
-        url, headers = self._prepare("GET", path, query, {"Accept": NDJSON})
+        extra = {"Last-Event-ID": last_event_id} if last_event_id else None
+        timeout = httpx.Timeout(FOLLOW_SILENCE, connect=self.http.timeout.connect)
+        with self._stream(f"/instances/{_path(instance_id)}/redislog/records", {**query, "follow": "true"},
+                          EVENT_STREAM, extra, timeout) as response:
+            yield _follow_events(response)
+
+    @contextmanager
+    def _stream(self, path: str, query: dict[str, Any], kind: str, extra_headers: dict[str, str] | None = None,
+                timeout: httpx.Timeout | None = None) -> Iterator[httpx.Response]:
+        """A GET answered as ``kind`` (its Accept), read as the caller goes: an error answer raises
+        ApiError, no answer or a stream that breaks off EndpointUnreachable."""
+        import httpx
+
+        url, headers = self._prepare("GET", path, query, {"Accept": kind, **(extra_headers or {})})
         streaming = False
         try:
-            with self.http.stream("GET", url, headers=headers) as response:
+            with self.http.stream("GET", url, headers=headers,
+                                  timeout=timeout or self.http.timeout) as response:
                 if response.status_code >= 400:
                     raise ApiError.from_response(response)
-                kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-                if kind != NDJSON:
-                    raise ApiError(response.status_code, None, f"the endpoint answered {kind or 'no content type'} "
-                                   f"where {NDJSON} was asked for", None, response.headers.get("X-Request-Id"))
+                answered = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+                if answered != kind:
+                    raise ApiError(response.status_code, None, f"the endpoint answered {answered or 'no content type'} "
+                                   f"where {kind} was asked for", None, response.headers.get("X-Request-Id"))
                 streaming = True
-                yield _sources_header(response), _ndjson(response)
+                yield response
         except httpx.TransportError as exc:
             if streaming:
                 raise EndpointUnreachable(f"the record stream from {self.config.endpoint} broke off: "
@@ -268,3 +296,35 @@ def _ndjson(response: httpx.Response) -> Iterator[dict]:
             raise ApiError(response.status_code, None, "the endpoint's record stream holds a line that is not JSON",
                            None, response.headers.get("X-Request-Id")) from None
         yield record
+
+
+def _follow_events(response: httpx.Response) -> Iterator[tuple[str, Any]]:
+    """The Server-Sent Events of a follow, as ``(event, data)``. An event is taken at the blank line
+    that ends it, so one cut off by a broken connection is never taken half."""
+    request_id = response.headers.get("X-Request-Id")
+    event, data = "message", []
+    for line in response.iter_lines():
+        if line.startswith(":"):
+            continue  # a comment: the heartbeat
+        if line:
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "event":
+                event = value
+            elif name == "data":
+                data.append(value)
+            continue  # `id:` is the record's own id, which its data holds too
+        if data:
+            try:
+                decoded = json.loads("\n".join(data))
+            except ValueError:
+                raise ApiError(response.status_code, None, f"the endpoint's follow sent an {event} event that is "
+                               "not JSON", None, request_id) from None
+            if event == "error":
+                # What a new request would get: the 401 envelope (docs/api.md, "Follow").
+                body = decoded if isinstance(decoded, dict) else {}
+                raise ApiError(401, str(body.get("error_code") or "") or None,
+                               str(body.get("error_msg") or "the endpoint ended the follow with an error"),
+                               body.get("error_ext_msg"), request_id)
+            yield event, decoded
+        event, data = "message", []

@@ -31,7 +31,7 @@ from dcslog.client.api import PAGE, ApiError, DcsApi
 from dcslog.client.config import load_config
 from dcslog.client.download import Downloaded, VerificationFailed, download, up_to_date
 from dcslog.client.progress import StatusBoard, human_size
-from dcslog.client.records import LEVELS, ROLES, Follower, RecordPrinter, RecordReader, node_labels, wants_colour
+from dcslog.client.records import LEVELS, ROLES, RecordPrinter, RecordReader, follow, node_labels, wants_colour
 from dcslog.client.timeline import TimelinePrinter, TimelineReader
 from dcslog.command import (
     EXIT_COLLECTION_FAILED,
@@ -447,7 +447,7 @@ def cmd_logs_search(args, api: DcsApi) -> int:
 
 
 def cmd_logs_tail(args, api: DcsApi) -> int:
-    nodes, ids, printer = _records_setup(args, api)
+    _, ids, printer = _records_setup(args, api)
     start, now = _window(args, TAIL_WINDOW)
     reader = RecordReader(api, args.instance)
     shown = reader.last({"start_time": _ms(start), "end_time": _ms(now), "replication_id": ",".join(ids) or None},
@@ -457,19 +457,24 @@ def cmd_logs_tail(args, api: DcsApi) -> int:
     if not args.follow:
         return EXIT_OK
     reader.sources.news()  # reported just above
-    # A node with no record shown starts where the records shown start: an entry of it older than
-    # those was left out by -n, one newer had not been read yet (written late, or its node unread).
-    if args.lines == 0:
-        begin = _ms(now)
-    elif len(shown) == args.lines:
-        begin = int(shown[0]["time_ms"])
-    else:
-        begin = _ms(start)  # the whole window was shown
-    follower = Follower(reader, ids or [str(n["replication_id"]) for n in nodes], begin, shown)
-    while True:
-        time.sleep(args.interval)
-        printer.print(follower.poll(_ms(datetime.now(UTC))))
+
+    def sources_changed(sources: list[dict]) -> None:
+        reader.sources.add(sources)
         _warn_unread(printer, reader.sources.news())
+
+    def connection_lost(exc: CommandFailed) -> None:
+        printer.flush()
+        err(f"warning: {exc.describe()}; following again")
+
+    # Strictly after the last record shown (its id is the cursor), so nothing between is lost or
+    # shown twice; with none shown, from the end of the window just read.
+    query = {"replication_id": ",".join(ids) or None}
+    after = str(shown[-1]["id"]) if shown else None
+    for record in follow(api, args.instance, query, _ms(now), after, on_sources=sources_changed,
+                         on_break=connection_lost):
+        printer.print([record])
+        printer.flush()
+    return EXIT_OK  # not reached: the follow goes on until Ctrl-C or an error
 
 
 def cmd_timeline(args, api: DcsApi) -> int:
@@ -701,5 +706,5 @@ def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
     tail.add_argument("--since", type=_time_arg, metavar="WHEN",
                       help="how far back to look for them, in the forms of `logs search --since` (default 1d)")
     tail.add_argument("-f", "--follow", action="store_true", help="then print new records as they come, until Ctrl-C")
-    tail.add_argument("--interval", type=_positive(float), default=1.0, metavar="SECONDS",
-                      help="with -f: seconds between two looks for new records (default 1)")
+    # Before the follow was pushed by the endpoint, -f asked every --interval seconds: still accepted.
+    tail.add_argument("--interval", type=_positive(float), default=1.0, help=argparse.SUPPRESS)

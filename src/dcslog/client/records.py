@@ -4,8 +4,8 @@
   what it needs or ``next_cursor`` is null (a page may hold fewer records
   than asked, none even, while more follow), or as the endpoint's NDJSON
   stream; it gathers the ``sources`` of every answer in :class:`Sources`.
-* :class:`Follower` polls for records newer than those seen, each node after
-  its own newest record (see the class for why not one cursor for all).
+* :func:`follow` reads the endpoint's follow (Server-Sent Events) and makes it
+  again, after the last record read, when the connection is lost.
 * :class:`RecordPrinter` prints a record as the log reads:
   ``2026-11-26 14:03:07.123 10.0.0.1:6379 M # message``, continuation lines
   indented below, coloured by level on a terminal; or, with ``--json``, as
@@ -14,17 +14,17 @@
 
 from __future__ import annotations
 
-import heapq
 import json
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from dcslog.client.api import RECORDS_PAGE_MAX, ApiError, DcsApi
-from dcslog.command import node_address
+from dcslog.client.api import RECORDS_PAGE_MAX, ApiError, DcsApi, EndpointUnreachable
+from dcslog.command import CommandFailed, node_address
 
 # Redis's own letters for a role and marks for a level, as its log writes them.
 ROLE_LETTERS = {"master": "M", "slave": "S", "child": "C", "sentinel": "X"}
@@ -36,6 +36,8 @@ _LEVEL_STYLES = {"warning": "\x1b[1;31m", "verbose": "\x1b[2m", "debug": "\x1b[2
 _RESET = "\x1b[0m"
 # A log line holds whatever a client sent Redis: no control character reaches the terminal as is.
 _CONTROLS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+# Seconds before each try to follow again, the last repeated: soon after a blip, gently while the endpoint is down.
+RECONNECT_WAITS = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 
 # -- reading --------------------------------------------------------------------------------------
@@ -118,37 +120,42 @@ class RecordReader:
         return records
 
 
-class Follower:
-    """The records each poll finds that are newer than every record seen, in time order.
+def follow(api: DcsApi, instance_id: str, query: dict[str, Any], start_ms: int | None, after: str | None, *,
+           on_sources: Callable[[list[dict]], None], on_break: Callable[[CommandFailed], None]) -> Iterator[dict]:
+    """The records of the endpoint's follow (SSE) of ``query``, strictly after the record id
+    ``after``, or (without one) from ``start_ms``: each once, in the order sent, until Ctrl-C.
 
-    Each node is asked on its own, after its own newest record (``cursor`` = that record's id,
-    ``start_time`` = its time). One query after the newest record of the merged timeline would
-    skip an entry that a node writes with an earlier time than another node's latest, after the
-    poll read that node: hosts' clocks differ and remote nodes are read one after another, so
-    such entries are common exactly when it matters (a failover logs on every node at once).
-    Within one node the log only grows, so its cursor neither skips nor repeats an entry. A node's
-    records newer than this machine's clock plus ``ahead_ms`` wait for a later poll (never lost).
-    """
-
-    def __init__(self, reader: RecordReader, replication_ids: Iterable[str], start_ms: int,
-                 seen: Iterable[dict] = (), ahead_ms: int = 60_000) -> None:
-        self.reader, self.ahead_ms = reader, ahead_ms
-        # replication_id → (the id of its newest record seen, or None; where its next query starts)
-        self.after: dict[str, tuple[str | None, int]] = {rid: (None, start_ms) for rid in replication_ids}
-        for record in seen:
-            self.after[record["replication_id"]] = (record["id"], int(record["time_ms"]))
-
-    def poll(self, now_ms: int) -> list[dict]:
-        """Every node's new records (all their pages), merged in time order, each node's in its own order."""
-        batches = []
-        for rid, (cursor, start) in list(self.after.items()):
-            query = {"replication_id": rid, "start_time": start, "end_time": max(now_ms, start) + self.ahead_ms,
-                     "sort_dir": "asc", "cursor": cursor}
-            batch = list(self.reader.pages(query, 0))
-            if batch:
-                self.after[rid] = (batch[-1]["id"], int(batch[-1]["time_ms"]))
-            batches.append(batch)
-        return list(heapq.merge(*batches, key=lambda r: int(r["time_ms"])))
+    A connection that breaks off, or that the endpoint ends (an API process restarting), is made
+    again after a short wait (:data:`RECONNECT_WAITS`), with ``Last-Event-ID`` the last record
+    yielded: the endpoint goes on strictly after it, so nothing is lost or repeated. Each connection
+    is signed afresh (an AK/SK signature is valid for minutes, a follow for days). ``on_break`` hears
+    of a connection lost, once until one is made again; a 502/503/504 (a proxy before an API process
+    that is restarting) or no answer at all is tried again, any other error answer, or the
+    ``event: error`` that ends a revoked caller's stream, is raised (ApiError)."""
+    attempt, told = 0, False
+    while True:
+        params = {**query, "start_time": None if after else start_ms}
+        try:
+            with api.follow_redislog_records(instance_id, params, after) as events:
+                for event, data in events:
+                    attempt, told = 0, False  # followed again (the stream opens with its sources)
+                    if event == "record":
+                        after = str(data["id"])
+                        yield data
+                    elif event == "sources":
+                        on_sources(data)
+            lost: CommandFailed = EndpointUnreachable("the endpoint ended the follow")
+        except EndpointUnreachable as exc:
+            lost = exc
+        except ApiError as exc:
+            if exc.status not in (502, 503, 504):
+                raise
+            lost = exc
+        if not told:
+            on_break(lost)
+            told = True
+        time.sleep(RECONNECT_WAITS[min(attempt, len(RECONNECT_WAITS) - 1)])
+        attempt += 1
 
 
 # -- printing -------------------------------------------------------------------------------------
