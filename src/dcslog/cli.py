@@ -283,6 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--log-file", action="append", default=[], metavar="HOST:PORT=PATH",
                      help="the node's run-log path, when CONFIG GET cannot tell it: a log file, or for a "
                           "node in a container its runtime's log file or pod container directory (repeatable)")
+    imp.add_argument("--journal", action="append", default=[], metavar="HOST:PORT=UNIT",
+                     help="the node logs to stdout under the systemd unit UNIT: its log is read from the journal "
+                          "(journalctl) of its host (repeatable)")
+    imp.add_argument("--journal-path", metavar="PATH",
+                     help="read the --journal nodes from the journal directory or file PATH on their host, "
+                          "instead of the host's journal")
     imp.add_argument("--agent", action="append", default=[], metavar="HOST:PORT=URL",
                      help="read this node's log through the `dcslog agent` at URL (repeatable)")
     imp.add_argument("--agent-key", default=os.environ.get("DCSLOG_AGENT_KEY"),

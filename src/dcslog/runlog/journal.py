@@ -1,0 +1,245 @@
+"""A Redis run as a systemd unit without ``logfile``: its log read from the journal.
+
+With ``logfile ""`` Redis writes its log to stdout, and under systemd
+(``StandardOutput=journal``, the default) journald stores every line it reads
+from that pipe as one journal entry: ``MESSAGE`` is the line without its
+newline, ``_TRANSPORT=stdout``, ``_SYSTEMD_UNIT`` the unit, and
+``__REALTIME_TIMESTAMP`` the moment journald read it. A node whose log is
+there is named at import with ``--journal HOST:PORT=UNIT`` and stored as its
+log source ``journal:UNIT`` (``journal:UNIT?path=P`` when the journal to read
+is not the host's own: ``P`` a journal directory, ``journalctl --directory``,
+or a journal file, ``--file``).
+
+**Read through journalctl**, never a shell: ``journalctl --unit UNIT --since
+@S --until @U --output=json --all`` with its arguments as a list. Only the
+unit's stdout stream (``_TRANSPORT=stdout``) is the Redis log: ``--unit``
+also matches what systemd itself logs about the unit (``Started …``, a
+coredump), which Redis did not write. (journald cannot tell the unit's stdout
+from its stderr when both go to the journal; Redis writes its whole log to
+stdout and nothing to stderr once it logs.)
+
+**What is collected is the Redis log itself**: the ``MESSAGE`` of each
+entry followed by the newline journald took off, byte for byte what Redis
+wrote, which is byte for byte the file it would have written with
+``logfile`` set. ``MESSAGE`` comes as a JSON string, or as an array of bytes
+when it is not printable UTF-8; both are read. A line journald cut because it
+was longer than its ``LineMax`` (48 KiB by default) comes as entries marked
+``_LINE_BREAK=line-max``, joined again here; ``_LINE_BREAK=nul`` ends a line
+with the NUL it was cut at, ``eof`` and ``pid-change`` with nothing.
+
+**A day is found by seeking.** ``--since``/``--until`` are answered from the
+journal's own index (``sd_journal_seek_realtime_usec``: a binary search of
+each journal file's entry array by time), so a day costs the entries of the
+day, whatever the size of the journal. The window asked for is the day in the
+instance's time zone, widened by ``MARGIN`` on both sides; within it the day
+is cut by the run-log grammar, as in a plain log: an entry's day is Redis's
+own timestamp (the one the node's other logs and the records agree with),
+its continuation lines (a crash report) go with it, and lines before the
+window's first entry — continuing an entry older than the window — go by
+their journal time, as a container log's lines before its first entry go by
+their wrapper's. Decision: the journal's time never splits an entry; it only
+finds the day's neighbourhood.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from datetime import date, datetime, time, timedelta, tzinfo
+from urllib.parse import quote, unquote
+
+from dcslog.runlog.grammar import Clock
+from dcslog.runlog.search import FileSource, day_bounds, next_dated
+
+__all__ = ["JOURNAL_SCHEME", "MARGIN", "JournalError", "JournalLog", "check_unit", "journalctl_path", "parse",
+           "render", "write_day"]
+
+#: How a node's log source names the journal (``journal:UNIT``), where other nodes have a path.
+JOURNAL_SCHEME = "journal:"
+#: How far around the day the journal is read: an entry's Redis timestamp is a little before
+#: journald's (the pipe, a busy journald), and the day is cut by Redis's.
+MARGIN = timedelta(minutes=10)
+#: The characters of a unit name (systemd's ``unit_name_is_valid``), plus the glob characters
+#: ``--unit`` accepts.
+_UNIT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:-_.\\@*[]")
+#: What a ``_LINE_BREAK`` put where the newline would be (none: a newline).
+_LINE_BREAKS = {"line-max": b"", "nul": b"\0", "eof": b"", "pid-change": b""}
+_JOURNAL_HINT = "You are currently not seeing messages from other users and the system"
+
+
+class JournalError(OSError):
+    """The journal could not be read: journalctl is missing, failed, or may not read it."""
+
+    def __init__(self, message: str):
+        super().__init__(errno.EIO, message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class JournalLog:
+    """A node's log in the journal: its ``unit``, and the journal ``path`` to read (a directory or
+    a file) when not the host's own."""
+
+    __slots__ = ("unit", "path")
+
+    def __init__(self, unit: str, path: str | None = None):
+        self.unit, self.path = unit, path
+
+    def __str__(self) -> str:
+        return render(self.unit, self.path)
+
+
+def check_unit(unit: str) -> str:
+    """``unit`` when it can be a unit name (or a pattern of them); raises ValueError otherwise."""
+    if not unit or unit.startswith("-") or not set(unit) <= _UNIT_CHARS or len(unit) > 256:
+        raise ValueError(f"{unit!r} is not a systemd unit name (e.g. redis-server.service)")
+    return unit
+
+
+def render(unit: str, path: str | None = None) -> str:
+    """The log source naming ``unit`` in the journal at ``path`` (None: the host's)."""
+    return f"{JOURNAL_SCHEME}{check_unit(unit)}" + (f"?path={quote(path)}" if path else "")
+
+
+def parse(log_file: str | None) -> JournalLog | None:
+    """The journal a node's log source names, None when it is a path."""
+    if not log_file or not log_file.startswith(JOURNAL_SCHEME):
+        return None
+    unit, _, query = log_file[len(JOURNAL_SCHEME):].partition("?")
+    path = unquote(query[len("path="):]) if query.startswith("path=") else None
+    return JournalLog(unit, path or None)
+
+
+def journalctl_path() -> str | None:
+    """journalctl on this host, None when it has none."""
+    return shutil.which("journalctl")
+
+
+def command(journal: JournalLog, since: datetime, until: datetime) -> list[str]:
+    """The journalctl invocation reading ``journal``'s unit from ``since`` to ``until``."""
+    journalctl = journalctl_path()
+    if journalctl is None:
+        raise JournalError("journalctl is not installed on this host: a node whose log is in the journal "
+                           "(--journal) is read through it (Debian: package systemd).")
+    where: list[str] = []
+    if journal.path:
+        if not os.path.exists(journal.path):
+            raise JournalError(f"No journal at {journal.path} on this host.")
+        where = ["--directory" if os.path.isdir(journal.path) else "--file", journal.path]
+    return [journalctl, *where, "--unit", journal.unit, "--since", f"@{since.timestamp():.6f}",
+            "--until", f"@{until.timestamp():.6f}", "--output=json", "--all", "--quiet", "--no-pager",
+            "--output-fields=MESSAGE,_TRANSPORT,_LINE_BREAK"]
+
+
+def entries(journal: JournalLog, since: datetime, until: datetime) -> Iterator[tuple[int, bytes]]:
+    """(journal time in µs since the epoch, the bytes Redis wrote) of each stdout entry of the
+    unit in ``[since, until]``, oldest first: a line with its newline, or a piece of one."""
+    argv = command(journal, since, until)
+    with tempfile.TemporaryFile() as err, \
+            subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err) as proc:
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                if not line.startswith(b"{"):
+                    continue
+                item = _entry(json.loads(line))
+                if item is not None:
+                    yield item
+        finally:
+            proc.stdout.close()
+            if proc.poll() is None:  # the consumer stopped early
+                proc.kill()
+            status = proc.wait()
+        err.seek(0)
+        stderr = err.read(4096).decode("utf-8", "replace")
+    if status not in (0, -9):
+        first = next((line for line in stderr.splitlines() if line.strip()), f"exit status {status}")
+        raise JournalError(f"journalctl cannot read the journal of {journal.unit}: {first}")
+    if _JOURNAL_HINT in stderr:
+        raise JournalError(f"This user may not read the system journal, where {journal.unit} logs: run dcslog as a "
+                           "member of group systemd-journal (or adm), or read the node through `dcslog agent`.")
+
+
+def _entry(obj: dict) -> tuple[int, bytes] | None:
+    if _text(obj.get("_TRANSPORT")) != b"stdout":
+        return None
+    message = _value(obj.get("MESSAGE"))
+    if message is None:
+        return None
+    end = _LINE_BREAKS.get(_text(obj.get("_LINE_BREAK")).decode(), b"\n")
+    return int(obj["__REALTIME_TIMESTAMP"]), message + end
+
+
+def _value(field: object) -> bytes | None:
+    """A field's bytes: a JSON string (UTF-8), an array of bytes, or — a field given more than
+    once — an array of those (its first value)."""
+    if isinstance(field, str):
+        return field.encode("utf-8", "surrogatepass")
+    if isinstance(field, list) and field:
+        if all(isinstance(b, int) for b in field):
+            return bytes(field)
+        return _value(field[0])
+    return None
+
+
+def _text(field: object) -> bytes:
+    return _value(field) or b""
+
+
+def day_window(day: date, tz: tzinfo) -> tuple[datetime, datetime]:
+    """``day`` in ``tz`` as [start, end) (23 or 25 hours on a DST change)."""
+    return datetime.combine(day, time(), tz), datetime.combine(day + timedelta(days=1), time(), tz)
+
+
+def write_day(journal: JournalLog, day: date, out_fd: int, tz: tzinfo | None = None) -> int:
+    """Write every byte of ``day`` (in ``tz``, default UTC) of the unit's Redis log to ``out_fd``;
+    return the number of bytes written. The window around the day is unwrapped into a temporary
+    file (its size ∝ the day) and cut there as a plain log is (see the module's docstring)."""
+    clock = Clock(tz)
+    start, end = day_window(day, clock.tz)
+    written = 0
+    with tempfile.TemporaryFile(prefix="dcslog-journal-") as tmp:
+        leading, line_day, begins = True, None, True
+        for usec, text in entries(journal, start - MARGIN, end + MARGIN):
+            if leading:
+                if begins and clock.day_at(text) is not None:
+                    leading = False
+                else:
+                    # Lines before the window's first entry: by the journal's day, a line cut into
+                    # pieces by its first piece's.
+                    if begins:
+                        line_day = datetime.fromtimestamp(usec // 1_000_000, clock.tz).date()
+                    if line_day == day:
+                        written += _write_all(out_fd, text)
+                    begins = text.endswith(b"\n") or text.endswith(b"\0")
+                    continue
+            tmp.write(text)
+        tmp.flush()
+        size = tmp.tell()
+        if not size:
+            return written
+        fd = tmp.fileno()
+        src = FileSource(fd, size)
+        first = next_dated(src, 0, size, clock)
+        lead = first[1] if first else day
+        lo, hi = day_bounds(src, day, lead, clock)
+        offset = lo
+        while offset < hi:
+            chunk = os.pread(fd, min(1 << 20, hi - offset), offset)
+            written += _write_all(out_fd, chunk)
+            offset += len(chunk)
+    return written
+
+
+def _write_all(fd: int, data: bytes) -> int:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    return len(data)

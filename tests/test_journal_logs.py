@@ -1,0 +1,328 @@
+"""Redis and Valkey under systemd without ``logfile``: their log read from the journal.
+
+No systemd runs these tests' servers. Real ``redis-server`` and ``valkey-server`` processes log to
+stdout (``logfile ""``); the test reads their stdout pipe as journald reads a unit's stdout
+stream and turns each line into a journal entry as journald does (``journald-stream.c``):
+``MESSAGE`` the line without its newline, ``_TRANSPORT=stdout``, ``_SYSTEMD_UNIT`` the unit,
+``__REALTIME_TIMESTAMP`` the moment it was read, a line longer than ``LineMax`` (48 KiB) cut into
+entries marked ``_LINE_BREAK=line-max``. The entries are written in the journal export format
+(systemd's ``JOURNAL_EXPORT_FORMATS``) to ``systemd-journal-remote -o FILE.journal -``, which
+writes a real journal file that ``journalctl --file``/``--directory`` reads, as dcslog does.
+
+The expected day is computed from the captured stdout bytes themselves (tests/runlog_reference.py,
+line by line), never from the journal.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+import threading
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+import redis.exceptions
+from huaweicloudsdkdcs.v2 import CreateRedislogRequest
+
+from dcslog.runlog import journal
+from dcslog.testing.waiting import wait_for
+from tests.redis_fixtures import valkey_server_path
+from tests.runlog_reference import reference_day
+from tests.test_redislog import download, wait_settled
+
+ZONE = "Pacific/Kiritimati"  # UTC+14: a day taken in UTC instead of the instance's zone shows
+TZ = ZoneInfo(ZONE)
+LINE_MAX = 48 * 1024  # journald's default LineMax=
+UNIT = "redis-server@6379.service"
+BOOT_ID = "0123456789abcdef0123456789abcdef"
+
+
+def journal_remote_path() -> str | None:
+    """systemd-journal-remote (Debian's package of that name installs it outside PATH)."""
+    found = shutil.which("systemd-journal-remote")
+    for candidate in (found, "/lib/systemd/systemd-journal-remote", "/usr/lib/systemd/systemd-journal-remote"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def export_entry(fields: list[tuple[str, bytes]]) -> bytes:
+    """One entry in the journal export format: ``KEY=value`` lines, a binary-safe form for a value
+    holding a newline or a byte that is not printable, a blank line after it."""
+    out = bytearray()
+    for key, value in fields:
+        if any(b < 32 and b != 9 for b in value) or not _utf8(value):
+            out += key.encode() + b"\n" + struct.pack("<Q", len(value)) + value + b"\n"
+        else:
+            out += key.encode() + b"=" + value + b"\n"
+    return bytes(out) + b"\n"
+
+
+def _utf8(value: bytes) -> bool:
+    try:
+        value.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+class Journald:
+    """journald, as far as a unit's stdout stream goes: each line read from the process's stdout
+    pipe becomes an entry (``entries``) at the time it was read. ``captured`` is exactly what stdout
+    delivered. ``write`` turns the entries into a journal file."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.captured = bytearray()
+        self.entries: list[tuple[int, list[tuple[str, bytes]]]] = []
+        self.cut_lines = 0
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._monotonic = 1
+
+    def attach(self, proc) -> None:
+        for pipe, keep in ((proc.stdout, True), (proc.stderr, False)):
+            thread = threading.Thread(target=self._copy, args=(pipe, keep), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _copy(self, pipe, keep: bool) -> None:
+        with pipe:
+            while line := pipe.readline():
+                if not keep:  # Redis writes nothing there once it logs; the unit here is stdout only
+                    continue
+                with self._lock:
+                    self.captured += line
+                text, end = (line[:-1], b"") if line.endswith(b"\n") else (line, b"eof")
+                pieces = [text[i:i + LINE_MAX] for i in range(0, len(text), LINE_MAX)] or [b""]
+                self.cut_lines += len(pieces) > 1
+                for i, piece in enumerate(pieces):
+                    brk = b"line-max" if i < len(pieces) - 1 else end
+                    self.add(time.time_ns() // 1000, UNIT, piece, line_break=brk)
+
+    def add(self, usec: int, unit: str, message: bytes, transport: bytes = b"stdout", line_break: bytes = b"",
+            extra: list[tuple[str, bytes]] | None = None) -> None:
+        fields = [("MESSAGE", message), ("_TRANSPORT", transport), ("_SYSTEMD_UNIT", unit.encode()),
+                  ("PRIORITY", b"6"), ("SYSLOG_IDENTIFIER", b"redis-server")]
+        if line_break:
+            fields.append(("_LINE_BREAK", line_break))
+        with self._lock:
+            self.entries.append((usec, fields + (extra or [])))
+
+    def wait_for_output(self, marker: bytes) -> None:
+        wait_for(lambda: marker in self.captured, what=f"{marker!r} on the node's stdout")
+
+    def join(self) -> None:
+        for thread in self._threads:
+            thread.join(10)
+
+    def write(self) -> Path:
+        """The entries so far, oldest first, as the journal file ``system.journal`` in the directory."""
+        out = self.directory / "system.journal"
+        out.unlink(missing_ok=True)
+        stream = bytearray()
+        with self._lock:
+            for monotonic, (usec, fields) in enumerate(sorted(self.entries, key=lambda e: e[0]), start=1):
+                stream += export_entry([("__REALTIME_TIMESTAMP", str(usec).encode()),
+                                        ("__MONOTONIC_TIMESTAMP", str(monotonic).encode()),
+                                        ("_BOOT_ID", BOOT_ID.encode()), *fields])
+        remote = journal_remote_path()
+        assert remote is not None
+        subprocess.run([remote, "-o", str(out), "-"], input=bytes(stream), check=True, capture_output=True)
+        return out
+
+    def captured_file(self) -> Path:
+        path = self.directory.parent / f"{self.directory.name}-captured-stdout.log"
+        path.write_bytes(bytes(self.captured))
+        return path
+
+
+@pytest.fixture(scope="module")
+def journal_tools(tmp_path_factory) -> None:
+    """Skip unless journalctl can read a journal file systemd-journal-remote writes here."""
+    if journal.journalctl_path() is None:
+        pytest.skip("journalctl is not installed (Debian: package systemd)")
+    if journal_remote_path() is None:
+        pytest.skip("systemd-journal-remote is not installed (Debian: package systemd-journal-remote)")
+    probe = Journald(tmp_path_factory.mktemp("journal-probe"))
+    probe.add(time.time_ns() // 1000, UNIT, b"probe \xff")
+    try:
+        path = probe.write()
+        got = list(journal.entries(journal.JournalLog(UNIT, str(path)), datetime.now(TZ) - timedelta(hours=1),
+                                   datetime.now(TZ) + timedelta(hours=1)))
+    except (subprocess.CalledProcessError, OSError) as exc:
+        pytest.skip(f"systemd-journal-remote or journalctl cannot write and read a journal file here: {exc}")
+    if [text for _usec, text in got] != [b"probe \xff\n"]:
+        pytest.skip(f"journalctl does not read back what systemd-journal-remote wrote here: {got!r}")
+
+
+def today_there() -> date:
+    return datetime.now(TZ).date()
+
+
+def usec(moment: datetime) -> int:
+    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
+
+
+def add_yesterday(journald: Journald) -> bytes:
+    """Yesterday's entries of the unit, journaled with yesterday's times, and what Redis wrote of
+    them: the last entry written a millisecond before midnight, read by journald after it, with its
+    continuation line (a crash report's) read after midnight too: both are yesterday's."""
+    yesterday = today_there() - timedelta(days=1)
+    midnight = datetime.combine(today_there(), datetime.min.time(), TZ)
+    raw = bytearray()
+    for second in range(0, 86400, 900):
+        moment = datetime.combine(yesterday, datetime.min.time(), TZ) + timedelta(seconds=second)
+        line = f"1:M {moment.strftime('%d %b %Y %H:%M:%S')}.000 * yesterday {second}\n".encode()
+        raw += line
+        journald.add(usec(moment) + 5, UNIT, line[:-1])
+    last = midnight - timedelta(milliseconds=1)
+    for i, line in enumerate([f"1:M {last.strftime('%d %b %Y %H:%M:%S')}.999 # yesterday at midnight\n".encode(),
+                              b"    a line continuing it\n"]):
+        raw += line
+        journald.add(usec(midnight) + 500 + i, UNIT, line[:-1])
+    return bytes(raw)
+
+
+def add_neighbours(journald: Journald) -> None:
+    """What --unit also matches, and another unit's Redis log: none of it is this node's log."""
+    now = time.time_ns() // 1000
+    line = datetime.now(TZ).strftime("7:M %d %b %Y %H:%M:%S.000 * another unit's Redis").encode()
+    journald.add(now, "redis-server@6380.service", line)
+    journald.add(now + 1, "init.scope", f"Started {UNIT} - Advanced key-value store.".encode(), transport=b"journal",
+                 extra=[("UNIT", UNIT.encode()), ("_PID", b"1"), ("_UID", b"0")])
+    journald.add(now + 2, UNIT, line + b" (syslog)", transport=b"syslog")
+
+
+def start_node(redis_node_factory, monkeypatch, journald: Journald, valkey: bool, *args: str):
+    monkeypatch.setenv("TZ", ZONE)  # the node's clock: its legacy timestamps are in ZONE
+    try:
+        return redis_node_factory("127.0.0.2", logfile="", args=list(args), pipes=journald.attach,
+                                  server=valkey_server_path() if valkey else None)
+    finally:
+        monkeypatch.delenv("TZ")
+
+
+def collect_today(server, instance_id: str):
+    client = server.sdk()
+    client.create_redislog(CreateRedislogRequest(instance_id=instance_id, log_type="run", query_time=0))
+    [item] = wait_settled(client, instance_id)
+    assert item.time == today_there().isoformat()
+    return client, item
+
+
+def import_journal(server, node, journald: Journald, name: str) -> str:
+    return server.import_instance(node.url, "proj-a", name, "--timezone", ZONE, "--journal", f"{node.address}={UNIT}",
+                                  "--journal-path", str(journald.directory))["instance_id"]
+
+
+@pytest.mark.parametrize("valkey", [False, True], ids=["redis", "valkey"])
+def test_a_node_logging_to_the_journal_is_collected_exactly(journal_tools, dcslog_server, redis_node_factory,
+                                                            monkeypatch, tmp_path, valkey):
+    """The day collected is byte for byte what the node wrote to stdout that day (bytes that are
+    not UTF-8 too), read from a real journal file; yesterday's entries, another unit's, and what
+    systemd logs about the unit are left out."""
+    journald = Journald(tmp_path / "journal")
+    old = add_yesterday(journald)
+    node = start_node(redis_node_factory, monkeypatch, journald, valkey)
+    with node.client() as c:
+        for i in range(40):
+            c.execute_command("DEBUG", "LOG", f"entry {i} <&> \"quoted\" \\ tab\there é ✓")
+        c.execute_command("DEBUG", "LOG", b"bytes \xff\xfe that are not UTF-8")
+        c.execute_command("DEBUG", "LOG", "last")
+    journald.wait_for_output(b"DEBUG LOG: last")
+    add_neighbours(journald)
+    journald.write()
+    instance_id = import_journal(dcslog_server, node, journald, "under-systemd")
+    client, item = collect_today(dcslog_server, instance_id)
+    assert item.status == "succeed", item
+    body = download(client, instance_id, item.id).content
+    old_path = tmp_path / "old-stdout.log"
+    old_path.write_bytes(old)
+    assert body == reference_day([old_path, journald.captured_file()], today_there(), TZ)
+    assert body == bytes(journald.captured)  # today: everything the node wrote, and only that
+    assert b"bytes \xff\xfe that are not UTF-8" in body
+    assert b"another unit" not in body and b"Started" not in body and b"yesterday" not in body
+
+
+def test_a_crash_report_with_lines_longer_than_journalds_line_max(journal_tools, dcslog_server, redis_node_factory,
+                                                                   monkeypatch, tmp_path):
+    """A client named with 60 KiB: the bug report's client list holds a line journald cuts into
+    entries (``_LINE_BREAK=line-max``); the day is still the bytes Redis wrote, the report whole."""
+    journald = Journald(tmp_path / "journal")
+    node = start_node(redis_node_factory, monkeypatch, journald, False, "--crash-memcheck-enabled", "no")
+    instance_id = import_journal(dcslog_server, node, journald, "crashed")
+    long_name = "n" * 60_000
+    with node.client() as named:
+        named.client_setname(long_name)
+        with node.client() as c, pytest.raises(redis.exceptions.ConnectionError):
+            c.execute_command("DEBUG", "SEGFAULT")
+    node.proc.wait(10)
+    journald.join()
+    assert journald.cut_lines >= 1, "no line was long enough for journald to cut"
+    journald.write()
+    client, item = collect_today(dcslog_server, instance_id)
+    assert item.status == "succeed", item
+    body = download(client, instance_id, item.id).content
+    assert body == reference_day([journald.captured_file()], today_there(), TZ) == bytes(journald.captured)
+    assert b"REDIS BUG REPORT START" in body and long_name.encode() in body
+
+
+def test_without_journalctl_the_import_warns_and_the_collection_says_why(journal_tools, dcslog_server,
+                                                                         redis_node_factory, monkeypatch, tmp_path,
+                                                                         capsys):
+    journald = Journald(tmp_path / "journal")
+    node = start_node(redis_node_factory, monkeypatch, journald, False)
+    journald.wait_for_output(b"Ready to accept connections")
+    journald.write()
+    empty = tmp_path / "no-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    instance_id = import_journal(dcslog_server, node, journald, "no-journalctl")
+    assert "journalctl is not installed" in capsys.readouterr().err
+    _client, item = collect_today(dcslog_server, instance_id)
+    assert item.status == "failed"
+    token = dcslog_server.cli("token", "create", "--project-id", "proj-a")["token"]
+    tasks = httpx.get(f"{dcslog_server.url}/v2/proj-a/instances/{instance_id}/tasks", headers={"X-Auth-Token": token})
+    assert "journalctl is not installed" in tasks.json()["tasks"][0]["error_msg"]
+
+
+def test_journal_sources_are_named_and_checked():
+    assert journal.render("redis-server.service") == "journal:redis-server.service"
+    source = journal.render("redis@6379.service", "/var/log/journal/remote dir")
+    parsed = journal.parse(source)
+    assert parsed is not None and (parsed.unit, parsed.path) == ("redis@6379.service", "/var/log/journal/remote dir")
+    assert journal.parse("/var/log/redis/redis.log") is None
+    for bad in ("", "-x", "a b", "redis;rm", "unit?path=x"):
+        with pytest.raises(ValueError):
+            journal.render(bad)
+
+
+def test_the_day_is_asked_of_the_journals_index(monkeypatch, tmp_path):
+    """journalctl is run with the day (and its margin) as --since/--until, arguments as a list."""
+    seen = []
+
+    class Done(Exception):
+        pass
+
+    def popen(argv, **kwargs):
+        seen.append(argv)
+        raise Done
+
+    monkeypatch.setattr(journal.subprocess, "Popen", popen)
+    monkeypatch.setattr(journal, "journalctl_path", lambda: "/usr/bin/journalctl")
+    with pytest.raises(Done):
+        journal.write_day(journal.JournalLog(UNIT, str(tmp_path)), date(2026, 11, 26), 1, TZ)
+    [argv] = seen
+    start = datetime(2026, 11, 26, tzinfo=TZ) - journal.MARGIN
+    end = datetime(2026, 11, 27, tzinfo=TZ) + journal.MARGIN
+    assert argv[:6] == ["/usr/bin/journalctl", "--directory", str(tmp_path), "--unit", UNIT, "--since"]
+    assert argv[6] == f"@{start.timestamp():.6f}" and argv[8] == f"@{end.timestamp():.6f}"
+    assert "--output=json" in argv and "--all" in argv
