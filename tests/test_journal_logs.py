@@ -34,6 +34,7 @@ from dcslog.runlog import journal
 from dcslog.testing.waiting import wait_for
 from tests.redis_fixtures import valkey_server_path
 from tests.runlog_reference import reference_day
+from tests.test_agent import KEY, running_agent
 from tests.test_redislog import download, wait_settled
 
 ZONE = "Pacific/Kiritimati"  # UTC+14: a day taken in UTC instead of the instance's zone shows
@@ -223,6 +224,13 @@ def import_journal(server, node, journald: Journald, name: str) -> str:
                                   "--journal-path", str(journald.directory))["instance_id"]
 
 
+def task_error(server, project_id: str, instance_id: str) -> str:
+    """The reason the instance's (one) collection task gives."""
+    token = server.cli("token", "create", "--project-id", project_id)["token"]
+    tasks = httpx.get(f"{server.url}/v2/{project_id}/instances/{instance_id}/tasks", headers={"X-Auth-Token": token})
+    return tasks.json()["tasks"][0]["error_msg"]
+
+
 @pytest.mark.parametrize("valkey", [False, True], ids=["redis", "valkey"])
 def test_a_node_logging_to_the_journal_is_collected_exactly(journal_tools, dcslog_server, redis_node_factory,
                                                             monkeypatch, tmp_path, valkey):
@@ -275,6 +283,35 @@ def test_a_crash_report_with_lines_longer_than_journalds_line_max(journal_tools,
     assert b"REDIS BUG REPORT START" in body and long_name.encode() in body
 
 
+def test_a_journal_read_through_the_agent(journal_tools, dcslog_server, redis_node_factory, monkeypatch, tmp_path):
+    """`dcslog agent --allow-unit` serves the unit's journal on its host (here a journal directory
+    only the agent sees); a unit it does not allow is refused with a reason."""
+    with running_agent(tmp_path, extra=("--allow-unit", "redis-server@*.service")) as (agent_url, log_dir,
+                                                                                       remote_files):
+        journald = Journald(remote_files / "journal")
+        node = start_node(redis_node_factory, monkeypatch, journald, False)
+        with node.client() as c:
+            for i in range(30):
+                c.execute_command("DEBUG", "LOG", f"through the agent {i}")
+        journald.wait_for_output(b"through the agent 29")
+        journald.write()
+        common = ("--timezone", ZONE, "--agent", f"{node.address}={agent_url}", "--agent-key", KEY,
+                  "--journal-path", f"{log_dir}/journal")
+        instance_id = dcslog_server.import_instance(node.url, "proj-a", "remote", *common, "--journal",
+                                                    f"{node.address}={UNIT}")["instance_id"]
+        client, item = collect_today(dcslog_server, instance_id)
+        assert item.status == "succeed", item
+        body = download(client, instance_id, item.id).content
+        assert body == reference_day([journald.captured_file()], today_there(), TZ) == bytes(journald.captured)
+        other = dcslog_server.import_instance(node.url, "proj-b", "not-allowed", *common, "--journal",
+                                              f"{node.address}=sshd.service")["instance_id"]
+        client = dcslog_server.sdk("proj-b")
+        client.create_redislog(CreateRedislogRequest(instance_id=other, log_type="run", query_time=0))
+        [item] = wait_settled(client, other)
+        assert item.status == "failed"
+        assert "not served by this agent (--allow-unit)" in task_error(dcslog_server, "proj-b", other)
+
+
 def test_without_journalctl_the_import_warns_and_the_collection_says_why(journal_tools, dcslog_server,
                                                                          redis_node_factory, monkeypatch, tmp_path,
                                                                          capsys):
@@ -289,9 +326,7 @@ def test_without_journalctl_the_import_warns_and_the_collection_says_why(journal
     assert "journalctl is not installed" in capsys.readouterr().err
     _client, item = collect_today(dcslog_server, instance_id)
     assert item.status == "failed"
-    token = dcslog_server.cli("token", "create", "--project-id", "proj-a")["token"]
-    tasks = httpx.get(f"{dcslog_server.url}/v2/proj-a/instances/{instance_id}/tasks", headers={"X-Auth-Token": token})
-    assert "journalctl is not installed" in tasks.json()["tasks"][0]["error_msg"]
+    assert "journalctl is not installed" in task_error(dcslog_server, "proj-a", instance_id)
 
 
 def test_journal_sources_are_named_and_checked():

@@ -129,7 +129,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
     key = args.key or os.environ.get("DCSLOG_AGENT_KEY")
     if not key:
         raise errors.DcsError("the agent needs a key: --key SECRET or DCSLOG_AGENT_KEY")
-    run_agent(args.host, args.port, key, args.allow_dir or ["/var/log/redis"], args.tls_cert, args.tls_key)
+    run_agent(args.host, args.port, key, args.allow_dir or ["/var/log/redis"], args.tls_cert, args.tls_key,
+              args.allow_unit)
     return EXIT_OK
 
 
@@ -237,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--key", help="shared secret the service signs requests with (default $DCSLOG_AGENT_KEY)")
     agent.add_argument("--allow-dir", action="append", default=[], metavar="DIR",
                        help="serve log files under DIR only (repeatable; default /var/log/redis)")
+    agent.add_argument("--allow-unit", action="append", default=[], metavar="UNIT",
+                       help="serve the journal of the systemd unit UNIT (a glob pattern matches several; "
+                            "repeatable; default none), read through journalctl")
     agent.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     agent.add_argument("--tls-key", help="… and this private key (PEM)")
 

@@ -38,6 +38,7 @@ from dcslog.db import queries
 from dcslog.db.models import Instance, LogFile, Replication
 from dcslog.keys import Keyring
 from dcslog.redis.addresses import node_entry
+from dcslog.runlog import journal
 from dcslog.runlog.grammar import Clock
 from dcslog.runlog.records import Checkpoint, Filters, Record, Scan, Segment, first_time, host_segments, scan_node
 from dcslog.services.common import utcnow
@@ -162,6 +163,9 @@ async def plan_nodes(session: AsyncSession, instance: Instance, keyring: Keyring
         plan = NodePlan(node, node.log_file, agent_url, agent_key, collected.get(node.id, []))
         if node.log_file is None:
             plan.error = f"no log file: {node.log_file_error or 'unknown'}"
+        elif journal.parse(node.log_file) is not None:
+            plan.error = (f"its log is in the journal ({node.log_file}), not read for records yet: its collected "
+                          "days serve them")
         elif agent_url and agent_key is None:
             plan.error = "the instance names an agent for this node but holds no agent key"
         plans.append(plan)
