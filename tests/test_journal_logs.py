@@ -361,3 +361,36 @@ def test_the_day_is_asked_of_the_journals_index(monkeypatch, tmp_path):
     assert argv[:6] == ["/usr/bin/journalctl", "--directory", str(tmp_path), "--unit", UNIT, "--since"]
     assert argv[6] == f"@{start.timestamp():.6f}" and argv[8] == f"@{end.timestamp():.6f}"
     assert "--output=json" in argv and "--all" in argv
+
+
+def test_message_fields_as_journalctl_writes_them():
+    """MESSAGE as a string, as bytes (not printable UTF-8), given twice; _LINE_BREAK's endings;
+    only the stdout stream."""
+    def entry(message, transport="stdout", line_break=None):
+        obj = {"__REALTIME_TIMESTAMP": "1796564999113551", "MESSAGE": message, "_TRANSPORT": transport}
+        if line_break:
+            obj["_LINE_BREAK"] = line_break
+        return journal._entry(obj)
+
+    assert entry("1:M ok é") == (1796564999113551, "1:M ok é\n".encode())
+    assert entry([98, 255, 9]) == (1796564999113551, b"b\xff\t\n")
+    assert entry(["first", "second"]) == (1796564999113551, b"first\n")
+    assert entry("piece", line_break="line-max") == (1796564999113551, b"piece")
+    assert entry("cut at", line_break="nul") == (1796564999113551, b"cut at\0")
+    assert entry("no newline", line_break="eof") == (1796564999113551, b"no newline")
+    assert entry("from syslog", transport="syslog") is None
+    assert entry(None) is None
+
+
+@pytest.mark.parametrize(("stderr", "status", "reason"), [
+    ("Hint: You are currently not seeing messages from other users and the system.", 0, "may not read the system"),
+    ("Failed to open /x: No such file or directory", 1, "cannot read the journal of"),
+])
+def test_journalctl_failures_are_reasons_never_an_empty_day(monkeypatch, tmp_path, stderr, status, reason):
+    fake = tmp_path / "bin" / "journalctl"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\necho '{stderr}' >&2\nexit {status}\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(fake.parent))
+    with pytest.raises(journal.JournalError, match=reason), open(tmp_path / "day", "wb") as out:
+        journal.write_day(journal.JournalLog(UNIT), date(2026, 11, 26), out.fileno(), TZ)

@@ -69,7 +69,10 @@ MARGIN = timedelta(minutes=10)
 _UNIT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:-_.\\@*[]")
 #: What a ``_LINE_BREAK`` put where the newline would be (none: a newline).
 _LINE_BREAKS = {"line-max": b"", "nul": b"\0", "eof": b"", "pid-change": b""}
+#: What journalctl says on stderr, exiting 0, when it could not open the system's journal files.
 _JOURNAL_HINT = "You are currently not seeing messages from other users and the system"
+#: … and when it found none.
+_NO_FILES = "No journal files were found"
 
 
 class JournalError(OSError):
@@ -134,7 +137,7 @@ def command(journal: JournalLog, since: datetime, until: datetime) -> list[str]:
             raise JournalError(f"No journal at {journal.path} on this host.")
         where = ["--directory" if os.path.isdir(journal.path) else "--file", journal.path]
     return [journalctl, *where, "--unit", journal.unit, "--since", f"@{since.timestamp():.6f}",
-            "--until", f"@{until.timestamp():.6f}", "--output=json", "--all", "--quiet", "--no-pager",
+            "--until", f"@{until.timestamp():.6f}", "--output=json", "--all", "--no-pager",
             "--output-fields=MESSAGE,_TRANSPORT,_LINE_BREAK"]
 
 
@@ -142,29 +145,37 @@ def entries(journal: JournalLog, since: datetime, until: datetime) -> Iterator[t
     """(journal time in µs since the epoch, the bytes Redis wrote) of each stdout entry of the
     unit in ``[since, until]``, oldest first: a line with its newline, or a piece of one."""
     argv = command(journal, since, until)
+    # Not --quiet: journalctl tells on stderr (and exits 0) when it could open only some journal
+    # files (the user's own, not the system's); that is a failure, not an empty day.
     with tempfile.TemporaryFile() as err, \
             subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err) as proc:
         assert proc.stdout is not None
         try:
             for line in proc.stdout:
-                if not line.startswith(b"{"):
+                if not line.startswith(b"{"):  # "-- No entries --" and the like
                     continue
-                item = _entry(json.loads(line))
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    raise JournalError(f"journalctl wrote a line that is not JSON: {line[:120]!r}") from None
+                item = _entry(obj)
                 if item is not None:
                     yield item
         finally:
             proc.stdout.close()
-            if proc.poll() is None:  # the consumer stopped early
+            if proc.poll() is None:  # the consumer stopped early, or failed
                 proc.kill()
             status = proc.wait()
         err.seek(0)
-        stderr = err.read(4096).decode("utf-8", "replace")
-    if status not in (0, -9):
+        stderr = err.read(8192).decode("utf-8", "replace")
+    if status != 0:
         first = next((line for line in stderr.splitlines() if line.strip()), f"exit status {status}")
         raise JournalError(f"journalctl cannot read the journal of {journal.unit}: {first}")
     if _JOURNAL_HINT in stderr:
         raise JournalError(f"This user may not read the system journal, where {journal.unit} logs: run dcslog as a "
                            "member of group systemd-journal (or adm), or read the node through `dcslog agent`.")
+    if _NO_FILES in stderr:
+        raise JournalError(f"No journal files on this host{f' in {journal.path}' if journal.path else ''}.")
 
 
 def _entry(obj: dict) -> tuple[int, bytes] | None:
