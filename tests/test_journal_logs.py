@@ -15,6 +15,7 @@ line by line), never from the journal.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import struct
@@ -394,3 +395,49 @@ def test_journalctl_failures_are_reasons_never_an_empty_day(monkeypatch, tmp_pat
     monkeypatch.setenv("PATH", str(fake.parent))
     with pytest.raises(journal.JournalError, match=reason), open(tmp_path / "day", "wb") as out:
         journal.write_day(journal.JournalLog(UNIT), date(2026, 11, 26), out.fileno(), TZ)
+
+
+@pytest.mark.parametrize("through_agent", [False, True], ids=["here", "agent"])
+def test_records_of_a_node_in_the_journal_through_the_api(journal_tools, dcslog_server, redis_node_factory,
+                                                          monkeypatch, tmp_path, through_agent):
+    """The records endpoint reads the node's journal as its log (here, or through the agent): every
+    record of the captured stdout, in order, with the reference's ids, walked in small pages; a
+    keyword search finds its own, and another unit's entries are none of them."""
+    from tests.records_reference import reference_records
+    from tests.test_records import Api, assert_same, expected, node_info
+
+    with contextlib.ExitStack() as stack:
+        agent_url = None
+        if through_agent:
+            agent_url, log_dir, remote_files = stack.enter_context(
+                running_agent(tmp_path, extra=("--allow-unit", UNIT)))
+            journald, path = Journald(remote_files / "journal"), f"{log_dir}/journal"
+        else:
+            journald = Journald(tmp_path / "journal")
+            path = str(journald.directory)
+        node = start_node(redis_node_factory, monkeypatch, journald, True)
+        with node.client() as c:
+            for i in range(40):
+                c.execute_command("DEBUG", "LOG", f"record {i} NEEDLE" if i % 9 == 0 else f"record {i}")
+        journald.wait_for_output(b"record 39")
+        add_neighbours(journald)
+        journald.write()
+        agent = ("--agent", f"{node.address}={agent_url}", "--agent-key", KEY) if agent_url else ()
+        instance_id = dcslog_server.import_instance(node.url, "proj-a", "records", "--timezone", ZONE, "--journal",
+                                                    f"{node.address}={UNIT}", "--journal-path", path,
+                                                    *agent)["instance_id"]
+        nodes, _ = node_info(dcslog_server.cli("instances", "show", instance_id))
+        rid = next(iter(nodes))
+        api = Api(dcslog_server, instance_id)
+        now = int(time.time() * 1000)
+        start, end = now - 3_600_000, now + 60_000
+        exported, sources = api.export(start_time=start, end_time=end)
+        found, _ = api.walk(3, start_time=start, end_time=end, keyword="needle", case="insensitive")
+        walked, _ = api.walk(7, start_time=start, end_time=end)
+        refs = {rid: reference_records(bytes(journald.captured), TZ)}
+        assert sources[0]["read"] is True and sources[0]["error"] is None
+        assert_same(exported, expected(refs, nodes, TZ, start=start, end=end))
+        assert_same(walked, expected(refs, nodes, TZ, start=start, end=end))
+        assert_same(found, expected(refs, nodes, TZ, start=start, end=end, keyword="needle", insensitive=True))
+        assert len(found) == 5
+        api.close()

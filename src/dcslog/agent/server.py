@@ -10,7 +10,7 @@ network. Only files under the agent's allowed directories are served. PATH may b
 runtime's log file or a pod's container directory (``runlog.containers``): read only, as any log.
 It may also name a unit's journal (``journal:UNIT``, ``runlog.journal``): read through this host's
 journalctl, for the units the agent is started to allow (``--allow-unit``), a journal directory or
-file given with it only under the allowed directories. Records are not read from the journal (yet).
+file given with it only under the allowed directories; its records are read from a window of it.
 """
 
 from __future__ import annotations
@@ -149,6 +149,19 @@ def _open_day(path: str, day: date, tz: tzinfo):
         return chunks, next(chunks, _END)
 
 
+def _journal_window(source: journal.JournalLog, scan: Scan, stack: ExitStack) -> list:
+    """The unit's journal around the scan's window (from its cursor on), as one segment."""
+    import time
+
+    lo, hi = scan.start_ms, scan.end_ms
+    if scan.after is not None:
+        lo, hi = (lo, scan.after[0] + 1 if hi is None else min(hi, scan.after[0] + 1)) if scan.descending \
+            else (max(lo, scan.after[0]), hi)
+    if hi is not None and hi > time.time() * 1000:
+        hi = None
+    return [journal.window_segment(source, lo, hi, stack)]
+
+
 def _open_journal_day(source: journal.JournalLog, day: date, tz: tzinfo):
     """(the day's chunks, the first of them or ``_END``) of a unit's journal: the day is cut into
     a temporary file first (``journal.write_day`` spools its window anyway), then streamed."""
@@ -212,20 +225,31 @@ async def runlog_records(request: web.Request) -> web.StreamResponse:
     ``X-Dcslog-First-Ms``: the service serves older entries from what it collected."""
     _authenticate(request)
     scan = _records_scan(request)
-    if journal.parse(request.query.get("log_file", "")) is not None:
-        raise errors.UnreadableLog("Records are not read from the journal yet: the node's collected days serve them.")
-    path = _allowed(request.query.get("log_file", ""), request.app[ALLOWED_DIRS])
+    in_journal = journal.parse(request.query.get("log_file", ""))
+    if in_journal is not None:
+        _allowed_journal(in_journal, request)
+    else:
+        path = _allowed(request.query.get("log_file", ""), request.app[ALLOWED_DIRS])
     stack = ExitStack()
     try:
-        try:
-            segments = await asyncio.to_thread(host_segments, str(path), stack)
-        except FileNotFoundError:
-            raise errors.NotFound(f"Log file {path} (and rotated copies) not found on this host.") from None
-        except PermissionError:
-            raise errors.Forbidden(f"No permission to read log file {path}.") from None
         first_ms = None
-        if request.query.get("first") == "1":  # asked only when the service holds collected days
-            first_ms = await asyncio.to_thread(first_time, segments, scan.clock)
+        want_first = request.query.get("first") == "1"  # asked only when the service holds collected days
+        if in_journal is not None:
+            try:
+                segments = await asyncio.to_thread(_journal_window, in_journal, scan, stack)
+                if want_first:
+                    first_ms = await asyncio.to_thread(journal.first_ms, in_journal, scan.clock)
+            except journal.JournalError as exc:
+                raise errors.UnreadableLog(str(exc)) from None
+        else:
+            try:
+                segments = await asyncio.to_thread(host_segments, str(path), stack)
+            except FileNotFoundError:
+                raise errors.NotFound(f"Log file {path} (and rotated copies) not found on this host.") from None
+            except PermissionError:
+                raise errors.Forbidden(f"No permission to read log file {path}.") from None
+            if want_first:
+                first_ms = await asyncio.to_thread(first_time, segments, scan.clock)
         items = scan_node(segments, scan)
         headers = {"Content-Type": "application/x-ndjson", "X-Request-Id": request[REQUEST_ID]}
         if first_ms is not None:

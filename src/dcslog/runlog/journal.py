@@ -50,14 +50,15 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta, tzinfo
+from contextlib import ExitStack
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from urllib.parse import quote, unquote
 
-from dcslog.runlog.grammar import Clock
+from dcslog.runlog.grammar import Clock, match_head
 from dcslog.runlog.search import FileSource, day_bounds, next_dated
 
-__all__ = ["JOURNAL_SCHEME", "MARGIN", "JournalError", "JournalLog", "check_unit", "journalctl_path", "parse",
-           "render", "write_day"]
+__all__ = ["JOURNAL_SCHEME", "MARGIN", "JournalError", "JournalLog", "check_unit", "first_ms", "journalctl_path",
+           "parse", "render", "window_segment", "write_day"]
 
 #: How a node's log source names the journal (``journal:UNIT``), where other nodes have a path.
 JOURNAL_SCHEME = "journal:"
@@ -125,8 +126,9 @@ def journalctl_path() -> str | None:
     return shutil.which("journalctl")
 
 
-def command(journal: JournalLog, since: datetime, until: datetime) -> list[str]:
-    """The journalctl invocation reading ``journal``'s unit from ``since`` to ``until``."""
+def command(journal: JournalLog, since: datetime | None, until: datetime | None) -> list[str]:
+    """The journalctl invocation reading ``journal``'s unit from ``since`` to ``until`` (None: from
+    the start, to the end)."""
     journalctl = journalctl_path()
     if journalctl is None:
         raise JournalError("journalctl is not installed on this host: a node whose log is in the journal "
@@ -136,14 +138,17 @@ def command(journal: JournalLog, since: datetime, until: datetime) -> list[str]:
         if not os.path.exists(journal.path):
             raise JournalError(f"No journal at {journal.path} on this host.")
         where = ["--directory" if os.path.isdir(journal.path) else "--file", journal.path]
-    return [journalctl, *where, "--unit", journal.unit, "--since", f"@{since.timestamp():.6f}",
-            "--until", f"@{until.timestamp():.6f}", "--output=json", "--all", "--no-pager",
+    window = [] if since is None else ["--since", f"@{since.timestamp():.6f}"]
+    if until is not None:
+        window += ["--until", f"@{until.timestamp():.6f}"]
+    return [journalctl, *where, "--unit", journal.unit, *window, "--output=json", "--all", "--no-pager",
             "--output-fields=MESSAGE,_TRANSPORT,_LINE_BREAK"]
 
 
-def entries(journal: JournalLog, since: datetime, until: datetime) -> Iterator[tuple[int, bytes]]:
+def entries(journal: JournalLog, since: datetime | None, until: datetime | None) -> Iterator[tuple[int, bytes]]:
     """(journal time in µs since the epoch, the bytes Redis wrote) of each stdout entry of the
-    unit in ``[since, until]``, oldest first: a line with its newline, or a piece of one."""
+    unit in ``[since, until]`` (None: open), oldest first: a line with its newline, or a piece of
+    one. Closing the iterator early ends journalctl."""
     argv = command(journal, since, until)
     # Not --quiet: journalctl tells on stderr (and exits 0) when it could open only some journal
     # files (the user's own, not the system's); that is a failure, not an empty day.
@@ -254,3 +259,34 @@ def _write_all(fd: int, data: bytes) -> int:
     while view:
         view = view[os.write(fd, view):]
     return len(data)
+
+
+# --- records (search, follow, events) ---------------------------------------------------------
+
+def window_segment(journal: JournalLog, start_ms: int, end_ms: int | None, stack: ExitStack) -> FileSource:
+    """The unit's Redis log around ``[start_ms, end_ms)`` (``end_ms`` None: to the end), widened by
+    ``MARGIN`` on both sides and spooled to a temporary file (closed with ``stack``), as a segment
+    for ``records.scan_node``. Record keys count the entries of one millisecond: the margin puts
+    every entry of the window's first millisecond in it, so the keys are the plain log's."""
+    since = datetime.fromtimestamp(start_ms / 1000, UTC) - MARGIN
+    until = None if end_ms is None else datetime.fromtimestamp(end_ms / 1000, UTC) + MARGIN
+    tmp = stack.enter_context(tempfile.TemporaryFile(prefix="dcslog-journal-"))
+    for _usec, text in entries(journal, since, until):
+        tmp.write(text)
+    tmp.flush()
+    return FileSource(tmp.fileno(), tmp.tell())
+
+
+def first_ms(journal: JournalLog, clock: Clock) -> int | None:
+    """Time (ms) of the unit's first entry in the journal (what was vacuumed before it, collected
+    days serve), None when it holds none. journalctl seeks to the unit's first entry; reading stops
+    at the first line that starts an entry."""
+    it = entries(journal, None, None)
+    try:
+        for _usec, text in it:
+            head = match_head(text)
+            if head is not None:
+                return clock.epoch_ms(head)
+    finally:
+        it.close()  # type: ignore[attr-defined]
+    return None

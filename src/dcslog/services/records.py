@@ -163,9 +163,6 @@ async def plan_nodes(session: AsyncSession, instance: Instance, keyring: Keyring
         plan = NodePlan(node, node.log_file, agent_url, agent_key, collected.get(node.id, []))
         if node.log_file is None:
             plan.error = f"no log file: {node.log_file_error or 'unknown'}"
-        elif journal.parse(node.log_file) is not None:
-            plan.error = (f"its log is in the journal ({node.log_file}), not read for records yet: its collected "
-                          "days serve them")
         elif agent_url and agent_key is None:
             plan.error = "the instance names an agent for this node but holds no agent key"
         plans.append(plan)
@@ -254,6 +251,18 @@ class _NodeStream:
                 on_scanned=self._count_remote)
             self.stack.callback(stream.close)
             return first_ms, stream
+        in_journal = journal.parse(plan.log_file)
+        if in_journal is not None:
+            # The window is read from the journal at each request (spooled, ∝ the window); a later
+            # page reads from its cursor on.
+            lo, hi, after = q.start_ms, q.end_ms, q.after_for(self.replication_id)
+            if after is not None:
+                lo, hi = (lo, min(hi, after[0] + 1)) if q.descending else (max(lo, after[0]), hi)
+            now_ms = int(datetime.now(UTC).timestamp() * 1000)
+            segments: list[Segment] = [journal.window_segment(in_journal, lo, None if hi > now_ms else hi,
+                                                              self.stack)]
+            first_ms = journal.first_ms(in_journal, Clock(ZoneInfo(self.tz))) if plan.collected else None
+            return first_ms, scan_node(segments, self._scan(q.end_ms))
         segments = host_segments(plan.log_file, self.stack)
         # Only collected days need the host's first entry (it may sit in an old compressed copy).
         first_ms = first_time(segments, Clock(ZoneInfo(self.tz))) if plan.collected else None
@@ -298,7 +307,7 @@ def _chain(first: Iterator[Record | Checkpoint], second: Iterator[Record | Check
 
 
 def _reason(exc: BaseException, log_file: str | None) -> str:
-    if isinstance(exc, AgentError):
+    if isinstance(exc, (AgentError, journal.JournalError)):
         return str(exc)
     if isinstance(exc, FileNotFoundError):
         return f"log file {log_file} (and rotated copies) not found on this machine"
