@@ -441,3 +441,27 @@ def test_records_of_a_node_in_the_journal_through_the_api(journal_tools, dcslog_
         assert_same(found, expected(refs, nodes, TZ, start=start, end=end, keyword="needle", insensitive=True))
         assert len(found) == 5
         api.close()
+
+
+def test_importing_a_node_on_stdout_points_at_journal(dcslog_server, redis_node_factory, capsys):
+    node = redis_node_factory("127.0.0.3", logfile="")
+    dcslog_server.import_instance(node.url)
+    assert f"--journal {node.host}:{node.port}=UNIT" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("args", "reason"), [
+    (("--journal", "{a}=redis.service", "--log-file", "{a}=/var/log/redis/redis.log"), "both --log-file and --journal"),
+    (("--journal", "{a}=redis server"), "is not a systemd unit name"),
+    (("--journal", "{a}=redis.service", "--journal-path", "relative/dir"), "must be an absolute path"),
+    (("--journal-path", "/var/log/journal"), "give those"),
+    (("--journal", "127.0.0.9:1=redis.service"), "--journal"),
+])
+def test_an_import_with_a_journal_it_cannot_use_is_refused(dcslog_server, redis_node_factory, capsys, args, reason):
+    from dcslog import cli
+
+    node = redis_node_factory("127.0.0.3", logfile="")
+    argv = ["instances", "import", "--project-id", "proj-a", "--name", "bad", "--redis", node.url,
+            *(arg.format(a=node.address) for arg in args)]
+    assert cli.main(argv) != 0
+    assert reason in capsys.readouterr().err
+    assert dcslog_server.cli("instances", "list", "--project-id", "proj-a") == []
