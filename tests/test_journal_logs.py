@@ -16,6 +16,7 @@ line by line), never from the journal.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
 import struct
@@ -361,26 +362,32 @@ def test_the_day_is_asked_of_the_journals_index(monkeypatch, tmp_path):
     end = datetime(2026, 11, 27, tzinfo=TZ) + journal.MARGIN
     assert argv[:6] == ["/usr/bin/journalctl", "--directory", str(tmp_path), "--unit", UNIT, "--since"]
     assert argv[6] == f"@{start.timestamp():.6f}" and argv[8] == f"@{end.timestamp():.6f}"
-    assert "--output=json" in argv and "--all" in argv
+    assert "--output=export" in argv and "--all" in argv
 
 
-def test_message_fields_as_journalctl_writes_them():
-    """MESSAGE as a string, as bytes (not printable UTF-8), given twice; _LINE_BREAK's endings;
-    only the stdout stream."""
-    def entry(message, transport="stdout", line_break=None):
-        obj = {"__REALTIME_TIMESTAMP": "1796564999113551", "MESSAGE": message, "_TRANSPORT": transport}
-        if line_break:
-            obj["_LINE_BREAK"] = line_break
-        return journal._entry(obj)
-
-    assert entry("1:M ok é") == (1796564999113551, "1:M ok é\n".encode())
-    assert entry([98, 255, 9]) == (1796564999113551, b"b\xff\t\n")
-    assert entry(["first", "second"]) == (1796564999113551, b"first\n")
-    assert entry("piece", line_break="line-max") == (1796564999113551, b"piece")
-    assert entry("cut at", line_break="nul") == (1796564999113551, b"cut at\0")
-    assert entry("no newline", line_break="eof") == (1796564999113551, b"no newline")
-    assert entry("from syslog", transport="syslog") is None
-    assert entry(None) is None
+def test_the_export_format_as_journalctl_writes_it():
+    """Fields as text and in the binary form (a value with bytes that are not UTF-8, a newline,
+    a blank line), a field given twice, _LINE_BREAK's endings, other transports; read in pieces
+    of every size."""
+    cases = [(b"1:M ok \xc3\xa9", b"stdout", None, b"1:M ok \xc3\xa9\n"),
+             (b"b\xff\t", b"stdout", None, b"b\xff\t\n"),
+             (b"two\n\nlines", b"stdout", None, b"two\n\nlines\n"),
+             (b"piece", b"stdout", b"line-max", b"piece"),
+             (b"cut at", b"stdout", b"nul", b"cut at\0"),
+             (b"no newline", b"stdout", b"eof", b"no newline"),
+             (b"from syslog", b"syslog", None, None),
+             (b"", b"stdout", None, b"\n")]
+    stream = bytearray()
+    for i, (message, transport, line_break, _want) in enumerate(cases):
+        fields = [("__CURSOR", b"s=1;i=%d" % i), ("__REALTIME_TIMESTAMP", b"%d" % (1796564999113551 + i)),
+                  ("MESSAGE", message), ("_TRANSPORT", transport), ("MESSAGE", b"a second value")]
+        stream += export_entry(fields + ([("_LINE_BREAK", line_break)] if line_break else []))
+    want = [(1796564999113551 + i, w) for i, (*_, w) in enumerate(cases) if w is not None]
+    for chunk in (1, 2, 7, 64, 1 << 20):
+        got = [journal._entry(f) for f in journal.export_entries(io.BytesIO(bytes(stream)), chunk)]
+        assert [g for g in got if g is not None] == want, chunk
+    with pytest.raises(journal.JournalError):
+        list(journal.export_entries(io.BytesIO(b"MESSAGE\n" + (50).to_bytes(8, "little") + b"short\n")))
 
 
 @pytest.mark.parametrize(("stderr", "status", "reason"), [

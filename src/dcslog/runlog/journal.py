@@ -11,7 +11,9 @@ is not the host's own: ``P`` a journal directory, ``journalctl --directory``,
 or a journal file, ``--file``).
 
 **Read through journalctl**, never a shell: ``journalctl --unit UNIT --since
-@S --until @U --output=json --all`` with its arguments as a list. Only the
+@S --until @U --output=export --all`` with its arguments as a list (the
+journal export format: binary-safe, and journalctl writes it about twice as
+fast as ``--output=json``). Only the
 unit's stdout stream (``_TRANSPORT=stdout``) is the Redis log: ``--unit``
 also matches what systemd itself logs about the unit (``Started …``, a
 coredump), which Redis did not write. (journald cannot tell the unit's stdout
@@ -21,8 +23,8 @@ stdout and nothing to stderr once it logs.)
 **What is collected is the Redis log itself**: the ``MESSAGE`` of each
 entry followed by the newline journald took off, byte for byte what Redis
 wrote, which is byte for byte the file it would have written with
-``logfile`` set. ``MESSAGE`` comes as a JSON string, or as an array of bytes
-when it is not printable UTF-8; both are read. A line journald cut because it
+``logfile`` set. ``MESSAGE`` comes as text, or in the format's binary form
+(its length, then its bytes) when it is not printable UTF-8; both are read. A line journald cut because it
 was longer than its ``LineMax`` (48 KiB by default) comes as entries marked
 ``_LINE_BREAK=line-max``, joined again here; ``_LINE_BREAK=nul`` ends a line
 with the NUL it was cut at, ``eof`` and ``pid-change`` with nothing.
@@ -44,7 +46,6 @@ finds the day's neighbourhood.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import shutil
 import subprocess
@@ -52,6 +53,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Protocol
 from urllib.parse import quote, unquote
 
 from dcslog.runlog.grammar import Clock, match_head
@@ -74,6 +76,10 @@ _LINE_BREAKS = {"line-max": b"", "nul": b"\0", "eof": b"", "pid-change": b""}
 _JOURNAL_HINT = "You are currently not seeing messages from other users and the system"
 #: … and when it found none.
 _NO_FILES = "No journal files were found"
+
+
+class _Readable(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...  # (and read1, when it has one)
 
 
 class JournalError(OSError):
@@ -141,7 +147,7 @@ def command(journal: JournalLog, since: datetime | None, until: datetime | None)
     window = [] if since is None else ["--since", f"@{since.timestamp():.6f}"]
     if until is not None:
         window += ["--until", f"@{until.timestamp():.6f}"]
-    return [journalctl, *where, "--unit", journal.unit, *window, "--output=json", "--all", "--no-pager",
+    return [journalctl, *where, "--unit", journal.unit, *window, "--output=export", "--all", "--no-pager",
             "--output-fields=MESSAGE,_TRANSPORT,_LINE_BREAK"]
 
 
@@ -156,14 +162,8 @@ def entries(journal: JournalLog, since: datetime | None, until: datetime | None)
             subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err) as proc:
         assert proc.stdout is not None
         try:
-            for line in proc.stdout:
-                if not line.startswith(b"{"):  # "-- No entries --" and the like
-                    continue
-                try:
-                    obj = json.loads(line)
-                except ValueError:
-                    raise JournalError(f"journalctl wrote a line that is not JSON: {line[:120]!r}") from None
-                item = _entry(obj)
+            for fields in export_entries(proc.stdout):
+                item = _entry(fields)
                 if item is not None:
                     yield item
         finally:
@@ -183,30 +183,80 @@ def entries(journal: JournalLog, since: datetime | None, until: datetime | None)
         raise JournalError(f"No journal files on this host{f' in {journal.path}' if journal.path else ''}.")
 
 
-def _entry(obj: dict) -> tuple[int, bytes] | None:
-    if _text(obj.get("_TRANSPORT")) != b"stdout":
+def _entry(fields: dict[bytes, bytes]) -> tuple[int, bytes] | None:
+    """What an entry (its fields) carries of the Redis log: None for one not on the unit's stdout."""
+    message = fields.get(b"MESSAGE")
+    if fields.get(b"_TRANSPORT") != b"stdout" or message is None:
         return None
-    message = _value(obj.get("MESSAGE"))
-    if message is None:
-        return None
-    end = _LINE_BREAKS.get(_text(obj.get("_LINE_BREAK")).decode(), b"\n")
-    return int(obj["__REALTIME_TIMESTAMP"]), message + end
+    end = _LINE_BREAKS.get(fields.get(b"_LINE_BREAK", b"").decode("ascii", "replace"), b"\n")
+    try:
+        realtime = int(fields[b"__REALTIME_TIMESTAMP"])
+    except (KeyError, ValueError):
+        raise JournalError("journalctl wrote an entry without its time (__REALTIME_TIMESTAMP)") from None
+    return realtime, message + end
 
 
-def _value(field: object) -> bytes | None:
-    """A field's bytes: a JSON string (UTF-8), an array of bytes, or — a field given more than
-    once — an array of those (its first value)."""
-    if isinstance(field, str):
-        return field.encode("utf-8", "surrogatepass")
-    if isinstance(field, list) and field:
-        if all(isinstance(b, int) for b in field):
-            return bytes(field)
-        return _value(field[0])
-    return None
+#: The fields of an entry that are read; the others are skipped.
+_WANTED = frozenset((b"MESSAGE", b"_TRANSPORT", b"_LINE_BREAK", b"__REALTIME_TIMESTAMP"))
 
 
-def _text(field: object) -> bytes:
-    return _value(field) or b""
+def export_entries(stream: _Readable, chunk: int = 1 << 20) -> Iterator[dict[bytes, bytes]]:
+    """The entries of journalctl's ``--output=export`` (systemd's journal export format) read
+    from ``stream``: each as its wanted fields (a field given twice: its first value).
+
+    An entry is its fields, one after the other, and a blank line. A field is ``NAME=value\n``,
+    or, for a value that is not printable text (a newline, bytes that are not UTF-8), ``NAME\n``,
+    its length as a little-endian 64-bit number, the value, ``\n``. Memory: a read chunk and the
+    longest field."""
+    buf, pos = b"", 0
+    fields: dict[bytes, bytes] = {}
+    # A pipe's read1 answers what journalctl has written so far: both sides work at once.
+    read = getattr(stream, "read1", stream.read)
+
+    def more(need: int) -> bool:
+        """Read until ``buf`` holds ``need`` bytes from ``pos`` (False at the end of the stream)."""
+        nonlocal buf, pos
+        while len(buf) - pos < need:
+            data = read(max(chunk, need))
+            if not data:
+                return False
+            buf, pos = buf[pos:] + data, 0
+        return True
+
+    while True:
+        nl = buf.find(b"\n", pos)
+        if nl < 0:
+            if not more(len(buf) - pos + 1):
+                break
+            continue
+        if nl == pos:  # the blank line after an entry
+            if fields:
+                yield fields
+                fields = {}
+            pos = nl + 1
+            continue
+        eq = buf.find(b"=", pos, nl)
+        if eq >= 0:
+            name = buf[pos:eq]
+            if name in _WANTED and name not in fields:
+                fields[name] = buf[eq + 1:nl]
+            pos = nl + 1
+            continue
+        name = buf[pos:nl]
+        head = nl + 1 - pos
+        if not more(head + 8):
+            raise JournalError("journalctl's output ends inside a field")
+        size = int.from_bytes(buf[pos + head:pos + head + 8], "little")
+        if not more(head + 8 + size + 1):
+            raise JournalError("journalctl's output ends inside a field")
+        start = pos + head + 8
+        if buf[start + size:start + size + 1] != b"\n":
+            raise JournalError(f"journalctl's output is not the journal export format (at field {name[:40]!r})")
+        if name in _WANTED and name not in fields:
+            fields[name] = buf[start:start + size]
+        pos = start + size + 1
+    if fields:
+        yield fields
 
 
 def day_window(day: date, tz: tzinfo) -> tuple[datetime, datetime]:
