@@ -88,7 +88,7 @@ class Journald:
         self.cut_lines = 0
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
-        self._monotonic = 1
+        self._written = self._parts = 0
 
     def attach(self, proc) -> None:
         for pipe, keep in ((proc.stdout, True), (proc.stderr, False)):
@@ -130,21 +130,41 @@ class Journald:
         """The entries so far, oldest first, as the journal file ``system.journal`` in the directory."""
         out = self.directory / "system.journal"
         out.unlink(missing_ok=True)
-        stream = bytearray()
         with self._lock:
-            for monotonic, (usec, fields) in enumerate(sorted(self.entries, key=lambda e: e[0]), start=1):
-                stream += export_entry([("__REALTIME_TIMESTAMP", str(usec).encode()),
-                                        ("__MONOTONIC_TIMESTAMP", str(monotonic).encode()),
-                                        ("_BOOT_ID", BOOT_ID.encode()), *fields])
-        remote = journal_remote_path()
-        assert remote is not None
-        subprocess.run([remote, "-o", str(out), "-"], input=bytes(stream), check=True, capture_output=True)
+            entries = sorted(self.entries, key=lambda e: e[0])
+        _journal_file(entries, out)
         return out
+
+    def write_part(self) -> Path:
+        """The entries added since the last part, as a journal file of their own beside the others
+        (journalctl --directory reads them all as one journal), put in place when complete."""
+        with self._lock:
+            entries = sorted(self.entries[self._written:], key=lambda e: e[0])
+            self._written = len(self.entries)
+            self._parts += 1
+        staging = self.directory.parent / f"{self.directory.name}-staging"
+        staging.mkdir(exist_ok=True)
+        out = staging / f"part-{self._parts}.journal"
+        _journal_file(entries, out)
+        return out.rename(self.directory / out.name)
 
     def captured_file(self) -> Path:
         path = self.directory.parent / f"{self.directory.name}-captured-stdout.log"
         path.write_bytes(bytes(self.captured))
         return path
+
+
+def _journal_file(entries: list[tuple[int, list[tuple[str, bytes]]]], out: Path) -> None:
+    """``entries`` written as the journal file ``out`` by systemd-journal-remote. One boot, its
+    monotonic clock the realtime one, so that entries of several files order the same way."""
+    stream = bytearray()
+    for usec, fields in entries:
+        stream += export_entry([("__REALTIME_TIMESTAMP", str(usec).encode()),
+                                ("__MONOTONIC_TIMESTAMP", str(usec).encode()), ("_BOOT_ID", BOOT_ID.encode()),
+                                *fields])
+    remote = journal_remote_path()
+    assert remote is not None
+    subprocess.run([remote, "-o", str(out), "-"], input=bytes(stream), check=True, capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -472,3 +492,36 @@ def test_an_import_with_a_journal_it_cannot_use_is_refused(dcslog_server, redis_
     assert cli.main(argv) != 0
     assert reason in capsys.readouterr().err
     assert dcslog_server.cli("instances", "list", "--project-id", "proj-a") == []
+
+
+def test_follow_a_node_in_the_journal(journal_tools, dcslog_server, redis_node_factory, monkeypatch, tmp_path):
+    """Follow reads the journal afresh at every poll: records keep coming as journal files are
+    added, none lost or repeated."""
+    from tests.test_records_follow import Events, keyed
+
+    journald = Journald(tmp_path / "journal")
+    node = start_node(redis_node_factory, monkeypatch, journald, False)
+    journald.wait_for_output(b"Ready to accept connections")
+    journald.write_part()
+    instance_id = import_journal(dcslog_server, node, journald, "followed")
+    token = dcslog_server.cli("token", "create", "--project-id", "proj-a", "--role", "viewer")["token"]
+    url = f"{dcslog_server.url}/v2/proj-a/instances/{instance_id}/redislog/records"
+    start_ms = int(time.time() * 1000)
+    events = Events(url, {"follow": "true", "keyword": "follow me"}, {"X-Auth-Token": token})
+    try:
+        time.sleep(0.5)
+        with node.client() as c:
+            for batch in range(3):
+                for i in range(batch * 10, batch * 10 + 10):
+                    c.execute_command("DEBUG", "LOG", f"follow me {i}")
+                    time.sleep(0.02)
+                journald.wait_for_output(f"follow me {batch * 10 + 9}".encode())
+                journald.write_part()
+        got = events.wait_for(30)
+        assert not events.ended.is_set(), events.sources
+        assert [r["message"] for r in got] == [f"DEBUG LOG: follow me {i}" for i in range(30)]
+        ids = [(r["time_ms"], r["id"]) for r in got]
+        assert ids == sorted(ids) and len(set(ids)) == 30
+        assert all(r["time_ms"] >= start_ms for r in got) and keyed(got)
+    finally:
+        events.close()
