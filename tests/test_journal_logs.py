@@ -33,6 +33,7 @@ import redis.exceptions
 from huaweicloudsdkdcs.v2 import CreateRedislogRequest
 
 from dcslog.runlog import journal
+from dcslog.runlog.grammar import Clock
 from dcslog.testing.waiting import wait_for
 from tests.redis_fixtures import valkey_server_path
 from tests.runlog_reference import reference_day
@@ -525,3 +526,56 @@ def test_follow_a_node_in_the_journal(journal_tools, dcslog_server, redis_node_f
         assert all(r["time_ms"] >= start_ms for r in got) and keyed(got)
     finally:
         events.close()
+
+
+def test_a_crash_is_told_from_the_journal(journal_tools, dcslog_server, redis_node_factory, monkeypatch, tmp_path):
+    """The harvester reads the node's journal for events as any run log: the bug report is a crash,
+    with the reason Redis gave."""
+    from tests.test_events import Api as EventsApi
+    from tests.test_runlog_events import HOLD_S, crash, told
+
+    journald = Journald(tmp_path / "journal")
+    node = start_node(redis_node_factory, monkeypatch, journald, False, "--crash-memcheck-enabled", "no")
+    journald.wait_for_output(b"Ready to accept connections")
+    journald.write_part()
+    api = EventsApi(dcslog_server, import_journal(dcslog_server, node, journald, "crashing"))
+    time.sleep(HOLD_S)
+    dcslog_server.harvest()  # the first look: what came before is history
+    crash(node, "SEGFAULT")
+    journald.join()
+    journald.write_part()
+    time.sleep(HOLD_S)
+    dcslog_server.harvest()
+    [(kind, _, _, details)] = told(api)
+    assert kind == "crash" and "crashed by signal: 11" in details["reason"]
+
+
+def test_a_descending_scan_reads_the_journal_back_only_as_far_as_it_goes(monkeypatch, tmp_path):
+    """Descending, the window is cut into parts in journal time, newest first, each read from the
+    journal only when the scan reaches it: the newest entry (and the one before it, which ends its
+    millisecond), found in the newest hour, cost one journalctl run, however far back the window
+    reaches."""
+    from contextlib import ExitStack
+
+    from dcslog.runlog.records import Record, Scan, scan_node
+
+    journald = Journald(tmp_path / "journal")
+    now = datetime.now(TZ)
+    old = now - timedelta(days=30)
+    for moment, text in ((old, "a month ago"), (now - timedelta(minutes=10), "ten minutes ago"),
+                         (now - timedelta(minutes=5), "five minutes ago")):
+        journald.add(usec(moment), UNIT, moment.strftime(f"1:M %d %b %Y %H:%M:%S.000 * {text}").encode())
+    journald.write()
+    runs = []
+    real = journal.entries
+    monkeypatch.setattr(journal, "entries", lambda *a: runs.append(a[1:]) or real(*a))
+    source = journal.JournalLog(UNIT, str(journald.directory))
+    with ExitStack() as stack:
+        segments = journal.scan_segments(source, 0, None, None, True, stack)
+        assert len(segments) > 5
+        newest = next(r for r in scan_node(segments, Scan(0, None, descending=True, clock=Clock(TZ)))
+                      if isinstance(r, Record))
+        assert newest.message == b"five minutes ago" and len(runs) == 1
+        every = [r.message for r in scan_node(segments, Scan(0, None, descending=True, clock=Clock(TZ)))
+                 if isinstance(r, Record)]
+        assert every == [b"five minutes ago", b"ten minutes ago", b"a month ago"]

@@ -150,16 +150,8 @@ def _open_day(path: str, day: date, tz: tzinfo):
 
 
 def _journal_window(source: journal.JournalLog, scan: Scan, stack: ExitStack) -> list:
-    """The unit's journal around the scan's window (from its cursor on), as one segment."""
-    import time
-
-    lo, hi = scan.start_ms, scan.end_ms
-    if scan.after is not None:
-        lo, hi = (lo, scan.after[0] + 1 if hi is None else min(hi, scan.after[0] + 1)) if scan.descending \
-            else (max(lo, scan.after[0]), hi)
-    if hi is not None and hi > time.time() * 1000:
-        hi = None
-    return [journal.window_segment(source, lo, hi, stack)]
+    """The unit's journal around the scan's window, as segments (``journal.scan_segments``)."""
+    return list(journal.scan_segments(source, scan.start_ms, scan.end_ms, scan.after, scan.descending, stack))
 
 
 def _open_journal_day(source: journal.JournalLog, day: date, tz: tzinfo):

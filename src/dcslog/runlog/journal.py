@@ -59,14 +59,15 @@ from urllib.parse import quote, unquote
 from dcslog.runlog.grammar import Clock, match_head
 from dcslog.runlog.search import FileSource, day_bounds, next_dated
 
-__all__ = ["JOURNAL_SCHEME", "MARGIN", "JournalError", "JournalLog", "check_unit", "first_ms", "journalctl_path",
-           "parse", "render", "window_segment", "write_day"]
+__all__ = ["JOURNAL_SCHEME", "MARGIN", "JournalError", "JournalLog", "JournalPart", "check_unit", "first_ms",
+           "journalctl_path", "parse", "render", "scan_segments", "write_day"]
 
 #: How a node's log source names the journal (``journal:UNIT``), where other nodes have a path.
 JOURNAL_SCHEME = "journal:"
 #: How far around the day the journal is read: an entry's Redis timestamp is a little before
 #: journald's (the pipe, a busy journald), and the day is cut by Redis's.
 MARGIN = timedelta(minutes=10)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: The characters of a unit name (systemd's ``unit_name_is_valid``), plus the glob characters
 #: ``--unit`` accepts.
 _UNIT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:-_.\\@*[]")
@@ -144,7 +145,8 @@ def command(journal: JournalLog, since: datetime | None, until: datetime | None)
         if not os.path.exists(journal.path):
             raise JournalError(f"No journal at {journal.path} on this host.")
         where = ["--directory" if os.path.isdir(journal.path) else "--file", journal.path]
-    window = [] if since is None else ["--since", f"@{since.timestamp():.6f}"]
+    # (journalctl takes no time before the epoch: from there is from the start)
+    window = [] if since is None or since.timestamp() <= 0 else ["--since", f"@{since.timestamp():.6f}"]
     if until is not None:
         window += ["--until", f"@{until.timestamp():.6f}"]
     return [journalctl, *where, "--unit", journal.unit, *window, "--output=export", "--all", "--no-pager",
@@ -313,18 +315,72 @@ def _write_all(fd: int, data: bytes) -> int:
 
 # --- records (search, follow, events) ---------------------------------------------------------
 
-def window_segment(journal: JournalLog, start_ms: int, end_ms: int | None, stack: ExitStack) -> FileSource:
-    """The unit's Redis log around ``[start_ms, end_ms)`` (``end_ms`` None: to the end), widened by
-    ``MARGIN`` on both sides and spooled to a temporary file (closed with ``stack``), as a segment
-    for ``records.scan_node``. Record keys count the entries of one millisecond: the margin puts
-    every entry of the window's first millisecond in it, so the keys are the plain log's."""
-    since = datetime.fromtimestamp(start_ms / 1000, UTC) - MARGIN
-    until = None if end_ms is None else datetime.fromtimestamp(end_ms / 1000, UTC) + MARGIN
-    tmp = stack.enter_context(tempfile.TemporaryFile(prefix="dcslog-journal-"))
-    for _usec, text in entries(journal, since, until):
-        tmp.write(text)
-    tmp.flush()
-    return FileSource(tmp.fileno(), tmp.tell())
+#: The newest part of a descending scan's window, in journal time; each older part is
+#: ``_PART_GROWTH`` times longer (see ``scan_segments``).
+_PART = timedelta(hours=1)
+_PART_GROWTH = 4
+
+
+def scan_segments(journal: JournalLog, start_ms: int, end_ms: int | None, after: tuple[int, int] | None,
+                  descending: bool, stack: ExitStack) -> list[FileSource | JournalPart]:
+    """The unit's Redis log for a records scan of ``[start_ms, end_ms)`` (``end_ms`` None: open)
+    continuing after the key ``after``, as segments for ``records.scan_node``, oldest first.
+
+    The window (from the cursor on) is widened by ``MARGIN`` on both sides: record keys count the
+    entries of one millisecond, and the margin puts every entry of the window's first millisecond
+    in it, so the keys are the plain log's. Ascending, it is one segment, spooled now. Descending,
+    a scan usually stops early (the newest entry before a position, a page): the window is cut, in
+    journal time, into parts — the newest hour, the 4 hours before it, then ×4 each — each read
+    from the journal (seeking) only when the scan reaches it."""
+    lo, hi = start_ms, end_ms
+    if after is not None:
+        lo, hi = (lo, after[0] + 1 if hi is None else min(hi, after[0] + 1)) if descending else (max(lo, after[0]), hi)
+    since = datetime.fromtimestamp(lo / 1000, UTC) - MARGIN
+    now = datetime.now(UTC)
+    until = None if hi is None or hi > now.timestamp() * 1000 else datetime.fromtimestamp(hi / 1000, UTC) + MARGIN
+    if not descending:
+        return [JournalPart(journal, since, until, stack)]
+    cuts: list[datetime | None] = [until]
+    top, span = until or now + MARGIN, _PART
+    while top - span > since:
+        cuts.append(top - span)
+        top, span = top - span, span * _PART_GROWTH
+    cuts.append(since)
+    cuts.reverse()
+    return [JournalPart(journal, a, b, stack) for a, b in zip(cuts, cuts[1:], strict=False)]
+
+
+class JournalPart:
+    """The unit's entries whose journal time is in ``[since, until)`` (``until`` None: to the end),
+    as the Redis log they carry, spooled into a temporary file (closed with ``stack``) when first
+    read. Consecutive parts hold consecutive entries: their concatenation is the whole."""
+
+    def __init__(self, journal: JournalLog, since: datetime | None, until: datetime | None, stack: ExitStack):
+        self._journal, self._since, self._until, self._stack = journal, since, until, stack
+        self._plain: FileSource | None = None
+
+    def _open(self) -> FileSource:
+        if self._plain is None:
+            tmp = self._stack.enter_context(tempfile.TemporaryFile(prefix="dcslog-journal-"))
+            # journalctl's --until is inclusive: an entry at the boundary is the next part's.
+            limit = None if self._until is None else _usec(self._until)
+            for usec, text in entries(self._journal, self._since, self._until):
+                if limit is None or usec < limit:
+                    tmp.write(text)
+            tmp.flush()
+            self._plain = FileSource(tmp.fileno(), tmp.tell())
+        return self._plain
+
+    @property
+    def size(self) -> int:
+        return self._open().size
+
+    def pread(self, offset: int, n: int) -> bytes:
+        return self._open().pread(offset, n)
+
+
+def _usec(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 def first_ms(journal: JournalLog, clock: Clock) -> int | None:

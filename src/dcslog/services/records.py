@@ -253,14 +253,9 @@ class _NodeStream:
             return first_ms, stream
         in_journal = journal.parse(plan.log_file)
         if in_journal is not None:
-            # The window is read from the journal at each request (spooled, ∝ the window); a later
-            # page reads from its cursor on.
-            lo, hi, after = q.start_ms, q.end_ms, q.after_for(self.replication_id)
-            if after is not None:
-                lo, hi = (lo, min(hi, after[0] + 1)) if q.descending else (max(lo, after[0]), hi)
-            now_ms = int(datetime.now(UTC).timestamp() * 1000)
-            segments: list[Segment] = [journal.window_segment(in_journal, lo, None if hi > now_ms else hi,
-                                                              self.stack)]
+            # Read from the journal at each request (``journal.scan_segments``).
+            segments: list[Segment] = list(journal.scan_segments(
+                in_journal, q.start_ms, q.end_ms, q.after_for(self.replication_id), q.descending, self.stack))
             first_ms = journal.first_ms(in_journal, Clock(ZoneInfo(self.tz))) if plan.collected else None
             return first_ms, scan_node(segments, self._scan(q.end_ms))
         segments = host_segments(plan.log_file, self.stack)
