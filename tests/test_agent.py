@@ -28,7 +28,7 @@ KEY = "agent-secret-for-tests"
 
 
 @contextlib.contextmanager
-def running_agent(tmp_path, tls: TlsFiles | None = None):
+def running_agent(tmp_path, tls: TlsFiles | None = None, extra: tuple[str, ...] = ()):
     """`dcslog agent` on 127.0.0.3, in a mount namespace of its own where ``log_dir`` holds the
     "remote host's" logs; in the tests' (and the service's) namespace ``log_dir`` is an empty directory.
 
@@ -41,7 +41,7 @@ def running_agent(tmp_path, tls: TlsFiles | None = None):
     port = free_port("127.0.0.3")
     env = {**os.environ, "DCSLOG_AGENT_KEY": KEY}
     agent_cmd = [sys.executable, "-m", "dcslog.cli", "agent", "--host", "127.0.0.3", "--port", str(port),
-                 "--allow-dir", str(log_dir)]
+                 "--allow-dir", str(log_dir), *extra]
     if tls is not None:
         agent_cmd += ["--tls-cert", tls.cert, "--tls-key", tls.key]
     if os.geteuid() == 0 and shutil.which("unshare"):

@@ -177,9 +177,17 @@ def _warn_unreadable_logs(view: dict) -> None:
                     hint = (f"In a container, its log is in the runtime's files: give them with --log-file "
                             f"{address}=PATH, PATH the pod's container directory (/var/log/pods/"
                             f"<namespace>_<pod>_<uid>/<container>) or the Docker json-file log "
-                            f"(/var/lib/docker/containers/<id>/<id>-json.log); else start Redis with --logfile.")
+                            f"(/var/lib/docker/containers/<id>/<id>-json.log); under systemd, its unit with "
+                            f"--journal {address}=UNIT; else start Redis with --logfile.")
                 print(f"warning: {address} has no log file dcslog can collect ({node['log_file_error']}). {hint}",
                       file=sys.stderr)
+                continue
+            if path.startswith("journal:"):
+                why = _journal_unreadable(path)
+                if why is not None:
+                    print(f"warning: {address} logs to the journal ({path}): {why}. A worker running here cannot "
+                          "collect that node: run it where the journal can be read, or read the node through a "
+                          "`dcslog agent` on its host (--agent).", file=sys.stderr)
                 continue
             if not os.path.exists(path):
                 why = "no such file on this machine"
@@ -202,6 +210,36 @@ def _warn_unreadable_logs(view: dict) -> None:
                   "running here as this user cannot collect that node: run it as a user who can read the file "
                   "(Debian: group adm), give the path with --log-file, or read the node through a `dcslog agent` "
                   "(--agent).", file=sys.stderr)
+
+
+def _journal_unreadable(source: str) -> str | None:
+    """Why this machine cannot read the journal a node's log source names, None when it can."""
+    from dcslog.runlog import journal
+
+    where = journal.parse(source)
+    if where is None:
+        return None
+    if journal.journalctl_path() is None:
+        return "journalctl is not installed on this machine, and the journal is read through it"
+    if where.path is not None and not os.path.exists(where.path):
+        return f"no journal at {where.path} on this machine"
+    if where.path is None and not _reads_system_journal():
+        return f"user {_user_name()} may not read the system journal (group systemd-journal or adm)"
+    return None
+
+
+def _reads_system_journal() -> bool:
+    import grp
+
+    if os.geteuid() == 0:
+        return True
+    names = set()
+    for gid in os.getgroups():
+        try:
+            names.add(grp.getgrgid(gid).gr_name)
+        except KeyError:
+            continue
+    return bool(names & {"systemd-journal", "adm", "wheel"})
 
 
 def _user_name() -> str:
@@ -255,7 +293,8 @@ def cmd_instances_import(args, settings: Settings) -> dict:
             agents=_parse_node_map(args.agent, "--agent", "HOST:PORT=URL"), agent_key=args.agent_key,
             replica_addresses=_parse_node_map(args.replica_address, "--replica-address",
                                               "REPORTED_HOST:PORT=REAL_HOST:PORT"),
-            force=args.force)
+            force=args.force, journals=_parse_node_map(args.journal, "--journal", "HOST:PORT=UNIT"),
+            journal_path=args.journal_path)
         return await _instance_with_groups(session, instance)
     return asyncio.run(_with_session(settings, work))
 

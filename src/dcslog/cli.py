@@ -129,7 +129,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
     key = args.key or os.environ.get("DCSLOG_AGENT_KEY")
     if not key:
         raise errors.DcsError("the agent needs a key: --key SECRET or DCSLOG_AGENT_KEY")
-    run_agent(args.host, args.port, key, args.allow_dir or ["/var/log/redis"], args.tls_cert, args.tls_key)
+    run_agent(args.host, args.port, key, args.allow_dir or ["/var/log/redis"], args.tls_cert, args.tls_key,
+              args.allow_unit)
     return EXIT_OK
 
 
@@ -237,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--key", help="shared secret the service signs requests with (default $DCSLOG_AGENT_KEY)")
     agent.add_argument("--allow-dir", action="append", default=[], metavar="DIR",
                        help="serve log files under DIR only (repeatable; default /var/log/redis)")
+    agent.add_argument("--allow-unit", action="append", default=[], metavar="UNIT",
+                       help="serve the journal of the systemd unit UNIT (a glob pattern matches several; "
+                            "repeatable; default none), read through journalctl")
     agent.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     agent.add_argument("--tls-key", help="… and this private key (PEM)")
 
@@ -283,6 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--log-file", action="append", default=[], metavar="HOST:PORT=PATH",
                      help="the node's run-log path, when CONFIG GET cannot tell it: a log file, or for a "
                           "node in a container its runtime's log file or pod container directory (repeatable)")
+    imp.add_argument("--journal", action="append", default=[], metavar="HOST:PORT=UNIT",
+                     help="the node logs to stdout under the systemd unit UNIT: its log is read from the journal "
+                          "(journalctl) of its host (repeatable)")
+    imp.add_argument("--journal-path", metavar="PATH",
+                     help="read the --journal nodes from the journal directory or file PATH on their host, "
+                          "instead of the host's journal")
     imp.add_argument("--agent", action="append", default=[], metavar="HOST:PORT=URL",
                      help="read this node's log through the `dcslog agent` at URL (repeatable)")
     imp.add_argument("--agent-key", default=os.environ.get("DCSLOG_AGENT_KEY"),

@@ -8,11 +8,15 @@ day's bytes — the same slicer, rotated and .gz files included — streamed in
 node's records as NDJSON, filtered here so only matching records cross the
 network. Only files under the agent's allowed directories are served. PATH may be a container
 runtime's log file or a pod's container directory (``runlog.containers``): read only, as any log.
+It may also name a unit's journal (``journal:UNIT``, ``runlog.journal``): read through this host's
+journalctl, for the units the agent is started to allow (``--allow-unit``), a journal directory or
+file given with it only under the allowed directories; its records are read from a window of it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import json
 import logging
 import os
@@ -27,6 +31,7 @@ from aiohttp import web
 
 from dcslog import errors
 from dcslog.httpserver import REQUEST_ID, dcs_envelope, run_app
+from dcslog.runlog import journal
 from dcslog.runlog.grammar import Clock
 from dcslog.runlog.records import Checkpoint, Filters, Scan, first_time, host_segments, record_to_wire, scan_node
 from dcslog.runlog.slicer import SourceChanged, UnknownLogFormat, iter_day
@@ -37,6 +42,7 @@ log = logging.getLogger("dcslog.agent")
 
 AGENT_KEY = web.AppKey("agent_key", str)
 ALLOWED_DIRS = web.AppKey("allowed_dirs", tuple)
+ALLOWED_UNITS = web.AppKey("allowed_units", tuple)
 CLOCK_SKEW = 900
 DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
@@ -57,6 +63,24 @@ def _allowed(path: str, allowed_dirs: tuple[Path, ...]) -> Path:
         if not any(d in real.parents for d in allowed_dirs):
             raise errors.Forbidden(f"{path} links outside the directories this agent serves.")
     return resolved
+
+
+def _allowed_journal(source: journal.JournalLog, request: web.Request) -> journal.JournalLog:
+    """The journal a ``journal:UNIT`` log source names, when this agent serves it."""
+    try:
+        journal.check_unit(source.unit)
+    except ValueError as exc:
+        raise errors.InvalidParameter("log_file", str(exc)) from None
+    # A pattern given as the unit would match more than the units allowed: only names are served.
+    if any(c in source.unit for c in "*?[]") or not any(
+            fnmatch.fnmatchcase(source.unit, pattern) for pattern in request.app[ALLOWED_UNITS]):
+        raise errors.Forbidden(f"The journal of {source.unit} is not served by this agent (--allow-unit).")
+    if source.path is not None:
+        allowed = request.app[ALLOWED_DIRS]
+        resolved = Path(os.path.realpath(source.path))
+        if not os.path.isabs(source.path) or not any(resolved == d or d in resolved.parents for d in allowed):
+            raise errors.Forbidden(f"{source.path} is outside the directories this agent serves.")
+    return source
 
 
 def _authenticate(request: web.Request) -> None:
@@ -88,9 +112,15 @@ async def runlog_day(request: web.Request) -> web.StreamResponse:
     except ValueError:
         raise errors.InvalidParameter("day", "day must be yyyy-MM-dd.") from None
     tz = _zone(request)
-    path = _allowed(log_file, request.app[ALLOWED_DIRS])
+    in_journal = journal.parse(log_file)
     try:
-        chunks, first = await asyncio.to_thread(_open_day, str(path), day, tz)
+        if in_journal is not None:
+            chunks, first = await asyncio.to_thread(_open_journal_day, _allowed_journal(in_journal, request), day, tz)
+        else:
+            path = _allowed(log_file, request.app[ALLOWED_DIRS])
+            chunks, first = await asyncio.to_thread(_open_day, str(path), day, tz)
+    except journal.JournalError as exc:
+        raise errors.UnreadableLog(str(exc)) from None
     except UnknownLogFormat as exc:
         raise errors.UnreadableLog(str(exc)) from None
     except FileNotFoundError:
@@ -124,6 +154,33 @@ def _open_day(path: str, day: date, tz: tzinfo):
     except SourceChanged:
         chunks = iter_day(path, day, tz=tz)
         return chunks, next(chunks, _END)
+
+
+def _journal_window(source: journal.JournalLog, scan: Scan, stack: ExitStack) -> list:
+    """The unit's journal around the scan's window, as segments (``journal.scan_segments``)."""
+    return list(journal.scan_segments(source, scan.start_ms, scan.end_ms, scan.after, scan.descending, stack))
+
+
+def _open_journal_day(source: journal.JournalLog, day: date, tz: tzinfo):
+    """(the day's chunks, the first of them or ``_END``) of a unit's journal: the day is cut into
+    a temporary file first (``journal.write_day`` spools its window anyway), then streamed."""
+    import tempfile
+
+    spool = tempfile.TemporaryFile(prefix="dcslog-agent-journal-")
+    try:
+        journal.write_day(source, day, spool.fileno(), tz)
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+
+    def chunks():
+        with spool:
+            while chunk := spool.read(1 << 20):
+                yield chunk
+
+    it = chunks()
+    return it, next(it, _END)
 
 
 _MS = re.compile(r"[0-9]{1,15}")
@@ -167,18 +224,31 @@ async def runlog_records(request: web.Request) -> web.StreamResponse:
     ``X-Dcslog-First-Ms``: the service serves older entries from what it collected."""
     _authenticate(request)
     scan = _records_scan(request)
-    path = _allowed(request.query.get("log_file", ""), request.app[ALLOWED_DIRS])
+    in_journal = journal.parse(request.query.get("log_file", ""))
+    if in_journal is not None:
+        _allowed_journal(in_journal, request)
+    else:
+        path = _allowed(request.query.get("log_file", ""), request.app[ALLOWED_DIRS])
     stack = ExitStack()
     try:
-        try:
-            segments = await asyncio.to_thread(host_segments, str(path), stack)
-        except FileNotFoundError:
-            raise errors.NotFound(f"Log file {path} (and rotated copies) not found on this host.") from None
-        except PermissionError:
-            raise errors.Forbidden(f"No permission to read log file {path}.") from None
         first_ms = None
-        if request.query.get("first") == "1":  # asked only when the service holds collected days
-            first_ms = await asyncio.to_thread(first_time, segments, scan.clock)
+        want_first = request.query.get("first") == "1"  # asked only when the service holds collected days
+        if in_journal is not None:
+            try:
+                segments = await asyncio.to_thread(_journal_window, in_journal, scan, stack)
+                if want_first:
+                    first_ms = await asyncio.to_thread(journal.first_ms, in_journal, scan.clock)
+            except journal.JournalError as exc:
+                raise errors.UnreadableLog(str(exc)) from None
+        else:
+            try:
+                segments = await asyncio.to_thread(host_segments, str(path), stack)
+            except FileNotFoundError:
+                raise errors.NotFound(f"Log file {path} (and rotated copies) not found on this host.") from None
+            except PermissionError:
+                raise errors.Forbidden(f"No permission to read log file {path}.") from None
+            if want_first:
+                first_ms = await asyncio.to_thread(first_time, segments, scan.clock)
         items = scan_node(segments, scan)
         headers = {"Content-Type": "application/x-ndjson", "X-Request-Id": request[REQUEST_ID]}
         if first_ms is not None:
@@ -212,22 +282,23 @@ async def runlog_records(request: web.Request) -> web.StreamResponse:
         stack.close()
 
 
-def create_agent_app(key: str, allowed_dirs: list[str]) -> web.Application:
+def create_agent_app(key: str, allowed_dirs: list[str], allowed_units: list[str] | None = None) -> web.Application:
     if not key:
         raise ValueError("the agent needs a key (--key or DCSLOG_AGENT_KEY)")
     app = web.Application(middlewares=[dcs_envelope])
     app[AGENT_KEY] = key
     app[ALLOWED_DIRS] = tuple(Path(os.path.realpath(d)) for d in allowed_dirs)
+    app[ALLOWED_UNITS] = tuple(allowed_units or ())
     app.router.add_get("/v1/runlog/day", runlog_day)
     app.router.add_get("/v1/runlog/records", runlog_records)
     return app
 
 
 def run_agent(host: str, port: int, key: str, allowed_dirs: list[str], tls_cert: str | None = None,
-              tls_key: str | None = None) -> None:
+              tls_key: str | None = None, allowed_units: list[str] | None = None) -> None:
     context = None
     if tls_cert:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(tls_cert, tls_key)
-    run_app(create_agent_app(key, allowed_dirs), host=host, port=port, ssl_context=context,
+    run_app(create_agent_app(key, allowed_dirs, allowed_units), host=host, port=port, ssl_context=context,
             ready=lambda: log.info("dcslog agent serving %s on %s:%s", ", ".join(allowed_dirs), host, port))

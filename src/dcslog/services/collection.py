@@ -35,6 +35,7 @@ from dcslog.db.models import Instance, Replication, Task
 from dcslog.keys import Keyring
 from dcslog.observability import COLLECTED_BYTES, COLLECTION_SECONDS, COLLECTIONS
 from dcslog.redis.addresses import node_entry
+from dcslog.runlog import journal
 from dcslog.runlog.slicer import SourceChanged, UnknownLogFormat, day_size, write_day
 from dcslog.runlog.sources import log_sources
 from dcslog.services import jobs
@@ -98,7 +99,7 @@ def cut_day(store: ObjectStore, write: Callable[[int], int], key: str,
 
 
 def describe_failure(exc: BaseException, log_file: str) -> str:
-    if isinstance(exc, (AgentError, UnknownLogFormat)):
+    if isinstance(exc, (AgentError, UnknownLogFormat, journal.JournalError)):
         return str(exc)
     if isinstance(exc, SourceChanged):
         return f"Log file {log_file} kept shrinking while it was read (copytruncate rotation?); collect again."
@@ -120,6 +121,8 @@ def estimate_day(log_file: str, day: date, timezone: str) -> int | None:
     the Redis log in its lines); gzip sources count 0 (finding the day
     means decompressing them). None when it cannot be told (no such file, a log we cannot read):
     the cut itself then says why."""
+    if journal.parse(log_file) is not None:  # what journalctl would answer is not known before it runs
+        return None
     tz = ZoneInfo(timezone)
     total = 0
     try:
@@ -133,7 +136,8 @@ def estimate_day(log_file: str, day: date, timezone: str) -> int | None:
 
 def _day_writer(replication: Replication, log_file: str, instance: Instance,
                 keyring: Keyring) -> Callable[[date], Callable[[int], int]]:
-    """How to get a day of this node's log (``log_file``): from the local file, or from the node's `dcslog agent`."""
+    """How to get a day of this node's log (``log_file``): from the local file or the host's journal
+    (``journal:UNIT``), or from the node's `dcslog agent`."""
     agent_url = node_entry(json.loads(instance.agents), replication.host, replication.port)
     if agent_url:
         if instance.agent_key_encrypted is None:  # not from an import: it refuses agents without a key
@@ -141,6 +145,9 @@ def _day_writer(replication: Replication, log_file: str, instance: Instance,
         agent_key = keyring.decrypt(instance.agent_key_encrypted)
         return lambda day: lambda fd: fetch_day(agent_url, agent_key, log_file, day, fd, instance.timezone)
     tz = ZoneInfo(instance.timezone)
+    in_journal = journal.parse(log_file)
+    if in_journal is not None:
+        return lambda day: lambda fd: journal.write_day(in_journal, day, fd, tz)
     return lambda day: lambda fd: write_day(log_file, day, fd, tz)
 
 

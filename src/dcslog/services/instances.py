@@ -17,6 +17,7 @@ from dcslog.keys import Keyring
 from dcslog.redis.addresses import node_entry
 from dcslog.redis.connection import DiscoveryError
 from dcslog.redis.topology import Topology, discover
+from dcslog.runlog import journal
 from dcslog.services import audit
 from dcslog.services.audit import Actor
 from dcslog.services.common import dcs_time, derived_id, get_instance, new_id, utcnow
@@ -53,6 +54,25 @@ def _node_key(address: str) -> str:
     """``HOST:PORT`` as dcslog keys nodes: ``[::1]:6379`` → ``::1:6379`` (as ``f"{host}:{port}"``)."""
     host, _, port = address.rpartition(":")
     return f"{host.removeprefix('[').removesuffix(']')}:{port}"
+
+
+def _journal_sources(overrides: dict[str, str], journals: dict[str, str],
+                     journal_path: str | None) -> dict[str, str]:
+    """``--journal`` as log sources, refusing a node given a --log-file too."""
+    if journal_path and not journals:
+        raise ImportFailed("--journal-path names the journal of the nodes given with --journal: give those.")
+    if journal_path and not journal_path.startswith("/"):
+        raise ImportFailed(f"--journal-path {journal_path!r} must be an absolute path (on the node's host).")
+    sources = {}
+    for address, unit in journals.items():
+        key = _node_key(address)
+        if key in overrides:
+            raise ImportFailed(f"{address} is given both --log-file and --journal: its log is in one of them.")
+        try:
+            sources[key] = journal.render(unit, journal_path)
+        except ValueError as exc:
+            raise ImportFailed(f"--journal {address}={unit}: {exc}.") from None
+    return sources
 
 
 def _check_node_addresses(topology, per_node: dict[str, str], option: str) -> None:
@@ -109,14 +129,20 @@ async def import_instance(session: AsyncSession, keyring: Keyring, actor: Actor,
                           log_file_overrides: dict[str, str] | None = None, timezone: str = "UTC",
                           description: str = "", redis_timeout: float = 5.0, agents: dict[str, str] | None = None,
                           agent_key: str | None = None, replica_addresses: dict[str, str] | None = None,
-                          force: bool = False) -> Instance:
+                          force: bool = False, journals: dict[str, str] | None = None,
+                          journal_path: str | None = None) -> Instance:
     """Connect, discover the topology and register it. Fails (nothing stored) if Redis cannot be reached,
-    or if a node of it belongs to an instance of the project already (unless ``force``)."""
+    or if a node of it belongs to an instance of the project already (unless ``force``).
+
+    ``journals`` maps a node to the systemd unit whose journal holds its log (``--journal``), read
+    from the journal at ``journal_path`` (a directory or file) instead of the host's when given;
+    it is stored as the node's log source, ``journal:UNIT`` (``runlog.journal``)."""
     if not name.strip():
         raise ImportFailed("The instance name must not be empty.")
     _check_redis_url(redis_url)
     _check_timezone(timezone)
     overrides = {_node_key(address): path for address, path in (log_file_overrides or {}).items()}
+    overrides.update(_journal_sources(overrides, journals or {}, journal_path))
     agents = {_node_key(address): url for address, url in (agents or {}).items()}
     if agents and not agent_key:
         raise ImportFailed("--agent needs --agent-key: the key the agents were started with.")
@@ -130,7 +156,8 @@ async def import_instance(session: AsyncSession, keyring: Keyring, actor: Actor,
         raise ImportFailed(f"Cannot import: {exc}") from None
     _check_reported_replicas(topology, replica_addresses)
     _check_node_addresses(topology, agents, "--agent")
-    _check_node_addresses(topology, overrides, "--log-file")
+    _check_node_addresses(topology, {k: v for k, v in overrides.items() if journal.parse(v) is None}, "--log-file")
+    _check_node_addresses(topology, {k: v for k, v in overrides.items() if journal.parse(v)}, "--journal")
     if not force:
         await _check_not_imported(session, project_id, topology)
     parts = urlsplit(redis_url)

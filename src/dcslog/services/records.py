@@ -38,6 +38,7 @@ from dcslog.db import queries
 from dcslog.db.models import Instance, LogFile, Replication
 from dcslog.keys import Keyring
 from dcslog.redis.addresses import node_entry
+from dcslog.runlog import journal
 from dcslog.runlog.grammar import Clock
 from dcslog.runlog.records import Checkpoint, Filters, Record, Scan, Segment, first_time, host_segments, scan_node
 from dcslog.services.common import utcnow
@@ -254,6 +255,13 @@ class _NodeStream:
                 on_scanned=self._count_remote)
             self.stack.callback(stream.close)
             return first_ms, stream
+        in_journal = journal.parse(plan.log_file)
+        if in_journal is not None:
+            # Read from the journal at each request (``journal.scan_segments``).
+            segments: list[Segment] = list(journal.scan_segments(
+                in_journal, q.start_ms, q.end_ms, q.after_for(self.replication_id), q.descending, self.stack))
+            first_ms = journal.first_ms(in_journal, Clock(ZoneInfo(self.tz))) if plan.collected else None
+            return first_ms, scan_node(segments, self._scan(q.end_ms))
         segments = host_segments(plan.log_file, self.stack)
         # Only collected days need the host's first entry (it may sit in an old compressed copy).
         first_ms = first_time(segments, Clock(ZoneInfo(self.tz))) if plan.collected else None
@@ -303,7 +311,7 @@ def _chain(first: Iterator[Record | Checkpoint], second: Iterator[Record | Check
 
 
 def _reason(exc: BaseException, log_file: str | None) -> str:
-    if isinstance(exc, AgentError):
+    if isinstance(exc, (AgentError, journal.JournalError)):
         return str(exc)
     if isinstance(exc, FileNotFoundError):
         return f"log file {log_file} (and rotated copies) not found on this machine"
