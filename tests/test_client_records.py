@@ -668,6 +668,26 @@ def test_tail_follow_goes_on_across_a_server_restart(live):
     assert err.splitlines()[-1] == "error: interrupted" and "Traceback" not in err
 
 
+def test_a_stopping_server_ends_its_follows_and_the_tail_goes_on(live):
+    """SIGTERM to `dcslog serve` with a follow open: the server ends the stream at once (its
+    shutdown does not wait out aiohttp's 60 s timeout for it) and exits; the client follows on
+    from the next process, missing nothing."""
+    live.write("before")
+    tail = live.tail("-n", "1")
+    try:
+        assert len(tail.take(1)) == 1
+        assert live.server is not None
+        live.server.send_signal(signal.SIGTERM)
+        live.server.wait(timeout=20)  # with the stream held open: 60 s
+        down = live.write("while stopped")
+        live.start()
+        back = live.write("to the next process")
+        assert tail.take(2) == down + back
+        assert tail.quiet()
+    finally:
+        tail.kill()
+
+
 @pytest.mark.parametrize("revoked", ["token", "access key"])
 def test_tail_follow_ends_when_its_credential_is_revoked(live, revoked):
     """The endpoint ends a revoked caller's follow with `event: error` (DCS.1001): the command ends

@@ -21,11 +21,16 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
     (The service's modules, too, are imported when an app is made, not with this module.)"""
     from dcslog.api.routes import add_routes
     from dcslog.console import add_console_routes
-    from dcslog.state import SETTINGS
+    from dcslog.state import SETTINGS, STOPPING
 
     settings = settings or Settings()
     app = web.Application(middlewares=[dcs_envelope], client_max_size=MAX_BODY)
     app[SETTINGS] = settings
+    app[STOPPING] = asyncio.Event()
+
+    async def stopping(app: web.Application) -> None:  # before aiohttp waits for the requests in flight
+        app[STOPPING].set()
+    app.on_shutdown.append(stopping)
     add_routes(app)
     add_console_routes(app)
     app.cleanup_ctx.append(_resources(run_worker))

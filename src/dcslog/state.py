@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -20,3 +22,6 @@ KEYRING = web.AppKey("keyring", Keyring)
 JOURNAL = web.AppKey("journal", Journal)  # the audit records of links made and downloads
 DOWNLOAD_BUDGET = web.AppKey("download_budget", DownloadBudget)  # downloads per project per minute
 STORE: web.AppKey[ObjectStore] = web.AppKey("store")
+# Set when the server begins to stop: open follows end at once (their clients reconnect elsewhere
+# with Last-Event-ID) rather than hold the process for aiohttp's 60 s shutdown timeout.
+STOPPING = web.AppKey("stopping", asyncio.Event)

@@ -32,7 +32,7 @@ from dcslog.roles import Caller
 from dcslog.runlog.grammar import LEVELS, ROLES
 from dcslog.services import records, redislog
 from dcslog.services.records import RecordQuery
-from dcslog.state import SESSIONMAKER
+from dcslog.state import SESSIONMAKER, STOPPING
 
 NODE_IDS = re.compile(r"[0-9a-f-]{36}(,[0-9a-f-]{36}){0,127}")
 
@@ -153,7 +153,12 @@ async def _send_follow(request: web.Request, response: web.StreamResponse, follo
                        caller: Caller) -> web.StreamResponse:
     sent_sources = None
     quiet_since = checked_at = time.monotonic()
+    stopping = request.app[STOPPING]
     while True:
+        if stopping.is_set():  # the server stops: the client follows on elsewhere (Last-Event-ID)
+            with contextlib.suppress(ConnectionResetError, ConnectionError):
+                await response.write_eof()
+            return response
         if time.monotonic() - checked_at >= CALLER_RECHECK:
             # A revoked token or key ends its open streams too, within a second: the last event is
             # the error a new request would get.
